@@ -1,0 +1,1 @@
+"""Benchmarks run by ``panelbrain bench ...``: panelbrain against named peers in one process."""

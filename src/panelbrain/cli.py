@@ -1,0 +1,345 @@
+"""The ``panelbrain`` command line.
+
+Exit codes: 0 success, 2 bad input (one line ``error: ...`` on stderr), 1 internal failure.
+``--json`` writes exactly one JSON document to stdout. Heavy modules load inside the command
+that needs them, so ``panelbrain --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from panelbrain.errors import BadInputError, PanelbrainError
+
+app = typer.Typer(
+    name="panelbrain",
+    help="Plain-English questions over weighted survey data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Measure panelbrain against named peers, in one process.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
+DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `panelbrain datasets`).")]
+
+
+def _emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+@app.command()
+def datasets(as_json: JsonOption = False) -> None:
+    """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
+    from panelbrain.data.catalog import default_targets, load_dataset
+    from panelbrain.data.dictionary import dataset_names, load_dictionary
+
+    documents = []
+    for name in dataset_names():
+        spec = load_dictionary(name)
+        loaded = load_dataset(name, rows=1000) if spec.generated else load_dataset(name)
+        targets, _ = default_targets(loaded) if spec.weighting else ({}, None)
+        doc = spec.model_dump(mode="json")
+        doc["resolved_targets"] = targets
+        documents.append(doc)
+    if as_json:
+        _emit_json({"datasets": documents})
+        return
+    for doc in documents:
+        out.rule(f"[bold]{doc['name']}[/] — {doc['title']}")
+        out.print(doc["description"])
+        out.print(f"[dim]Source:[/] {doc['source']}")
+        out.print(f"[dim]Licence:[/] {doc['licence']}   [dim]Data version:[/] {doc['data_version']}")
+        if doc.get("generated"):
+            out.print(f"[dim]Generated:[/] {doc['generated']['rows']:,} rows by default, seed {doc['generated']['seed']}")
+        for table in doc["tables"]:
+            grid = Table(title=f"table {table['name']}: {table['label']}", show_lines=False)
+            for head in ("column", "type", "label", "values", "synonyms"):
+                grid.add_column(head, overflow="fold")
+            for col in table["columns"]:
+                values = ", ".join(f"{v['value']} ({v['label']})" for v in col["values"])
+                grid.add_row(col["name"], col["type"] + (f" · {col['role']}" if col["role"] else ""),
+                             col["label"], values, ", ".join(col["synonyms"]))
+            out.print(grid)
+        if doc["weighting"]:
+            grid = Table(title="default weighting targets")
+            for head in ("variable", "targets", "source"):
+                grid.add_column(head, overflow="fold")
+            for var in doc["weighting"]["variables"]:
+                shares = doc["resolved_targets"][var["column"]]
+                grid.add_row(var["column"], ", ".join(f"{k} {v:.3f}" for k, v in shares.items()), var["source"])
+            out.print(grid)
+            if doc["weighting"]["base_weight"]:
+                out.print(f"[dim]Raking starts from the design weight[/] {doc['weighting']['base_weight']}")
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help="One SELECT statement.")],
+    dataset: DatasetOption = "ces11",
+    as_json: JsonOption = False,
+) -> None:
+    """Run one guarded, read-only SELECT against a dataset."""
+    from panelbrain.data.engine import QueryEngine
+
+    result = QueryEngine.open(dataset).run(statement)
+    if as_json:
+        _emit_json({"sql": result.guarded.sql, "columns": result.columns, "rows": result.records(),
+                    "row_count": len(result.rows), "truncated": result.truncated,
+                    "row_limit": result.guarded.row_limit, "elapsed_ms": round(result.elapsed_ms, 3)})
+        return
+    grid = Table(caption=f"{len(result.rows):,} row(s) in {result.elapsed_ms:.1f} ms" +
+                 (f" — truncated at the row limit ({result.guarded.row_limit:,})" if result.truncated else ""))
+    for column in result.columns:
+        grid.add_column(column)
+    for row in result.rows[:200]:
+        grid.add_row(*(_fmt(v) for v in row))
+    out.print(f"[dim]{result.guarded.sql}[/]")
+    out.print(grid)
+    if len(result.rows) > 200:
+        out.print(f"[dim]showing 200 of {len(result.rows):,} rows; use --json for all[/]")
+
+
+def _read_frame(path: Path) -> Any:
+    import pandas as pd
+
+    if not path.is_file():
+        raise BadInputError(f"input file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise BadInputError(f"cannot read {str(path)!r}: {str(exc).splitlines()[0]}") from None
+    raise BadInputError(f"input {str(path)!r} must be a .csv or .parquet file")
+
+
+def _read_targets(path: Path) -> Any:
+    if not path.is_file():
+        raise BadInputError(f"targets file {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"targets file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+
+
+def _parse_cap(text: str | None) -> float | tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            low, high = text.split(":", 1)
+            return float(low), float(high)
+        return float(text)
+    except ValueError:
+        raise BadInputError(f"--cap must be a number (upper bound) or LOW:HIGH, got {text!r}") from None
+
+
+@app.command()
+def rake(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Respondents, .csv or .parquet.")],
+    targets: Annotated[Path, typer.Option("--targets", "-t", help='JSON: {"variable": {"category": proportion}}.')],
+    cap: Annotated[str | None, typer.Option(help="Largest weight (mean weight is 1), or LOW:HIGH.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Write the rows plus a weight column (.csv or .parquet).")] = None,
+    base_weight: Annotated[str | None, typer.Option(help="Column of design weights to start from.")] = None,
+    weight_column: Annotated[str, typer.Option(help="Name of the weight column written by --out.")] = "weight",
+    tol: Annotated[float, typer.Option(help="Largest gap allowed between a weighted share and its target.")] = 1e-10,
+    max_iter: Annotated[int, typer.Option(help="Most raking passes before giving up.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Rim-weight (rake) respondents to marginal targets, and report the weights' quality."""
+    from panelbrain.data.weighting import rake as rake_frame
+
+    frame = _read_frame(input_path)
+    spec = _read_targets(targets)
+    if out_path is not None:
+        if out_path.suffix.lower() not in (".csv", ".parquet"):
+            raise BadInputError(f"--out {str(out_path)!r} must end in .csv or .parquet")
+        if out_path.resolve() == input_path.resolve():
+            raise BadInputError("--out must not be the input file: the input is never overwritten")
+        if weight_column in frame.columns and weight_column != base_weight:
+            raise BadInputError(f"the input already has a column {weight_column!r}; choose another with --weight-column")
+    result = rake_frame(frame, spec, cap=_parse_cap(cap), tol=tol, max_iter=max_iter, base_weight=base_weight)
+    if out_path is not None:
+        written = frame.assign(**{weight_column: result.weights})
+        if out_path.suffix.lower() == ".csv":
+            written.to_csv(out_path, index=False, float_format="%.17g")
+        else:
+            written.to_parquet(out_path, index=False)
+    report = result.report
+    if as_json:
+        _emit_json(report.model_dump(mode="json") | ({"out": str(out_path)} if out_path else {}))
+        return
+    summary = Table(title=f"Rim weighting of {report.n:,} respondents", show_header=False)
+    summary.add_column(style="dim")
+    summary.add_column(justify="right")
+    for label, value in (
+        ("converged", f"yes, {report.iterations} iteration(s), residual {report.residual:.2e}"),
+        ("weighted total", _fmt(report.weighted_total)),
+        ("effective n (Kish)", f"{report.effective_n:,.1f}"),
+        ("weighting efficiency", f"{report.efficiency:.1%}"),
+        ("design effect", f"{report.design_effect:.3f}"),
+        ("min / max weight", f"{report.min_weight:.4f} / {report.max_weight:.4f}"),
+        ("cells", f"{report.cells:,}"),
+        ("cap", "none" if report.cap is None else f"{report.cap[0]:g} .. {report.cap[1]:g}"),
+    ):
+        summary.add_row(label, value)
+    out.print(summary)
+    shares = Table(title="target vs unweighted vs weighted share")
+    for head in ("variable", "category", "respondents", "target", "unweighted", "weighted"):
+        shares.add_column(head, justify="left" if head in ("variable", "category") else "right")
+    for var in report.variables:
+        for i, cat in enumerate(var.categories):
+            shares.add_row(var.variable if i == 0 else "", cat.category, f"{cat.respondents:,}",
+                           f"{cat.target:.4f}", f"{cat.unweighted:.4f}", f"{cat.weighted:.4f}")
+    out.print(shares)
+    if out_path is not None:
+        out.print(f"wrote {report.n:,} rows with column {weight_column!r} to {out_path}")
+
+
+@app.command()
+def tabulate(
+    measure: Annotated[str, typer.Argument(help="Column to estimate: shares of a categorical, mean of a numeric.")],
+    by: Annotated[str | None, typer.Option(help="Column to break the estimate down by.")] = None,
+    value: Annotated[list[str] | None, typer.Option(help="Only these values of a categorical measure.")] = None,
+    dataset: DatasetOption = "ces11",
+    unweighted: Annotated[bool, typer.Option(help="Ignore the weights.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Weighted table of one measure, overall and by group, with 95 % intervals."""
+    from panelbrain.data.catalog import load_dataset, weight_dataset
+    from panelbrain.data.estimates import weighted_means, weighted_shares
+
+    data = load_dataset(dataset)
+    weights = None if unweighted else weight_dataset(data).weights
+    table = data.table
+    if measure not in table.column_names:
+        raise BadInputError(f"{measure!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})")
+    if by is not None and by not in table.column_names:
+        raise BadInputError(f"--by {by!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})")
+    if table.column(measure).type == "categorical":
+        result = weighted_shares(data.frame, measure, values=value, by=by, weights=weights)
+    else:
+        result = weighted_means(data.frame, measure, by=by, weights=weights)
+    if as_json:
+        _emit_json(result.model_dump(mode="json"))
+        return
+    column = table.column(measure)
+    title = f"{column.label} — {'weighted' if weights is not None else 'unweighted'} {result.kind}s" + (
+        f" by {table.column(by).label.lower()}" if by else "")
+    grid = Table(title=title, caption=result.method)
+    for head in ("group", "value", "estimate", "95% CI", "weighted base", "n", "sig"):
+        grid.add_column(head, justify="left" if head in ("group", "value") else "right")
+    is_share = result.kind == "share"
+    for row in result.rows:
+        pct = (lambda x: f"{x:.1%}") if is_share else (lambda x: f"{x:,.2f}")
+        label = table.column(by).value_label(row.group) if by and row.group != "All" else row.group
+        grid.add_row(label, column.value_label(row.category) if row.category else "",
+                     pct(row.estimate), f"{pct(row.ci_low)} – {pct(row.ci_high)}",
+                     f"{row.weighted_base:,.1f}", f"{row.unweighted_base:,}", "*" if row.significant else "")
+    out.print(grid)
+
+
+@app.command()
+def export(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Destination .csv or .parquet.")],
+    rows: Annotated[int | None, typer.Option(help="Rows to generate (generated datasets only).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (generated datasets only).")] = None,
+) -> None:
+    """Write a dataset's main table to a file (generate a synthetic panel of any size)."""
+    from panelbrain.data.catalog import load_dataset
+    from panelbrain.data.dictionary import load_dictionary
+
+    if (rows is not None or seed is not None) and load_dictionary(dataset).generated is None:
+        raise BadInputError(f"--rows and --seed apply to generated datasets; {dataset!r} is not one")
+    suffix = out_path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise BadInputError(f"--out {str(out_path)!r} must end in .csv or .parquet")
+    with err.status(f"building {dataset}..."):
+        frame = load_dataset(dataset, rows=rows, seed=seed).frame
+        if suffix == ".csv":
+            frame.to_csv(out_path, index=False)
+        else:
+            frame.to_parquet(out_path, index=False)
+    err.print(f"wrote {len(frame):,} rows to {out_path}")
+
+
+@bench_app.command("rake")
+def bench_rake(
+    rows: Annotated[int, typer.Option(help="Respondents in the synthetic panel.")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="Timed runs per tool; the best is reported.")] = 5,
+    seed: Annotated[int, typer.Option(help="Panel seed.")] = 2011,
+    as_json: JsonOption = False,
+) -> None:
+    """Rake one synthetic panel with panelbrain, weightipy and ipfn; print seconds and ratios."""
+    from panelbrain.bench.rake import run_rake_benchmark
+
+    if rows < 1 or repeat < 1:
+        raise BadInputError("--rows and --repeat must be at least 1")
+    result = run_rake_benchmark(rows=rows, repeat=repeat, seed=seed, progress=None if as_json else err)
+    if as_json:
+        _emit_json(result)
+        return
+    grid = Table(title=f"Raking {rows:,} rows x {result['variables']} variables (best of {repeat})",
+                 caption=result["note"])
+    for head in ("tool", "seconds", "vs panelbrain", "max |w - w_panelbrain|", "effective n"):
+        grid.add_column(head, justify="left" if head == "tool" else "right")
+    for tool in result["tools"]:
+        grid.add_row(tool["name"], f"{tool['seconds']:.4f}", f"{tool['ratio']:.1f}x",
+                     f"{tool['max_abs_diff']:.1e}", f"{tool['effective_n']:,.1f}")
+    out.print(grid)
+    out.print(f"panelbrain is {result['speedup_vs_fastest_peer']:.1f}x faster than the fastest peer "
+              f"({result['fastest_peer']}).")
+
+
+def main() -> NoReturn:
+    """Entry point: map every failure onto the exit-code contract, never a traceback."""
+    debug = bool(os.environ.get("PANELBRAIN_DEBUG"))
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument, ...
+        if not exc.format_message():  # bare `panelbrain`: help was printed, nothing failed
+            sys.exit(0)
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    except PanelbrainError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc.message}\n")
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # the last line of defence: report, don't dump a traceback
+        if debug:
+            raise
+        sys.stderr.write(f"error: internal failure ({type(exc).__name__}: {exc}); rerun with PANELBRAIN_DEBUG=1 for details\n")
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""Rim weighting (raking) on collapsed cells, with an optional cap applied inside the loop.
+
+Respondents who share a category on every weighting variable (and, with a cap, the same base
+weight) always get the same weight, so iterative proportional fitting runs on the table of those
+cells (hundreds of entries) instead of on every row (millions), and rows take their cell's weight
+once at the end. Bad targets are hard errors: the traps that other raking tools fall into
+silently (rescaling targets that do not sum to 1, ignoring empty categories, weighting missing
+values as 1, stopping early) are each refused with a message naming the variable and category.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from panelbrain.errors import ConvergenceError, TargetsError, UnreachableTargetsError
+
+SUM_TOLERANCE = 1e-6
+# Above this many possible cells, the cell index is built by sorting rather than counting.
+_DENSE_CELL_LIMIT = 1 << 22
+# With a cap, give up when the residual has not halved over this many iterations.
+_STALL_WINDOW = 50
+
+Targets = Mapping[str, Mapping[str, float]]
+Cap = float | tuple[float, float] | None
+
+
+class CategoryShare(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    target: float
+    unweighted: float
+    weighted: float
+    respondents: int
+
+
+class VariableReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    variable: str
+    max_abs_error: float
+    categories: list[CategoryShare]
+
+
+class RakeReport(BaseModel):
+    """Diagnostics of one raking run; every figure is on weights normalised to mean 1."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    weighted_total: float
+    effective_n: float
+    efficiency: float
+    design_effect: float
+    min_weight: float
+    max_weight: float
+    iterations: int
+    converged: bool
+    residual: float
+    cells: int
+    cap: tuple[float, float] | None
+    base_weight: str | None
+    variables: list[VariableReport]
+
+
+@dataclass(frozen=True)
+class RakeResult:
+    """Row weights (mean 1, aligned with the input frame's index) and their report."""
+
+    weights: pd.Series
+    report: RakeReport
+
+
+@dataclass(frozen=True)
+class _Variable:
+    name: str
+    categories: list[str]  # target categories, in target order
+    shares: np.ndarray  # target proportions
+    codes: np.ndarray  # per row: code into labels (-1 never occurs: missing values are refused)
+    labels: list[str]  # data label of each code
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A variable after checking its data against its targets, at the level of cells."""
+
+    variable: _Variable
+    cell_cats: np.ndarray  # per occupied cell: index into variable.categories
+    counts: np.ndarray  # respondents per target category
+
+
+def _label(value: Any) -> str:
+    """Render a data value as a target key: 2.0 -> "2", so numeric codes match JSON keys."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _first_bad_row(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    return repr(frame.index[int(np.argmax(mask))])
+
+
+def _normalise_cap(cap: Cap) -> tuple[float, float] | None:
+    if cap is None:
+        return None
+    lower, upper = (0.0, float(cap)) if isinstance(cap, int | float) else map(float, cap)
+    if not (math.isfinite(upper) and upper > 1.0):
+        raise TargetsError(f"cap: the upper bound must be a number above 1 (the mean weight), got {upper}")
+    if not (math.isfinite(lower) and 0.0 <= lower < 1.0):
+        raise TargetsError(f"cap: the lower bound must be at least 0 and below 1, got {lower}")
+    return lower, upper
+
+
+def _check_target_values(variable: str, spec: Any) -> dict[str, float]:
+    if not isinstance(spec, Mapping) or not spec:
+        raise TargetsError(f"targets for {variable!r} must be a non-empty mapping of category to proportion")
+    shares: dict[str, float] = {}
+    for category, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise TargetsError(f"target {variable!r}={category!r} must be a finite number, got {value!r}")
+        if value < 0:
+            raise TargetsError(f"target {variable!r}={category!r} is negative ({value})")
+        shares[str(category)] = float(value)
+    total = math.fsum(shares.values())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise TargetsError(
+            f"targets for {variable!r} sum to {total:.10g}, not 1 (tolerance {SUM_TOLERANCE:g}); "
+            "give proportions that add up to 1"
+        )
+    return shares
+
+
+def _codes_of(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes per row (-1 for missing) and the label of each code."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # The Categorical's own codes array: a view, where ``.cat.codes`` builds a new Series.
+        return column.array.codes, [_label(c) for c in column.cat.categories.tolist()]
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return codes, [_label(u) for u in uniques]
+
+
+def _prepare_variable(frame: pd.DataFrame, name: str, spec: Any) -> _Variable:
+    """Row-level checks only (cheap): the rest happens on the cell table."""
+    shares = _check_target_values(name, spec)
+    if name not in frame.columns:
+        raise TargetsError(
+            f"unknown variable {name!r}: not a column of the data "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+    codes, labels = _codes_of(frame[name])
+    if len(codes) and codes.min() < 0:
+        missing = codes < 0
+        raise TargetsError(
+            f"{name!r} has {int(missing.sum()):,} missing value(s) (first at row "
+            f"{_first_bad_row(frame, missing)}); impute or drop them before weighting"
+        )
+    categories = list(shares)
+    return _Variable(name, categories, np.array([shares[c] for c in categories]), codes, labels)
+
+
+def _resolve(variable: _Variable, raw_cell_codes: np.ndarray, cell_count: np.ndarray) -> _Resolved:
+    """Match the data's categories to the targets', using counts from the cell table."""
+    present = np.bincount(raw_cell_codes, weights=cell_count, minlength=len(variable.labels))
+    position = {c: i for i, c in enumerate(variable.categories)}
+    lookup = np.full(len(variable.labels), -1, dtype=np.intp)
+    for code, label in enumerate(variable.labels):
+        if label in position:
+            lookup[code] = position[label]
+        elif present[code]:
+            raise TargetsError(
+                f"{variable.name!r}={label!r} appears in the data ({int(present[code]):,} "
+                "respondents) but has no target; add a target for it or recode it"
+            )
+    counts = np.zeros(len(variable.categories), dtype=np.int64)
+    np.add.at(counts, lookup[lookup >= 0], present[lookup >= 0].astype(np.int64))
+    for i, category in enumerate(variable.categories):
+        if counts[i] == 0 and variable.shares[i] > 0:
+            raise TargetsError(
+                f"target category {variable.name!r}={category!r} has no respondents in the data; "
+                "drop it or merge it with a neighbouring category"
+            )
+        if counts[i] > 0 and variable.shares[i] == 0:
+            raise TargetsError(
+                f"target {variable.name!r}={category!r} is 0 but {int(counts[i]):,} respondents "
+                "have it; drop those rows or give it a positive target"
+            )
+    return _Resolved(variable, lookup[raw_cell_codes], counts)
+
+
+def _base_weights(frame: pd.DataFrame, base_weight: str | None) -> np.ndarray | None:
+    if base_weight is None:
+        return None
+    if base_weight not in frame.columns:
+        raise TargetsError(f"base weight {base_weight!r} is not a column of the data")
+    values = pd.to_numeric(frame[base_weight], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        raise TargetsError(
+            f"base weight {base_weight!r} must be a positive number on every row; "
+            f"{int(bad.sum()):,} row(s) are not (first at row {_first_bad_row(frame, bad)})"
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class _Cells:
+    of_row: np.ndarray  # per row: cell id
+    count: np.ndarray  # per occupied cell: respondents
+    occupied: np.ndarray  # cell ids that hold respondents (dense) or all (sparse)
+    raw_codes: list[np.ndarray]  # per variable: data code of each occupied cell
+    n_ids: int  # size of the id space of of_row
+
+
+def _cells(codes: list[np.ndarray], sizes: list[int]) -> _Cells:
+    """Collapse rows into cells: the one pass over the rows that raking needs.
+
+    The cell id is the mixed-radix number of the row's codes (Horner's rule, in the narrowest
+    integer type that holds every id, because these passes are memory-bound); the codes of an
+    occupied cell are then read back from its id, so no per-row work is repeated.
+    """
+    total = math.prod(sizes)
+    dtype = np.int16 if total < 2**15 else np.int32 if total < 2**31 else np.int64
+    cell = codes[0].astype(dtype) if len(codes) == 1 else np.multiply(codes[0], sizes[1], dtype=dtype)
+    for i in range(1, len(codes)):
+        cell += codes[i]
+        if i + 1 < len(codes):
+            cell *= dtype(sizes[i + 1])
+    if total <= _DENSE_CELL_LIMIT:
+        count_all = np.bincount(cell, minlength=total)
+        occupied = np.flatnonzero(count_all)
+        raw = np.unravel_index(occupied, sizes)
+        return _Cells(cell, count_all[occupied].astype(float), occupied, list(raw), total)
+    ids, inverse, count = np.unique(cell, return_inverse=True, return_counts=True)
+    raw = np.unravel_index(ids, sizes)
+    return _Cells(inverse, count.astype(float), np.arange(len(ids)), list(raw), len(ids))
+
+
+def rake(
+    frame: pd.DataFrame,
+    targets: Targets,
+    *,
+    cap: Cap = None,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    base_weight: str | None = None,
+) -> RakeResult:
+    """Rake ``frame`` to the marginal ``targets`` and return weights with mean 1.
+
+    Parameters
+    ----------
+    frame
+        One row per respondent. Weighting variables may be categorical, string or integer.
+    targets
+        ``{"variable": {"category": proportion, ...}, ...}``; categories as they appear in the
+        data, proportions summing to 1 for each variable.
+    cap
+        Upper bound on any weight (relative to the mean weight, 1), or ``(lower, upper)``.
+        Applied inside the loop, so the result meets the targets *and* the bounds.
+    tol
+        Largest absolute difference allowed between a weighted share and its target.
+    max_iter
+        Passes over all variables before giving up with :class:`ConvergenceError`.
+    base_weight
+        Column of design weights to start from (default: every row 1).
+
+    Raises
+    ------
+    TargetsError
+        Bad targets or data: they name the variable and category.
+    ConvergenceError, UnreachableTargetsError
+        The targets could not be met (the message gives the residual).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"sex": ["f", "f", "m", "m", "m"]})
+    >>> result = rake(frame, {"sex": {"f": 0.5, "m": 0.5}})
+    >>> result.weights.round(4).tolist()
+    [1.25, 1.25, 0.8333, 0.8333, 0.8333]
+    """
+    if not isinstance(targets, Mapping) or not targets:
+        raise TargetsError("targets must be a non-empty mapping of variable to category proportions")
+    if len(frame) == 0:
+        raise TargetsError("the data has no rows to weight")
+    bounds = _normalise_cap(cap)
+    variables = [_prepare_variable(frame, str(name), spec) for name, spec in targets.items()]
+    base = _base_weights(frame, base_weight)
+    n = len(frame)
+
+    codes = [v.codes for v in variables]
+    sizes = [max(len(v.labels), 1) for v in variables]
+    if base is not None and bounds is not None:
+        # Under a cap, rows of one cell with different base weights hit the cap differently.
+        base_codes, base_values = pd.factorize(base)
+        codes.append(base_codes)
+        sizes.append(len(base_values))
+    cells = _cells(codes, sizes)
+    resolved = [_resolve(v, raw, cells.count) for v, raw in zip(variables, cells.raw_codes, strict=False)]
+    count = cells.count
+    if base is None:
+        mass = count.copy()
+    else:
+        mass_all = np.bincount(cells.of_row, weights=base, minlength=cells.n_ids)
+        mass = mass_all[cells.occupied] * (n / mass_all.sum())
+    if bounds is not None:
+        _check_cap_reachable(resolved, bounds, n)
+
+    cell_cats = [r.cell_cats for r in resolved]
+    totals = [v.shares * n for v in variables]
+    # All variables' margins in one bincount: category i of variable v sits at offset[v] + i.
+    offsets = np.cumsum([0] + [len(t) for t in totals[:-1]])
+    stacked = np.concatenate([cats + off for cats, off in zip(cell_cats, offsets, strict=True)])
+    stacked_totals = np.concatenate(totals)
+    n_vars = len(variables)
+    weight = mass.copy()
+    residual = math.inf
+    history: list[float] = []
+    iterations = 0
+    converged = False
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        for cats, total in zip(cell_cats, totals, strict=True):
+            current = np.bincount(cats, weights=weight, minlength=len(total))
+            weight *= (total / current)[cats]
+        if bounds is not None:
+            weight = np.clip(weight / count, bounds[0], bounds[1]) * count
+        margins = np.bincount(stacked, weights=np.tile(weight, n_vars), minlength=len(stacked_totals))
+        residual = float(np.abs(margins - stacked_totals).max()) / n
+        if residual <= tol:
+            converged = True
+            break
+        history.append(residual)
+        if bounds is not None and len(history) > _STALL_WINDOW and residual > history[-_STALL_WINDOW] / 2:
+            raise UnreachableTargetsError(
+                f"cap {_cap_text(bounds)} makes the targets unreachable: after {iterations} "
+                f"iterations the largest gap between a weighted share and its target is "
+                f"{residual:.3g} ({_worst(resolved, weight, n)}); raise the cap or coarsen the "
+                "targets",
+                residual=residual,
+            )
+    if not converged:
+        raise ConvergenceError(
+            f"raking did not converge within {max_iter} iterations: the largest gap between a "
+            f"weighted share and its target is {residual:.3g} ({_worst(resolved, weight, n)}); "
+            "check for categories that never occur together, or raise max_iter",
+            residual=residual,
+        )
+
+    adjustment = np.zeros(cells.n_ids)
+    adjustment[cells.occupied] = weight / mass
+    if base is None:
+        row_weight = np.take(adjustment, cells.of_row)
+        # Every row of a cell shares its weight, so the row statistics come from the cells.
+        per_row = weight / count
+        square_sum = float(np.dot(count, per_row * per_row))
+        extremes = (float(per_row.min()), float(per_row.max()))
+    else:
+        row_weight = np.take(adjustment, cells.of_row) * (base * (n / base.sum()))
+        square_sum = float(np.dot(row_weight, row_weight))
+        extremes = (float(row_weight.min()), float(row_weight.max()))
+    report = _report(resolved, weight, n, square_sum, extremes, iterations, residual, bounds, base_weight)
+    return RakeResult(pd.Series(row_weight, index=frame.index, name="weight", copy=False), report)
+
+
+def _cap_text(bounds: tuple[float, float]) -> str:
+    return f"{bounds[1]:g}" if bounds[0] == 0 else f"{bounds[0]:g}..{bounds[1]:g}"
+
+
+def _check_cap_reachable(resolved: list[_Resolved], bounds: tuple[float, float], n: int) -> None:
+    """Refuse at once a target that no weights within the bounds can reach."""
+    lower, upper = bounds
+    for r in resolved:
+        v = r.variable
+        reach_high = r.counts * upper / n
+        reach_low = r.counts * lower / n
+        for i, category in enumerate(v.categories):
+            if v.shares[i] > reach_high[i] + SUM_TOLERANCE or v.shares[i] < reach_low[i] - SUM_TOLERANCE:
+                gap = max(v.shares[i] - reach_high[i], reach_low[i] - v.shares[i])
+                raise UnreachableTargetsError(
+                    f"cap {_cap_text(bounds)} makes the targets unreachable: {v.name!r}={category!r} "
+                    f"has {int(r.counts[i]):,} of {n:,} respondents and a target of {v.shares[i]:.4g}, "
+                    f"which needs weights outside the bounds (residual {gap:.4g}); raise the cap",
+                    residual=gap,
+                )
+
+
+def _worst(resolved: list[_Resolved], weight: np.ndarray, n: int) -> str:
+    worst, where = -1.0, ""
+    for r in resolved:
+        v = r.variable
+        gaps = np.abs(np.bincount(r.cell_cats, weights=weight, minlength=len(v.shares)) / n - v.shares)
+        i = int(np.argmax(gaps))
+        if gaps[i] > worst:
+            worst, where = float(gaps[i]), f"{v.name!r}={v.categories[i]!r}"
+    return where
+
+
+def _report(
+    resolved: list[_Resolved],
+    weight: np.ndarray,
+    n: int,
+    square_sum: float,
+    extremes: tuple[float, float],
+    iterations: int,
+    residual: float,
+    bounds: tuple[float, float] | None,
+    base_weight: str | None,
+) -> RakeReport:
+    total = float(weight.sum())
+    effective = total * total / square_sum
+    reports = []
+    for r in resolved:
+        v = r.variable
+        weighted = np.bincount(r.cell_cats, weights=weight, minlength=len(v.shares)) / total
+        unweighted = r.counts / n
+        reports.append(
+            VariableReport(
+                variable=v.name,
+                max_abs_error=float(np.max(np.abs(weighted - v.shares))),
+                categories=[
+                    CategoryShare(
+                        category=c,
+                        target=float(v.shares[i]),
+                        unweighted=float(unweighted[i]),
+                        weighted=float(weighted[i]),
+                        respondents=int(r.counts[i]),
+                    )
+                    for i, c in enumerate(v.categories)
+                ],
+            )
+        )
+    return RakeReport(
+        n=n,
+        weighted_total=total,
+        effective_n=effective,
+        efficiency=effective / n,
+        design_effect=n / effective,
+        min_weight=extremes[0],
+        max_weight=extremes[1],
+        iterations=iterations,
+        converged=True,
+        residual=residual,
+        cells=len(weight),
+        cap=bounds,
+        base_weight=base_weight,
+        variables=reports,
+    )
