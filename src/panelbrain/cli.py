@@ -33,7 +33,9 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
-DatasetOption = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (see `panelbrain datasets`).")]
+DatasetOption = Annotated[
+    str, typer.Option("--dataset", "-d", help="Dataset name (see `panelbrain datasets`).")
+]
 
 
 def _emit_json(document: Any) -> None:
@@ -69,15 +71,23 @@ def datasets(as_json: JsonOption = False) -> None:
         out.print(f"[dim]Source:[/] {doc['source']}")
         out.print(f"[dim]Licence:[/] {doc['licence']}   [dim]Data version:[/] {doc['data_version']}")
         if doc.get("generated"):
-            out.print(f"[dim]Generated:[/] {doc['generated']['rows']:,} rows by default, seed {doc['generated']['seed']}")
+            out.print(
+                f"[dim]Generated:[/] {doc['generated']['rows']:,} rows by default, "
+                f"seed {doc['generated']['seed']}"
+            )
         for table in doc["tables"]:
             grid = Table(title=f"table {table['name']}: {table['label']}", show_lines=False)
             for head in ("column", "type", "label", "values", "synonyms"):
                 grid.add_column(head, overflow="fold")
             for col in table["columns"]:
                 values = ", ".join(f"{v['value']} ({v['label']})" for v in col["values"])
-                grid.add_row(col["name"], col["type"] + (f" · {col['role']}" if col["role"] else ""),
-                             col["label"], values, ", ".join(col["synonyms"]))
+                grid.add_row(
+                    col["name"],
+                    col["type"] + (f" · {col['role']}" if col["role"] else ""),
+                    col["label"],
+                    values,
+                    ", ".join(col["synonyms"]),
+                )
             out.print(grid)
         if doc["weighting"]:
             grid = Table(title="default weighting targets")
@@ -85,7 +95,9 @@ def datasets(as_json: JsonOption = False) -> None:
                 grid.add_column(head, overflow="fold")
             for var in doc["weighting"]["variables"]:
                 shares = doc["resolved_targets"][var["column"]]
-                grid.add_row(var["column"], ", ".join(f"{k} {v:.3f}" for k, v in shares.items()), var["source"])
+                grid.add_row(
+                    var["column"], ", ".join(f"{k} {v:.3f}" for k, v in shares.items()), var["source"]
+                )
             out.print(grid)
             if doc["weighting"]["base_weight"]:
                 out.print(f"[dim]Raking starts from the design weight[/] {doc['weighting']['base_weight']}")
@@ -102,12 +114,22 @@ def sql(
 
     result = QueryEngine.open(dataset).run(statement)
     if as_json:
-        _emit_json({"sql": result.guarded.sql, "columns": result.columns, "rows": result.records(),
-                    "row_count": len(result.rows), "truncated": result.truncated,
-                    "row_limit": result.guarded.row_limit, "elapsed_ms": round(result.elapsed_ms, 3)})
+        _emit_json(
+            {
+                "sql": result.guarded.sql,
+                "columns": result.columns,
+                "rows": result.records(),
+                "row_count": len(result.rows),
+                "truncated": result.truncated,
+                "row_limit": result.guarded.row_limit,
+                "elapsed_ms": round(result.elapsed_ms, 3),
+            }
+        )
         return
-    grid = Table(caption=f"{len(result.rows):,} row(s) in {result.elapsed_ms:.1f} ms" +
-                 (f" — truncated at the row limit ({result.guarded.row_limit:,})" if result.truncated else ""))
+    grid = Table(
+        caption=f"{len(result.rows):,} row(s) in {result.elapsed_ms:.1f} ms"
+        + (f" — truncated at the row limit ({result.guarded.row_limit:,})" if result.truncated else "")
+    )
     for column in result.columns:
         grid.add_column(column)
     for row in result.rows[:200]:
@@ -140,7 +162,10 @@ def _read_targets(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise BadInputError(f"targets file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise BadInputError(
+            f"targets file {str(path)!r} is not valid JSON: {exc.msg} "
+            f"at line {exc.lineno}, column {exc.colno}"
+        ) from None
 
 
 def _parse_cap(text: str | None) -> float | tuple[float, float] | None:
@@ -158,12 +183,21 @@ def _parse_cap(text: str | None) -> float | tuple[float, float] | None:
 @app.command()
 def rake(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Respondents, .csv or .parquet.")],
-    targets: Annotated[Path, typer.Option("--targets", "-t", help='JSON: {"variable": {"category": proportion}}.')],
+    targets: Annotated[
+        Path, typer.Option("--targets", "-t", help='JSON: {"variable": {"category": proportion}}.')
+    ],
     cap: Annotated[str | None, typer.Option(help="Largest weight (mean weight is 1), or LOW:HIGH.")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Write the rows plus a weight column (.csv or .parquet).")] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the rows plus a weight column (.csv or .parquet)."),
+    ] = None,
     base_weight: Annotated[str | None, typer.Option(help="Column of design weights to start from.")] = None,
-    weight_column: Annotated[str, typer.Option(help="Name of the weight column written by --out.")] = "weight",
-    tol: Annotated[float, typer.Option(help="Largest gap allowed between a weighted share and its target.")] = 1e-10,
+    weight_column: Annotated[
+        str, typer.Option(help="Name of the weight column written by --out.")
+    ] = "weight",
+    tol: Annotated[
+        float, typer.Option(help="Largest gap allowed between a weighted share and its target.")
+    ] = 1e-10,
     max_iter: Annotated[int, typer.Option(help="Most raking passes before giving up.")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
@@ -178,7 +212,9 @@ def rake(
         if out_path.resolve() == input_path.resolve():
             raise BadInputError("--out must not be the input file: the input is never overwritten")
         if weight_column in frame.columns and weight_column != base_weight:
-            raise BadInputError(f"the input already has a column {weight_column!r}; choose another with --weight-column")
+            raise BadInputError(
+                f"the input already has a column {weight_column!r}; choose another with --weight-column"
+            )
     result = rake_frame(frame, spec, cap=_parse_cap(cap), tol=tol, max_iter=max_iter, base_weight=base_weight)
     if out_path is not None:
         written = frame.assign(**{weight_column: result.weights})
@@ -210,8 +246,14 @@ def rake(
         shares.add_column(head, justify="left" if head in ("variable", "category") else "right")
     for var in report.variables:
         for i, cat in enumerate(var.categories):
-            shares.add_row(var.variable if i == 0 else "", cat.category, f"{cat.respondents:,}",
-                           f"{cat.target:.4f}", f"{cat.unweighted:.4f}", f"{cat.weighted:.4f}")
+            shares.add_row(
+                var.variable if i == 0 else "",
+                cat.category,
+                f"{cat.respondents:,}",
+                f"{cat.target:.4f}",
+                f"{cat.unweighted:.4f}",
+                f"{cat.weighted:.4f}",
+            )
     out.print(shares)
     if out_path is not None:
         out.print(f"wrote {report.n:,} rows with column {weight_column!r} to {out_path}")
@@ -219,9 +261,13 @@ def rake(
 
 @app.command()
 def tabulate(
-    measure: Annotated[str, typer.Argument(help="Column to estimate: shares of a categorical, mean of a numeric.")],
+    measure: Annotated[
+        str, typer.Argument(help="Column to estimate: shares of a categorical, mean of a numeric.")
+    ],
     by: Annotated[str | None, typer.Option(help="Column to break the estimate down by.")] = None,
-    value: Annotated[list[str] | None, typer.Option(help="Only these values of a categorical measure.")] = None,
+    value: Annotated[
+        list[str] | None, typer.Option(help="Only these values of a categorical measure.")
+    ] = None,
     dataset: DatasetOption = "ces11",
     unweighted: Annotated[bool, typer.Option(help="Ignore the weights.")] = False,
     as_json: JsonOption = False,
@@ -234,9 +280,13 @@ def tabulate(
     weights = None if unweighted else weight_dataset(data).weights
     table = data.table
     if measure not in table.column_names:
-        raise BadInputError(f"{measure!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})")
+        raise BadInputError(
+            f"{measure!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})"
+        )
     if by is not None and by not in table.column_names:
-        raise BadInputError(f"--by {by!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})")
+        raise BadInputError(
+            f"--by {by!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})"
+        )
     if table.column(measure).type == "categorical":
         result = weighted_shares(data.frame, measure, values=value, by=by, weights=weights)
     else:
@@ -246,17 +296,27 @@ def tabulate(
         return
     column = table.column(measure)
     title = f"{column.label} — {'weighted' if weights is not None else 'unweighted'} {result.kind}s" + (
-        f" by {table.column(by).label.lower()}" if by else "")
+        f" by {table.column(by).label.lower()}" if by else ""
+    )
     grid = Table(title=title, caption=result.method)
     for head in ("group", "value", "estimate", "95% CI", "weighted base", "n", "sig"):
         grid.add_column(head, justify="left" if head in ("group", "value") else "right")
-    is_share = result.kind == "share"
+    number = "{:.1%}" if result.kind == "share" else "{:,.2f}"
+
+    def pct(value: float) -> str:
+        return number.format(value)
+
     for row in result.rows:
-        pct = (lambda x: f"{x:.1%}") if is_share else (lambda x: f"{x:,.2f}")
         label = table.column(by).value_label(row.group) if by and row.group != "All" else row.group
-        grid.add_row(label, column.value_label(row.category) if row.category else "",
-                     pct(row.estimate), f"{pct(row.ci_low)} – {pct(row.ci_high)}",
-                     f"{row.weighted_base:,.1f}", f"{row.unweighted_base:,}", "*" if row.significant else "")
+        grid.add_row(
+            label,
+            column.value_label(row.category) if row.category else "",
+            pct(row.estimate),
+            f"{pct(row.ci_low)} – {pct(row.ci_high)}",
+            f"{row.weighted_base:,.1f}",
+            f"{row.unweighted_base:,}",
+            "*" if row.significant else "",
+        )
     out.print(grid)
 
 
@@ -301,16 +361,25 @@ def bench_rake(
     if as_json:
         _emit_json(result)
         return
-    grid = Table(title=f"Raking {rows:,} rows x {result['variables']} variables (best of {repeat})",
-                 caption=result["note"])
+    grid = Table(
+        title=f"Raking {rows:,} rows x {result['variables']} variables (best of {repeat})",
+        caption=result["note"],
+    )
     for head in ("tool", "seconds", "vs panelbrain", "max |w - w_panelbrain|", "effective n"):
         grid.add_column(head, justify="left" if head == "tool" else "right")
     for tool in result["tools"]:
-        grid.add_row(tool["name"], f"{tool['seconds']:.4f}", f"{tool['ratio']:.1f}x",
-                     f"{tool['max_abs_diff']:.1e}", f"{tool['effective_n']:,.1f}")
+        grid.add_row(
+            tool["name"],
+            f"{tool['seconds']:.4f}",
+            f"{tool['ratio']:.1f}x",
+            f"{tool['max_abs_diff']:.1e}",
+            f"{tool['effective_n']:,.1f}",
+        )
     out.print(grid)
-    out.print(f"panelbrain is {result['speedup_vs_fastest_peer']:.1f}x faster than the fastest peer "
-              f"({result['fastest_peer']}).")
+    out.print(
+        f"panelbrain is {result['speedup_vs_fastest_peer']:.1f}x faster than the fastest peer "
+        f"({result['fastest_peer']})."
+    )
 
 
 def main() -> NoReturn:
@@ -336,7 +405,10 @@ def main() -> NoReturn:
     except Exception as exc:  # the last line of defence: report, don't dump a traceback
         if debug:
             raise
-        sys.stderr.write(f"error: internal failure ({type(exc).__name__}: {exc}); rerun with PANELBRAIN_DEBUG=1 for details\n")
+        sys.stderr.write(
+            f"error: internal failure ({type(exc).__name__}: {exc}); "
+            "rerun with PANELBRAIN_DEBUG=1 for details\n"
+        )
         sys.exit(1)
     sys.exit(0)
 

@@ -43,7 +43,7 @@ def _weightipy(frame: pd.DataFrame, targets: dict[str, dict[str, float]]) -> np.
     )
     with contextlib.redirect_stdout(io.StringIO()):  # weightipy prints on non-convergence
         weights = weightipy.weight(frame[list(targets)], scheme)
-    return weights.to_numpy(dtype=float)
+    return np.asarray(weights, dtype=float)
 
 
 def _ipfn(frame: pd.DataFrame, targets: dict[str, dict[str, float]]) -> np.ndarray:
@@ -55,9 +55,7 @@ def _ipfn(frame: pd.DataFrame, targets: dict[str, dict[str, float]]) -> np.ndarr
     cell = np.ravel_multi_index(codes, sizes)
     counts = np.bincount(cell, minlength=math.prod(sizes)).astype(float).reshape(sizes)
     n = float(len(frame))
-    aggregates = [
-        np.array([targets[v][str(c)] * n for c in frame[v].cat.categories]) for v in variables
-    ]
+    aggregates = [np.array([targets[v][str(c)] * n for c in frame[v].cat.categories]) for v in variables]
     dimensions = [[i] for i in range(len(variables))]
     with contextlib.redirect_stdout(io.StringIO()):  # ipfn prints on convergence
         fitted = ipfn.ipfn(

@@ -31,7 +31,7 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
     missing = [c for c in table.column_names if c not in frame.columns]
     if missing:
         raise DictionaryError(f"{dataset}: the data has no column {missing[0]!r}")
-    out = {}
+    out: dict[str, object] = {}
     for column in table.columns:
         series = frame[column.name]
         if column.type == "categorical":

@@ -57,7 +57,7 @@ def _database_file(data: LoadedDataset, cache_dir: Path) -> Path:
         con.register("incoming", data.frame)
         con.execute(f'CREATE TABLE "{data.table.name}" AS SELECT * FROM incoming')
         con.unregister("incoming")
-    os.replace(partial, path)  # atomic: readers never see a half-written file
+    partial.replace(path)  # atomic: readers never see a half-written file
     return path
 
 
@@ -126,5 +126,6 @@ class QueryEngine:
             finally:
                 timer.cancel()
             elapsed = (time.perf_counter() - started) * 1000
-        truncated = len(rows) > guarded.row_limit or guarded.limited and len(rows) == guarded.row_limit
+        # The guard's LIMIT caps the rows; reaching it exactly means more rows were cut off.
+        truncated = guarded.limited and len(rows) >= guarded.row_limit
         return QueryResult(columns, rows[: guarded.row_limit], guarded, truncated, elapsed)

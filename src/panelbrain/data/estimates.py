@@ -60,7 +60,9 @@ class EstimateTable(BaseModel):
 
 def _codes(frame: pd.DataFrame, column: str, role: str) -> tuple[np.ndarray, list[str]]:
     if column not in frame.columns:
-        raise EstimateError(f"{role} {column!r} is not a column (columns: {', '.join(map(str, frame.columns))})")
+        raise EstimateError(
+            f"{role} {column!r} is not a column (columns: {', '.join(map(str, frame.columns))})"
+        )
     series = frame[column]
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes, labels = series.cat.codes.to_numpy(), [str(c) for c in series.cat.categories]
@@ -73,7 +75,9 @@ def _codes(frame: pd.DataFrame, column: str, role: str) -> tuple[np.ndarray, lis
 def _weights(frame: pd.DataFrame, weights: str | np.ndarray | pd.Series | None) -> np.ndarray:
     if weights is None:
         return np.ones(len(frame))
-    values = frame[weights].to_numpy(dtype=float) if isinstance(weights, str) else np.asarray(weights, dtype=float)
+    values = (
+        frame[weights].to_numpy(dtype=float) if isinstance(weights, str) else np.asarray(weights, dtype=float)
+    )
     if len(values) != len(frame) or not np.all(np.isfinite(values)) or np.any(values < 0):
         raise EstimateError("weights must be one finite, non-negative number per row")
     return values
@@ -100,7 +104,9 @@ def _stats(y: np.ndarray, w: np.ndarray, group: np.ndarray, n_groups: int) -> _S
     sums = [np.bincount(group, weights=v, minlength=n_groups) for v in (w, wy, w2, w2y, w2y2)]
     rests = [float(v.sum()) - g for v, g in zip((w, wy, w2, w2y, w2y2), sums, strict=True)]
 
-    def moments(s_w: np.ndarray, s_wy: np.ndarray, s_w2: np.ndarray, s_w2y: np.ndarray, s_w2y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def moments(
+        s_w: np.ndarray, s_wy: np.ndarray, s_w2: np.ndarray, s_w2y: np.ndarray, s_w2y2: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = s_wy / s_w
             ss = np.maximum(s_w2y2 - 2 * mean * s_w2y + mean * mean * s_w2, 0.0)
@@ -198,7 +204,9 @@ def weighted_means(
 ) -> EstimateTable:
     """Mean of the numeric ``column``, overall and by ``by``; missing values are left out."""
     if column not in frame.columns:
-        raise EstimateError(f"measure {column!r} is not a column (columns: {', '.join(map(str, frame.columns))})")
+        raise EstimateError(
+            f"measure {column!r} is not a column (columns: {', '.join(map(str, frame.columns))})"
+        )
     if not pd.api.types.is_numeric_dtype(frame[column]):
         raise EstimateError(f"{column!r} is not numeric: ask for shares of its values instead of a mean")
     y_all = frame[column].to_numpy(dtype=float)

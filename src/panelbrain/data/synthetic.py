@@ -23,14 +23,19 @@ SAMPLE_SKEW: dict[str, dict[str, float]] = {
     "gender": {"Female": 1.15, "Male": 0.85},
     "age_group": {"18-24": 0.5, "25-34": 0.8, "35-44": 1.0, "45-54": 1.2, "55-64": 1.3, "65+": 1.1},
     "education": {
-        "none": 0.5, "secondary": 0.8, "vocational": 1.0, "bachelor": 1.5, "postgraduate": 1.7,
+        "none": 0.5,
+        "secondary": 0.8,
+        "vocational": 1.0,
+        "bachelor": 1.5,
+        "postgraduate": 1.7,
     },
     "urban": {"urban": 1.1, "rural": 0.6},
 }
 
 
 def _categorical(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes.astype(np.int8), categories=categories)
+    dtype = pd.CategoricalDtype(categories=categories)
+    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=dtype)
 
 
 def _draw_by_age(rng: np.random.Generator, p: np.ndarray, age: np.ndarray) -> np.ndarray:
@@ -41,7 +46,8 @@ def _draw_by_age(rng: np.random.Generator, p: np.ndarray, age: np.ndarray) -> np
     table = p[None, :] * np.exp(0.5 * np.outer(younger, level))
     cdf = np.cumsum(table / table.sum(axis=1, keepdims=True), axis=1)
     draws = rng.random(len(age))
-    return (draws[:, None] > cdf[age, :-1]).sum(axis=1)
+    drawn: np.ndarray = (draws[:, None] > cdf[age, :-1]).sum(axis=1)
+    return drawn
 
 
 def generate_panel(rows: int | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -100,6 +106,8 @@ def generate_panel(rows: int | None = None, seed: int | None = None) -> pd.DataF
     trusts = (rng.random(rows) >= trust_p).astype(np.int8)  # categories are [yes, no]
     data["trusts_media"] = _categorical(trusts, [v.value for v in table.column("trusts_media").values])
 
-    data["income"] = np.round(np.exp(3.4 + 0.8 * edu + 0.4 * age - 0.2 * rural + 0.45 * rng.normal(size=rows)), 1)
+    data["income"] = np.round(
+        np.exp(3.4 + 0.8 * edu + 0.4 * age - 0.2 * rural + 0.45 * rng.normal(size=rows)), 1
+    )
     data["hours_online"] = np.round(rng.gamma(shape=4.0, scale=6.0 - 3.5 * age), 1)
     return pd.DataFrame(data, columns=list(table.column_names))

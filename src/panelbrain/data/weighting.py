@@ -24,6 +24,8 @@ from panelbrain.errors import ConvergenceError, TargetsError, UnreachableTargets
 SUM_TOLERANCE = 1e-6
 # Above this many possible cells, the cell index is built by sorting rather than counting.
 _DENSE_CELL_LIMIT = 1 << 22
+# Rows per block when building cells: 64 Ki int16 ids and their counts stay in L2 cache.
+_BLOCK_ROWS = 1 << 16
 # With a cap, give up when the residual has not halved over this many iterations.
 _STALL_WINDOW = 50
 
@@ -221,25 +223,37 @@ class _Cells:
 def _cells(codes: list[np.ndarray], sizes: list[int]) -> _Cells:
     """Collapse rows into cells: the one pass over the rows that raking needs.
 
-    The cell id is the mixed-radix number of the row's codes (Horner's rule, in the narrowest
-    integer type that holds every id, because these passes are memory-bound); the codes of an
-    occupied cell are then read back from its id, so no per-row work is repeated.
+    The cell id is the mixed-radix number of the row's codes (Horner's rule), in the narrowest
+    integer type that holds every id, and is built and counted a block of rows at a time so the
+    block stays in the CPU cache: these passes are memory-bound, and this is most of the work.
+    An occupied cell's codes are read back from its id, so no per-row work is repeated.
     """
     total = math.prod(sizes)
-    dtype = np.int16 if total < 2**15 else np.int32 if total < 2**31 else np.int64
-    cell = codes[0].astype(dtype) if len(codes) == 1 else np.multiply(codes[0], sizes[1], dtype=dtype)
-    for i in range(1, len(codes)):
-        cell += codes[i]
-        if i + 1 < len(codes):
-            cell *= dtype(sizes[i + 1])
-    if total <= _DENSE_CELL_LIMIT:
-        count_all = np.bincount(cell, minlength=total)
+    dtype: type[np.signedinteger[Any]] = np.int16 if total < 2**15 else np.int32 if total < 2**31 else np.int64
+    n = len(codes[0])
+    cell: np.ndarray[Any, np.dtype[np.signedinteger[Any]]] = np.empty(n, dtype=dtype)
+    dense = total <= _DENSE_CELL_LIMIT
+    count_all = np.zeros(total if dense else 0, dtype=np.int64)
+    for lo in range(0, n, _BLOCK_ROWS):
+        hi = min(lo + _BLOCK_ROWS, n)
+        block = cell[lo:hi]
+        if len(codes) == 1:
+            block[:] = codes[0][lo:hi]
+        else:
+            np.multiply(codes[0][lo:hi], sizes[1], out=block, dtype=dtype)
+        for i in range(1, len(codes)):
+            block += codes[i][lo:hi]
+            if i + 1 < len(codes):
+                block *= dtype(sizes[i + 1])
+        if dense:
+            count_all += np.bincount(block, minlength=total)
+    if dense:
         occupied = np.flatnonzero(count_all)
-        raw = np.unravel_index(occupied, sizes)
-        return _Cells(cell, count_all[occupied].astype(float), occupied, list(raw), total)
+        raw = [np.asarray(a) for a in np.unravel_index(occupied, sizes)]
+        return _Cells(cell, count_all[occupied].astype(float), occupied, raw, total)
     ids, inverse, count = np.unique(cell, return_inverse=True, return_counts=True)
-    raw = np.unravel_index(ids, sizes)
-    return _Cells(inverse, count.astype(float), np.arange(len(ids)), list(raw), len(ids))
+    raw = [np.asarray(a) for a in np.unravel_index(ids, sizes)]
+    return _Cells(inverse, count.astype(float), np.arange(len(ids)), raw, len(ids))
 
 
 def rake(
@@ -323,7 +337,7 @@ def rake(
     history: list[float] = []
     iterations = 0
     converged = False
-    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+    for iterations in range(1, max_iter + 1):
         for cats, total in zip(cell_cats, totals, strict=True):
             current = np.bincount(cats, weights=weight, minlength=len(total))
             weight *= (total / current)[cats]
