@@ -91,8 +91,7 @@ class WeightingVariable(_Model):
     def _one_kind_of_target(self) -> WeightingVariable:
         if (self.targets is None) == (self.targets_from_column is None):
             raise ValueError(
-                f"weighting variable {self.column!r}: give exactly one of targets, "
-                "targets_from_column"
+                f"weighting variable {self.column!r}: give exactly one of targets, targets_from_column"
             )
         return self
 
