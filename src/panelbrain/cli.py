@@ -380,6 +380,10 @@ def bench_rake(
         f"panelbrain is {result['speedup_vs_fastest_peer']:.1f}x faster than the fastest peer "
         f"({result['fastest_peer']})."
     )
+    out.print(
+        f"[dim]For context: ipfn's fitting alone, cell table given, takes "
+        f"{result['ipfn_fitting_only_seconds']:.4f} s.[/]"
+    )
 
 
 def main() -> NoReturn:
