@@ -161,4 +161,6 @@ def test_export_synthetic_of_any_size(tmp_path: Path) -> None:
     result = run("export", "synthetic", "--rows", "1234", "--seed", "9", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(out)) == 1234
-    assert_one_line_error(run("export", "ces11", "--rows", "5", "--out", str(out)), "apply to generated datasets")
+    assert_one_line_error(
+        run("export", "ces11", "--rows", "5", "--out", str(out)), "apply to generated datasets"
+    )

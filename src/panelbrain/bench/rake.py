@@ -63,7 +63,7 @@ def _ipfn(frame: pd.DataFrame, targets: dict[str, dict[str, float]]) -> np.ndarr
         ).iteration()
     with np.errstate(invalid="ignore", divide="ignore"):
         per_row = np.where(counts > 0, fitted / counts, 0.0).ravel()
-    return per_row[cell]
+    return np.asarray(per_row[cell], dtype=float)
 
 
 def _ipfn_pandas(frame: pd.DataFrame, targets: dict[str, dict[str, float]]) -> np.ndarray:

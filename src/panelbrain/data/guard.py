@@ -48,10 +48,38 @@ _QUERY_ROOTS = (exp.Select, exp.SetOperation)
 _FORBIDDEN_NODES = tuple(
     getattr(exp, name)
     for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Pragma",
-        "Attach", "Detach", "Copy", "Set", "Use", "Install", "Describe", "Show", "Summarize",
-        "Into", "Transaction", "Commit", "Rollback", "LoadData", "Refresh", "Cache", "Uncache",
-        "Analyze", "Grant", "Revoke", "Export", "TruncateTable", "Pivot",
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "Command",
+        "Pragma",
+        "Attach",
+        "Detach",
+        "Copy",
+        "Set",
+        "Use",
+        "Install",
+        "Describe",
+        "Show",
+        "Summarize",
+        "Into",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "LoadData",
+        "Refresh",
+        "Cache",
+        "Uncache",
+        "Analyze",
+        "Grant",
+        "Revoke",
+        "Export",
+        "TruncateTable",
+        "Pivot",
     )
     if hasattr(exp, name)
 )
@@ -61,18 +89,78 @@ _FORBIDDEN_NODES = tuple(
 _ALLOWED_FUNCTIONS = frozenset(
     {
         # aggregates
-        "Count", "CountIf", "Sum", "Avg", "Min", "Max", "Median", "Mode", "Stddev", "StddevPop",
-        "StddevSamp", "Variance", "VariancePop", "Corr", "CovarPop", "CovarSamp", "Quantile",
-        "PercentileCont", "PercentileDisc", "ApproxDistinct", "AnyValue", "First", "Last",
-        "ArgMax", "ArgMin", "LogicalAnd", "LogicalOr", "GroupConcat",
+        "Count",
+        "CountIf",
+        "Sum",
+        "Avg",
+        "Min",
+        "Max",
+        "Median",
+        "Mode",
+        "Stddev",
+        "StddevPop",
+        "StddevSamp",
+        "Variance",
+        "VariancePop",
+        "Corr",
+        "CovarPop",
+        "CovarSamp",
+        "Quantile",
+        "PercentileCont",
+        "PercentileDisc",
+        "ApproxDistinct",
+        "AnyValue",
+        "First",
+        "Last",
+        "ArgMax",
+        "ArgMin",
+        "LogicalAnd",
+        "LogicalOr",
+        "GroupConcat",
         # window functions
-        "RowNumber", "Rank", "DenseRank", "PercentRank", "CumeDist", "Ntile", "Lag", "Lead",
-        "FirstValue", "LastValue", "NthValue",
+        "RowNumber",
+        "Rank",
+        "DenseRank",
+        "PercentRank",
+        "CumeDist",
+        "Ntile",
+        "Lag",
+        "Lead",
+        "FirstValue",
+        "LastValue",
+        "NthValue",
         # scalar
-        "Abs", "Round", "Floor", "Ceil", "Sqrt", "Pow", "Exp", "Ln", "Log", "Sign", "Greatest",
-        "Least", "Coalesce", "Nullif", "If", "Case", "Cast", "TryCast", "Lower", "Upper",
-        "Length", "Trim", "Substring", "Concat", "Replace", "Left", "Right", "StartsWith",
-        "Contains", "Extract", "Year",
+        "Abs",
+        "Round",
+        "Floor",
+        "Ceil",
+        "Sqrt",
+        "Pow",
+        "Exp",
+        "Ln",
+        "Log",
+        "Sign",
+        "Greatest",
+        "Least",
+        "Coalesce",
+        "Nullif",
+        "If",
+        "Case",
+        "Cast",
+        "TryCast",
+        "Lower",
+        "Upper",
+        "Length",
+        "Trim",
+        "Substring",
+        "Concat",
+        "Replace",
+        "Left",
+        "Right",
+        "StartsWith",
+        "Contains",
+        "Extract",
+        "Year",
     }
 )
 _ALLOWED_ANONYMOUS = frozenset({"ifnull", "log10", "log2", "quantile_cont", "quantile_disc"})
@@ -94,24 +182,26 @@ class GuardedSql:
     limited: bool
 
 
-def _fragment(node: exp.Expression, width: int = 120) -> str:
+def _fragment(node: exp.Expr, width: int = 120) -> str:
     text = node.sql(dialect=DIALECT)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _refuse(rule: str, message: str, node: exp.Expression | str = "") -> SqlGuardError:
+def _refuse(rule: str, message: str, node: exp.Expr | str = "") -> SqlGuardError:
     fragment = node if isinstance(node, str) else _fragment(node)
     return SqlGuardError(rule, message, fragment)
 
 
-def _parse_one(sql: str) -> exp.Expression:
+def _parse_one(sql: str) -> exp.Expr:
     try:
         statements = [s for s in sqlglot.parse(sql, dialect=DIALECT) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
         highlight = str(first.get("highlight") or "")
-        raise _refuse("syntax", f"the statement does not parse{where}: {first.get('description', exc)}", highlight) from None
+        raise _refuse(
+            "syntax", f"the statement does not parse{where}: {first.get('description', exc)}", highlight
+        ) from None
     except RecursionError:
         raise _refuse("too_complex", "the statement nests too deeply to analyse", sql[:120]) from None
     except SqlglotError as exc:
@@ -127,7 +217,7 @@ def _parse_one(sql: str) -> exp.Expression:
     return statements[0]
 
 
-def _check_nodes(tree: exp.Expression, allowed_tables: set[str]) -> list[str]:
+def _check_nodes(tree: exp.Expr, allowed_tables: set[str]) -> list[str]:
     """Walk the whole tree once; return the dataset tables it reads."""
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     tables: list[str] = []
@@ -159,7 +249,7 @@ def _check_nodes(tree: exp.Expression, allowed_tables: set[str]) -> list[str]:
     return tables
 
 
-def _apply_limit(tree: exp.Expression, row_limit: int) -> bool:
+def _apply_limit(tree: exp.Expr, row_limit: int) -> bool:
     limit = tree.args.get("limit")
     value = limit.expression if isinstance(limit, exp.Limit) else None
     if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= row_limit:
@@ -199,7 +289,9 @@ def guard_sql(
     if not isinstance(sql, str) or not sql.strip():
         raise _refuse("empty", "the statement is empty")
     if len(sql) > max_length:
-        raise _refuse("too_long", f"the statement is {len(sql):,} characters; the limit is {max_length:,}", sql[:120])
+        raise _refuse(
+            "too_long", f"the statement is {len(sql):,} characters; the limit is {max_length:,}", sql[:120]
+        )
     tree = _parse_one(sql)
     if not isinstance(tree, _QUERY_ROOTS):
         kind = str(tree.this).upper() if isinstance(tree, exp.Command) else type(tree).__name__.upper()
