@@ -159,6 +159,11 @@ _ALLOWED_FUNCTIONS = frozenset(
         "Right",
         "StartsWith",
         "Contains",
+        # logical connectives and EXISTS, which sqlglot models as functions
+        "And",
+        "Or",
+        "Xor",
+        "Exists",
         "Extract",
         "Year",
     }
@@ -194,7 +199,12 @@ def _refuse(rule: str, message: str, node: exp.Expr | str = "") -> SqlGuardError
 
 def _parse_one(sql: str) -> exp.Expr:
     try:
-        statements = [s for s in sqlglot.parse(sql, dialect=DIALECT) if s is not None]
+        # A trailing comment after the last semicolon parses as a comment-only "statement".
+        statements = [
+            s
+            for s in sqlglot.parse(sql, dialect=DIALECT)
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
@@ -226,6 +236,8 @@ def _check_nodes(tree: exp.Expr, allowed_tables: set[str]) -> list[str]:
             raise _refuse("forbidden_statement", f"{type(node).__name__.upper()} is not allowed", node)
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise _refuse("parameter", "parameters and placeholders are not allowed; write the value", node)
+        if isinstance(node, exp.Values):
+            raise _refuse("table_function", "VALUES lists are not allowed as table sources", node)
         if isinstance(node, exp.Table):
             if not isinstance(node.this, exp.Identifier):
                 raise _refuse("table_function", "table functions and file reads are not allowed", node)
@@ -247,6 +259,21 @@ def _check_nodes(tree: exp.Expr, allowed_tables: set[str]) -> list[str]:
             elif type(node).__name__ not in _ALLOWED_FUNCTIONS:
                 raise _refuse("function_not_allowed", f"function {node.sql_name()}() is not allowed", node)
     return tables
+
+
+def _check_unresolved(qualified: exp.Expr) -> None:
+    """Columns qualify left unqualified must be aliases of their own SELECT list.
+
+    qualify resolves every column it can to its table; it does not check some clauses (HAVING
+    without GROUP BY), so anything still unqualified that is not a projection alias is unknown.
+    """
+    for column in qualified.find_all(exp.Column):
+        if column.table:
+            continue
+        select = column.find_ancestor(exp.Select)
+        aliases = {e.alias_or_name for e in select.expressions} if select is not None else set()
+        if column.name not in aliases:
+            raise OptimizeError(f"Column '{column.name}' could not be resolved")
 
 
 def _apply_limit(tree: exp.Expr, row_limit: int) -> bool:
@@ -301,13 +328,14 @@ def guard_sql(
     lowered = {t.lower(): [c.lower() for c in cols] for t, cols in schema.items()}
     tables = _check_nodes(tree, set(lowered))
     try:
-        qualify(
+        qualified = qualify(
             tree.copy(),
             schema={t: dict.fromkeys(cols, "VARCHAR") for t, cols in lowered.items()},
             dialect=DIALECT,
             validate_qualify_columns=True,
             identify=False,
         )
+        _check_unresolved(qualified)
     except OptimizeError as exc:
         match = re.search(r"Column '([^']+)'", str(exc))
         raise _refuse(
