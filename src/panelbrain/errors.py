@@ -75,3 +75,11 @@ class UnreachableTargetsError(WeightingError):
 
 class EstimateError(BadInputError):
     """An estimate was requested on a column or value that does not support it."""
+
+
+class TransientError(PanelbrainError):
+    """A failure worth retrying (a dependency hiccup); state machines retry on this name."""
+
+
+class ReviewRejected(PanelbrainError):
+    """A reviewer rejected an answer; the review workflow catches this name."""

@@ -1,0 +1,26 @@
+"""DataProcessor: weighted estimates for the plan (shares or means, overall and by group)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from panelbrain.agents.context import dataset, default_weights, simulate_latency
+from panelbrain.data.estimates import weighted_means, weighted_shares
+from panelbrain.models import Plan, WorkerResult
+
+
+def run(plan: Plan) -> WorkerResult:
+    simulate_latency("data_processor", plan.latency_scale)
+    data = dataset(plan.dataset)
+    frame = data.frame
+    keep = np.ones(len(frame), dtype=bool)
+    for f in plan.filters:
+        keep &= frame[f.column].astype("string").isin(f.values).to_numpy(dtype=bool, na_value=False)
+    weights = default_weights(plan.dataset).weights.to_numpy()[keep] if plan.weighted else None
+    subset = frame[keep]
+    if plan.intent == "mean":
+        table = weighted_means(subset, plan.measure, by=plan.breakdown, weights=weights)
+    else:
+        values = plan.values if plan.intent == "share" else None
+        table = weighted_shares(subset, plan.measure, values=values, by=plan.breakdown, weights=weights)
+    return WorkerResult(worker="data_processor", output=table.model_dump(mode="json"))

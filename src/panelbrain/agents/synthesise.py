@@ -1,0 +1,174 @@
+"""BrainSynthesise: worker results -> answer, table, confidence and the reasons for it.
+
+The confidence is computed here from evidence, whichever provider wrote the words: the plan's
+own confidence, whether the SQL's bases agree with the estimates' bases, how small the smallest
+group is, and how much the weighting costs in effective sample size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from panelbrain.agents.context import simulate_latency
+from panelbrain.data.dictionary import Table, load_dictionary
+from panelbrain.data.estimates import ALL
+from panelbrain.models import Plan, Synthesis, WorkerResult
+
+SMALL_BASE = 30
+LOW_EFFICIENCY = 0.5
+
+
+def _by_worker(results: list[WorkerResult]) -> dict[str, WorkerResult]:
+    return {r.worker: r for r in results}
+
+
+def _sql_bases(sql: dict[str, Any], plan: Plan) -> dict[str, int]:
+    columns = sql["columns"]
+    bases: dict[str, int] = defaultdict(int)
+    for row in sql["rows"]:
+        record = dict(zip(columns, row, strict=True))
+        group = str(record["grp"]) if plan.breakdown else ALL
+        bases[group] += int(record["n"])
+        if plan.breakdown:
+            bases[ALL] += int(record["n"])
+    return dict(bases)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _describe(plan: Plan, table: Table, rows: list[dict[str, Any]], weighted: bool) -> str:
+    measure = table.column(plan.measure)
+    fmt = _pct if plan.intent != "mean" else (lambda v: f"{v:,.2f}")
+    among = ""
+    if plan.filters:
+        among = " among " + " and ".join(
+            f"{table.column(f.column).label.lower()} = "
+            + " or ".join(table.column(f.column).value_label(v) for v in f.values)
+            for f in plan.filters
+        )
+    basis = "weighted" if weighted else "unweighted"
+    overall = [r for r in rows if r["group"] == ALL]
+    parts: list[str] = []
+    if plan.intent == "mean":
+        o = overall[0]
+        parts.append(
+            f"The {basis} mean of {measure.label.lower()}{among} is {fmt(o['estimate'])} "
+            f"(95% CI {fmt(o['ci_low'])} to {fmt(o['ci_high'])}; n = {o['unweighted_base']:,})."
+        )
+    else:
+        for o in overall:
+            parts.append(
+                f"{fmt(o['estimate'])} of respondents{among} answer "
+                f"'{measure.value_label(o['category'])}' to '{measure.label}' "
+                f"(95% CI {fmt(o['ci_low'])} to {fmt(o['ci_high'])}; n = {o['unweighted_base']:,}; {basis})."
+            )
+    if plan.breakdown:
+        by = table.column(plan.breakdown)
+        focus = plan.values[0] if plan.values else (overall[0]["category"] if overall else None)
+        groups = [r for r in rows if r["group"] != ALL and r["category"] == focus]
+        if groups:
+            high = max(groups, key=lambda r: r["estimate"])
+            low = min(groups, key=lambda r: r["estimate"])
+            label = f" answering '{measure.value_label(focus)}'" if focus is not None else ""
+            parts.append(
+                f"By {by.label.lower()}{label}: highest {by.value_label(high['group'])} "
+                f"({fmt(high['estimate'])}), lowest {by.value_label(low['group'])} ({fmt(low['estimate'])})."
+            )
+            different = [r for r in groups if r["significant"]]
+            if different:
+                parts.append(
+                    "Different from the rest at the 5% level: "
+                    + ", ".join(f"{by.value_label(r['group'])} ({fmt(r['estimate'])})" for r in different)
+                    + "."
+                )
+    return " ".join(parts)
+
+
+def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
+    simulate_latency("synthesise", plan.latency_scale)
+    spec = load_dictionary(plan.dataset)
+    table = spec.main_table
+    workers = _by_worker(results)
+    confidence = plan.confidence
+    reasons = list(plan.reasons)
+
+    estimates = workers["data_processor"].output
+    rows = [
+        {
+            "group": r["group"],
+            "category": r["category"],
+            "estimate": r["estimate"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "weighted_base": r["weighted_base"],
+            "unweighted_base": r["unweighted_base"],
+            "significant": r["significant"],
+        }
+        for r in estimates["rows"]
+    ]
+
+    sql_result = workers.get("sql_writer")
+    sql: str | None = None
+    if sql_result is None or sql_result.skipped:
+        confidence -= 0.1
+        reasons.append("no SQL cross-check was run")
+    else:
+        sql = sql_result.output["sql"]
+        ours = {r["group"]: r["unweighted_base"] for r in rows}
+        theirs = _sql_bases(sql_result.output, plan)
+        if sql_result.output.get("truncated"):
+            confidence -= 0.1
+            reasons.append("the SQL result was cut at the row limit")
+        if all(theirs.get(g) == n for g, n in ours.items()):
+            reasons.append("the SQL's bases agree with the estimates' bases")
+        else:
+            confidence -= 0.5
+            reasons.append("the SQL's bases disagree with the estimates' bases")
+
+    smallest = min((r["unweighted_base"] for r in rows), default=0)
+    if smallest < SMALL_BASE:
+        confidence -= 0.2
+        reasons.append(
+            f"a group has only {smallest} respondents (fewer than {SMALL_BASE}): its estimate is unstable"
+        )
+
+    weighting = None
+    if plan.weighted:
+        applier = workers.get("weight_applier")
+        if applier is None or applier.skipped:
+            confidence -= 0.3
+            reasons.append("the question is weighted but no weighting diagnostics came back")
+        else:
+            weighting = applier.output
+            efficiency = weighting["efficiency"]
+            if efficiency < LOW_EFFICIENCY:
+                confidence -= 0.1
+                reasons.append(
+                    f"weighting efficiency is low ({efficiency:.0%}): estimates rest on fewer effective respondents"
+                )
+            else:
+                reasons.append(
+                    f"weighted to {len(weighting['variables'])} targets, efficiency {efficiency:.0%} "
+                    f"(effective n {weighting['effective_n']:,.0f})"
+                )
+    else:
+        reasons.append("unweighted, as asked")
+
+    usage = list(plan.usage) + [u for r in results for u in r.usage]
+    return Synthesis(
+        query_id=plan.query_id,
+        question=plan.question,
+        dataset=plan.dataset,
+        answer=_describe(plan, table, rows, plan.weighted),
+        table=rows,
+        sql=sql,
+        weighting=weighting,
+        confidence=round(max(min(confidence, 1.0), 0.0), 4),
+        confidence_reasons=reasons,
+        provider=plan.provider,
+        plan=plan.model_dump(mode="json", exclude={"usage"}),
+        usage=usage,
+    )

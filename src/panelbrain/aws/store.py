@@ -1,0 +1,99 @@
+"""The query store: each query's status and terminal result, and review task tokens.
+
+Writes are conditional so that a repeated delivery (Express workflows run at least once) can
+never overwrite a terminal state: the first terminal write wins, later ones are no-ops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from panelbrain.models import TerminalRecord
+
+TERMINAL = ("answered", "rejected", "failed")
+
+
+class QueryStore(ABC):
+    @abstractmethod
+    def put_record(self, record: TerminalRecord) -> bool:
+        """Write a status; False when a terminal status was already there (nothing changed)."""
+
+    @abstractmethod
+    def get(self, query_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def put_review_token(self, query_id: str, token: str) -> None: ...
+
+    @abstractmethod
+    def get_review_token(self, query_id: str) -> str | None: ...
+
+
+class DynamoQueryStore(QueryStore):
+    """DynamoDB implementation; table name from ``QUERIES_TABLE`` unless given."""
+
+    def __init__(self, table_name: str | None = None, client: Any = None) -> None:
+        self.table_name = table_name or os.environ["QUERIES_TABLE"]
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def put_record(self, record: TerminalRecord) -> bool:
+        from botocore.exceptions import ClientError
+
+        item = {
+            "query_id": {"S": record.query_id},
+            "status": {"S": record.status},
+            "route": {"S": record.route},
+            "result": {"S": json.dumps(record.result)},
+            "updated_at": {"N": str(time.time())},
+        }
+        if record.reason is not None:
+            item["reason"] = {"S": record.reason}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":a": {"S": "answered"},
+                    ":r": {"S": "rejected"},
+                    ":f": {"S": "failed"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, query_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
+        if item is None:
+            return None
+        record = {k: v.get("S", v.get("N")) for k, v in item.items()}
+        record["result"] = json.loads(record.get("result") or "{}")
+        return record
+
+    def put_review_token(self, query_id: str, token: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"query_id": {"S": query_id}},
+            UpdateExpression="SET review_token = :t",
+            ExpressionAttributeValues={":t": {"S": token}},
+        )
+
+    def get_review_token(self, query_id: str) -> str | None:
+        item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
+        token = (item or {}).get("review_token", {}).get("S")
+        return str(token) if token else None

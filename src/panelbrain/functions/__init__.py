@@ -1,0 +1,1 @@
+"""Lambda entry points, one small module each: parse the event, call the agent, return JSON."""

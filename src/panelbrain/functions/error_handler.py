@@ -1,0 +1,10 @@
+"""ErrorHandler function: a caught error or a low-confidence synthesis -> TerminalRecord."""
+
+from typing import Any
+
+from panelbrain.agents import error_handler
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    record = error_handler.run(event["query_id"], error=event.get("error"), synthesis=event.get("synthesis"))
+    return record.model_dump(mode="json")

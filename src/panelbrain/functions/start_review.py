@@ -1,0 +1,47 @@
+"""StartReview function: hand an uncertain answer to the HumanReview (Standard) workflow.
+
+Express workflows cannot wait on a task token, so the pipeline starts a Standard execution,
+named by the query id: a repeated start finds the existing execution and succeeds.
+"""
+
+import json
+import os
+from typing import Any
+
+from panelbrain.models import Synthesis, TerminalRecord
+
+_client: Any = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _client
+    if _client is None:
+        import boto3
+
+        _client = boto3.client("stepfunctions")
+    synthesis = Synthesis.model_validate(event["synthesis"])
+    review_input = {
+        "query_id": synthesis.query_id,
+        "synthesis": synthesis.model_dump(mode="json"),
+        "latency_scale": float(event.get("latency_scale", 0.0)),
+        "settings": {
+            "timeout_s": int(os.environ.get("REVIEW_TIMEOUT_S", "3600")),
+            "heartbeat_s": int(os.environ.get("REVIEW_HEARTBEAT_S", "300")),
+        },
+    }
+    try:
+        _client.start_execution(
+            stateMachineArn=os.environ["REVIEW_STATE_MACHINE_ARN"],
+            name=synthesis.query_id,
+            input=json.dumps(review_input),
+        )
+    except _client.exceptions.ExecutionAlreadyExists:
+        pass  # a repeated delivery: the review is already under way
+    record = TerminalRecord(
+        query_id=synthesis.query_id,
+        status="needs_review",
+        route="review",
+        result={"synthesis": synthesis.model_dump(mode="json")},
+        reason="confidence between the review and answer thresholds",
+    )
+    return record.model_dump(mode="json")

@@ -1,0 +1,12 @@
+"""BrainSynthesise function: plan + worker results -> Synthesis."""
+
+from typing import Any
+
+from panelbrain.agents import synthesise
+from panelbrain.models import Plan, WorkerResult
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    plan = Plan.model_validate(event["plan"])
+    results = [WorkerResult.model_validate(r) for r in event["workers"]]
+    return synthesise.run(plan, results).model_dump(mode="json")

@@ -1,0 +1,294 @@
+"""The local engine: the SAM template's resources on moto, with Lambda dispatched in-process.
+
+``LocalEngine`` reads ``template.yaml``, creates on moto (an embedded AWS emulator) the tables,
+topics and state machines it declares, resolves every ``DefinitionSubstitution``, and routes each
+Lambda invocation to the ``Handler`` the template names, in this process. The state machine
+files, handlers and adapters that run here are the ones ``sam deploy`` ships. No Docker, no
+credentials, no network.
+
+moto's Step Functions interpreter calls ``LambdaSimpleBackend.invoke`` for Lambda tasks; the
+engine replaces it for as long as it runs (a moto internal: moto's version is pinned).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from panelbrain.local.template import Template, TemplateError
+
+# Credentials and region for the emulator only; nothing leaves the process.
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+Handler = Callable[[dict[str, Any], Any], Any]
+Fault = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The parts of Lambda's context object our handlers may read."""
+
+    function_name: str
+    aws_request_id: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class StateTrace:
+    state: str
+    machine: str
+    started_at: datetime
+    ended_at: datetime | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
+
+@dataclass
+class Invocation:
+    function: str
+    started: float
+    seconds: float
+    error: str | None
+
+
+@dataclass
+class LocalEngine:
+    """Owns the emulator for its lifetime; use :meth:`running`."""
+
+    template: Template
+    clients: dict[str, Any] = field(default_factory=dict)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    invocations: list[Invocation] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls, template_path: Path | None = None, parameters: dict[str, str] | None = None
+    ) -> Iterator[LocalEngine]:
+        from moto import mock_aws
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        path = template_path or find_template()
+        engine = cls(Template.load(path, parameters))
+        saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
+        original_invoke = LambdaSimpleBackend.invoke
+        with ExitStack() as stack:
+            os.environ.update(_FAKE_ENV)
+            stack.callback(_restore_env, saved_env)
+            stack.enter_context(
+                mock_aws(
+                    config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+                )
+            )
+
+            def invoke(
+                _backend: Any, name: str, qualifier: Any, body: Any, headers: Any, response: Any
+            ) -> bytes:
+                return engine._invoke(name, body, response)
+
+            LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+            stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
+            engine._deploy()
+            stack.callback(engine._undeploy_env)
+            yield engine
+
+    # -- deployment ---------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        import boto3
+
+        for service in ("stepfunctions", "dynamodb", "sns"):
+            self.clients[service] = boto3.client(service, region_name=self.template.region)
+        t = self.template
+        for name, resource in t.of_type("AWS::DynamoDB::Table").items():
+            props = resource["Properties"]
+            self.clients["dynamodb"].create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+        for name in t.of_type("AWS::SNS::Topic"):
+            self.clients["sns"].create_topic(Name=name)
+        self._env: dict[str, str | None] = {}
+        for name in t.of_type("AWS::Serverless::Function"):
+            self.handlers[name] = _import_handler(t.handler(name))
+            for key, value in t.environment(name).items():
+                if key in self._env and os.environ.get(key) != value:
+                    raise TemplateError(
+                        f"{name}: environment variable {key} differs between functions; the local "
+                        "engine runs every handler in one process and needs one value"
+                    )
+                self._env.setdefault(key, os.environ.get(key))
+                os.environ[key] = value
+        for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
+            self.clients["stepfunctions"].create_state_machine(
+                name=name,
+                definition=t.definition(name),
+                roleArn=f"arn:aws:iam::{t.account}:role/{name}Role",
+                type=resource["Properties"].get("Type", "STANDARD"),
+            )
+
+    def _undeploy_env(self) -> None:
+        _restore_env(self._env)
+
+    # -- Lambda -------------------------------------------------------------------------------
+
+    def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        handler = self.handlers.get(name)
+        event = json.loads(body) if body else {}
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            if handler is None:
+                raise TemplateError(f"no function {name!r} in the template")
+            for fault in self.faults:
+                fault(name, event)
+            context = LambdaContext(name, f"local-{time.monotonic_ns()}", self.template.function_arn(name))
+            result = handler(event, context)
+            payload = json.dumps(result, allow_nan=False)
+        except Exception as exc:  # Lambda's contract: the class name is the error type
+            error = type(exc).__name__
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = json.dumps({"errorType": error, "errorMessage": str(exc)})
+        with self._lock:
+            self.invocations.append(Invocation(name, started, time.perf_counter() - started, error))
+        return payload.encode()
+
+    # -- executions ---------------------------------------------------------------------------
+
+    def state_machine_arn(self, logical_id: str) -> str:
+        return self.template.state_machine_arn(logical_id)
+
+    def start(self, machine: str, name: str, payload: dict[str, Any]) -> str:
+        response = self.clients["stepfunctions"].start_execution(
+            stateMachineArn=self.state_machine_arn(machine), name=name, input=json.dumps(payload)
+        )
+        return str(response["executionArn"])
+
+    def execution_arn(self, machine: str, name: str) -> str:
+        arn = self.state_machine_arn(machine).replace(":stateMachine:", ":execution:")
+        return f"{arn}:{name}"
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        description: dict[str, Any] = self.clients["stepfunctions"].describe_execution(
+            executionArn=execution_arn
+        )
+        return description
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.clients["stepfunctions"].get_execution_history(
+            executionArn=execution_arn, maxResults=1000
+        )["events"]
+        return events
+
+    def wait(
+        self,
+        execution_arn: str,
+        *,
+        timeout_s: float = 600.0,
+        on_state: Callable[[StateTrace], None] | None = None,
+        poll_s: float = 0.02,
+    ) -> dict[str, Any]:
+        """Poll until the execution ends; call ``on_state`` as states enter and exit."""
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while True:
+            description = self.describe(execution_arn)
+            if on_state is not None:
+                events = self.history(execution_arn)
+                for event in events[seen:]:
+                    trace = _as_trace(event, execution_arn)
+                    if trace is not None:
+                        on_state(trace)
+                seen = len(events)
+            if description["status"] != "RUNNING":
+                return description
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still running after {timeout_s:g} s")
+            time.sleep(poll_s)
+
+    def trace(self, execution_arn: str) -> list[StateTrace]:
+        """Per-state timings from the execution history (entered -> exited)."""
+        machine = execution_arn.split(":")[-2]
+        open_states: dict[str, StateTrace] = {}
+        traces: list[StateTrace] = []
+        for event in self.history(execution_arn):
+            entered = event.get("stateEnteredEventDetails")
+            exited = event.get("stateExitedEventDetails")
+            if entered:
+                trace = StateTrace(entered["name"], machine, event["timestamp"])
+                open_states[entered["name"]] = trace
+                traces.append(trace)
+            elif exited and exited["name"] in open_states:
+                open_states.pop(exited["name"]).ended_at = event["timestamp"]
+        return traces
+
+
+def _as_trace(event: dict[str, Any], execution_arn: str) -> StateTrace | None:
+    machine = execution_arn.split(":")[-2]
+    if "stateEnteredEventDetails" in event:
+        return StateTrace(event["stateEnteredEventDetails"]["name"], machine, event["timestamp"])
+    if "stateExitedEventDetails" in event:
+        name = event["stateExitedEventDetails"]["name"]
+        return StateTrace(name, machine, event["timestamp"], event["timestamp"])
+    return None
+
+
+def _import_handler(path: str) -> Handler:
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise TemplateError(f"handler {path!r} cannot be imported: {exc}") from exc
+    return handler
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def find_template(start: Path | None = None) -> Path:
+    """The project's template.yaml: from ``PANELBRAIN_TEMPLATE``, else the nearest ancestor."""
+    configured = os.environ.get("PANELBRAIN_TEMPLATE")
+    if configured:
+        return Path(configured)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "template.yaml"
+        if candidate.is_file():
+            return candidate
+    package_root = Path(__file__).resolve().parents[3]
+    if (package_root / "template.yaml").is_file():
+        return package_root / "template.yaml"
+    raise TemplateError("no template.yaml found: run from the project folder or set PANELBRAIN_TEMPLATE")

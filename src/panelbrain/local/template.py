@@ -1,0 +1,152 @@
+"""Read ``template.yaml`` and resolve the intrinsic functions the local engine needs.
+
+CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub``) become their long forms, and
+references resolve to the names and ARNs the local engine gives each resource.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from panelbrain.errors import PanelbrainError
+
+
+class TemplateError(PanelbrainError):
+    """The template uses something the local engine cannot resolve."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: _construct(loader, suffix, node))
+
+
+@dataclass
+class Template:
+    """A parsed template plus the physical identity of each resource in the local account."""
+
+    path: Path
+    body: dict[str, Any]
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, parameters: dict[str, str] | None = None) -> Template:
+        if not path.is_file():
+            raise TemplateError(f"no template at {path}")
+        body = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        template = cls(path, body)
+        for name, spec in body.get("Parameters", {}).items():
+            template.parameters[name] = str(spec.get("Default", ""))
+        for name, value in (parameters or {}).items():
+            if name not in template.parameters:
+                raise TemplateError(f"the template has no parameter {name!r}")
+            template.parameters[name] = str(value)
+        return template
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        resources: dict[str, dict[str, Any]] = self.body["Resources"]
+        return resources
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: r for name, r in self.resources.items() if r["Type"] == kind}
+
+    def function_arn(self, logical_id: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{logical_id}"
+
+    def state_machine_arn(self, logical_id: str) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{logical_id}"
+
+    def _ref(self, name: str) -> str:
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws"}
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        resource = self.resources.get(name)
+        if resource is None:
+            raise TemplateError(f"!Ref {name}: no such parameter or resource")
+        kind = resource["Type"]
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{self.region}:{self.account}:{name}"
+        if kind == "AWS::Serverless::StateMachine":
+            return self.state_machine_arn(name)
+        return name  # tables, functions, buckets: the logical id is the local physical name
+
+    def _get_att(self, name: str, attribute: str) -> str:
+        kind = self.resources[name]["Type"]
+        if kind == "AWS::Serverless::Function" and attribute == "Arn":
+            return self.function_arn(name)
+        if kind == "AWS::Serverless::StateMachine" and attribute == "Name":
+            return name
+        if kind == "AWS::SNS::Topic" and attribute == "TopicName":
+            return name
+        if attribute == "Arn":
+            return self._ref(name)
+        raise TemplateError(f"!GetAtt {name}.{attribute} is not supported by the local engine")
+
+    def resolve(self, value: Any) -> Any:
+        """Resolve intrinsics inside ``value`` (recursively)."""
+        if isinstance(value, dict):
+            if set(value) == {"Ref"}:
+                return self._ref(value["Ref"])
+            if set(value) == {"Fn::GetAtt"}:
+                name, attribute = value["Fn::GetAtt"]
+                return self._get_att(name, attribute)
+            if set(value) == {"Fn::Sub"}:
+                text = value["Fn::Sub"]
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_one(m.group(1)), text)
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _sub_one(self, name: str) -> str:
+        if "." in name and not name.startswith("AWS::"):
+            resource, attribute = name.split(".", 1)
+            return self._get_att(resource, attribute)
+        return self._ref(name)
+
+    def definition(self, logical_id: str) -> str:
+        """A state machine's ASL with its DefinitionSubstitutions applied."""
+        properties = self.resources[logical_id]["Properties"]
+        text = (self.path.parent / properties["DefinitionUri"]).read_text(encoding="utf-8")
+        substitutions = self.resolve(properties.get("DefinitionSubstitutions", {}))
+        for key, value in substitutions.items():
+            text = text.replace("${" + key + "}", str(value))
+        leftover = re.search(r"\$\{[A-Za-z0-9_]+\}", text)
+        if leftover:
+            raise TemplateError(f"{logical_id}: {leftover.group(0)} has no DefinitionSubstitution")
+        return text
+
+    def environment(self, logical_id: str) -> dict[str, str]:
+        merged: dict[str, Any] = {}
+        merged.update(
+            self.body.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
+        merged.update(self.resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {}))
+        return {k: str(v) for k, v in self.resolve(merged).items()}
+
+    def handler(self, logical_id: str) -> str:
+        return str(self.resources[logical_id]["Properties"]["Handler"])

@@ -1,0 +1,121 @@
+"""Typed boundaries of the pipeline: what each state receives and returns.
+
+Every Lambda handler parses its event into one of these and serialises one back, so a payload
+that does not fit fails at the edge with a message naming the field, never deep in an agent.
+Only pydantic and the standard library are imported here: the API and poller functions use
+these models too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Intent = Literal["share", "mean", "distribution"]
+Worker = Literal["sql_writer", "weight_applier", "data_processor"]
+Status = Literal["answered", "needs_review", "rejected", "failed"]
+WORKERS: tuple[Worker, ...] = ("sql_writer", "weight_applier", "data_processor")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_Model):
+    """Tokens of one model call; the offline provider records zeros."""
+
+    model_id: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class QueryInput(_Model):
+    """What starts a pipeline execution."""
+
+    query_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    question: str = Field(min_length=1, max_length=2_000)
+    dataset: str = "ces11"
+    provider: Literal["offline", "bedrock"] = "offline"
+    latency_scale: float = Field(default=0.0, ge=0.0, le=10.0)
+
+    @field_validator("question")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the question is empty")
+        if _CONTROL.search(value):
+            raise ValueError("the question contains control characters")
+        return value.strip()
+
+
+class Filter(_Model):
+    column: str
+    values: list[str] = Field(min_length=1)
+
+
+class Plan(_Model):
+    """BrainPlan's output: what to compute, and which workers compute it."""
+
+    query_id: str
+    question: str
+    dataset: str
+    intent: Intent
+    measure: str
+    values: list[str] = []
+    breakdown: str | None = None
+    filters: list[Filter] = []
+    weighted: bool = True
+    needs: dict[Worker, bool]
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasons: list[str] = []
+    provider: str
+    usage: list[Usage] = []
+    latency_scale: float = 0.0
+
+
+class WorkerResult(_Model):
+    """Every worker returns this envelope: skipped workers say so."""
+
+    worker: Worker
+    skipped: bool = False
+    output: dict[str, Any] = {}
+    usage: list[Usage] = []
+
+
+class Synthesis(_Model):
+    """BrainSynthesise's output: the answer, its table, its confidence and why."""
+
+    query_id: str
+    question: str
+    dataset: str
+    answer: str
+    table: list[dict[str, Any]]
+    sql: str | None
+    weighting: dict[str, Any] | None
+    confidence: float = Field(ge=0.0, le=1.0)
+    confidence_reasons: list[str]
+    provider: str
+    plan: dict[str, Any]
+    usage: list[Usage] = []
+
+
+class FormattedAnswer(_Model):
+    query_id: str
+    markdown: str
+    document: dict[str, Any]
+
+
+class TerminalRecord(_Model):
+    """What the Persist state writes: the query's final status and what it ended with."""
+
+    query_id: str
+    status: Status
+    route: str
+    result: dict[str, Any] = {}
+    reason: str | None = None
