@@ -48,6 +48,106 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _parse_latency(text: str | None) -> float:
+    if text is None:
+        return 0.0
+    kind, _, scale = text.partition(":")
+    if kind != "seed":
+        raise BadInputError(f"--latency must be seed or seed:SCALE, got {text!r}")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        raise BadInputError(f"--latency scale must be a number, got {scale!r}") from None
+    if not 0 <= value <= 10:
+        raise BadInputError(f"--latency scale must be between 0 and 10, got {value:g}")
+    return value
+
+
+@app.command()
+def ask(
+    question: Annotated[
+        str, typer.Argument(help="A question in plain English (see README for the grammar).")
+    ],
+    dataset: DatasetOption = "ces11",
+    provider: Annotated[str, typer.Option(help="offline (default) or bedrock.")] = "offline",
+    review: Annotated[
+        str | None, typer.Option(help="Answer the human review step, if reached: approve or reject.")
+    ] = None,
+    latency: Annotated[
+        str | None, typer.Option(help="Add the seed's model latency per agent: seed or seed:SCALE.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer one question through the pipeline, on the local engine (no AWS needed)."""
+    from panelbrain.local.ask import ask as run_question
+    from panelbrain.local.engine import LocalEngine, StateTrace
+
+    if provider not in ("offline", "bedrock"):
+        raise BadInputError(f"--provider must be offline or bedrock, got {provider!r}")
+    if review not in (None, "approve", "reject"):
+        raise BadInputError(f"--review must be approve or reject, got {review!r}")
+    scale = _parse_latency(latency)
+
+    def progress(trace: StateTrace) -> None:
+        if trace.ended_at is None:
+            err.print(f"[dim]  ▸ {trace.state}[/]")
+
+    with LocalEngine.running() as engine:
+        if not as_json:
+            err.print(
+                f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
+            )
+        result = run_question(
+            engine,
+            question,
+            dataset=dataset,
+            provider=provider,
+            review=review,  # type: ignore[arg-type]
+            latency_scale=scale,
+            on_state=None if as_json else progress,
+        )
+    if as_json:
+        _emit_json(result)
+        return
+    _print_answer(result)
+
+
+def _print_answer(result: dict[str, Any]) -> None:
+    from rich.markdown import Markdown
+
+    status_style = {"answered": "green", "needs_review": "yellow", "rejected": "red", "failed": "red"}
+    out.rule(f"[bold {status_style[result['status']]}]{result['status']}[/] via {result['route']}")
+    if result["markdown"]:
+        out.print(Markdown(result["markdown"]))
+    else:
+        if result["answer"]:
+            out.print(result["answer"])
+        if result["reason"]:
+            out.print(f"[bold]Why:[/] {result['reason']}")
+        if result["sql"]:
+            out.print(f"[dim]{result['sql']}[/]")
+    if result["confidence"] is not None and not result["markdown"]:
+        out.print(f"Confidence {result['confidence']:.2f}: " + "; ".join(result["confidence_reasons"]))
+    if result["status"] == "needs_review":
+        out.print(
+            "[yellow]This answer waits for a reviewer.[/] The local engine ends with this command: "
+            "rerun with [bold]--review approve[/] or [bold]--review reject[/] to take the review step."
+        )
+    grid = Table(title=f"trace ({result['elapsed_ms']:,.0f} ms end to end)")
+    for head in ("state", "machine", "ms"):
+        grid.add_column(head, justify="right" if head == "ms" else "left")
+    for row in result["trace"]:
+        duration = row["duration_ms"]
+        grid.add_row(row["state"], row["machine"], "" if duration is None else f"{duration:,.0f}")
+    out.print(grid)
+    usage = result["usage"] or {"(offline provider)": {"input_tokens": 0, "output_tokens": 0}}
+    for model, tokens in usage.items():
+        out.print(f"[dim]tokens {model}: {tokens}[/]")
+    cost = result["cost_usd"]
+    priced = f"USD {cost:.4f}" if cost is not None else "not priced"
+    out.print(f"[dim]model cost: {priced}; provider {result['provider']}[/]")
+
+
 @app.command()
 def datasets(as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""

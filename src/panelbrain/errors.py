@@ -81,5 +81,5 @@ class TransientError(PanelbrainError):
     """A failure worth retrying (a dependency hiccup); state machines retry on this name."""
 
 
-class ReviewRejected(PanelbrainError):
+class ReviewRejectedError(PanelbrainError):
     """A reviewer rejected an answer; the review workflow catches this name."""

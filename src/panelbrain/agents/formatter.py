@@ -17,13 +17,18 @@ def run(synthesis: Synthesis, latency_scale: float = 0.0) -> FormattedAnswer:
     lines = [f"**{synthesis.question}**", "", synthesis.answer, ""]
     head = [by.label if by else "Group", "Value", "Estimate", "95% CI", "Weighted base", "n"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    number = "{:,.2f}" if is_mean else "{:.1%}"
+
+    def fmt(value: float) -> str:
+        return number.format(value)
+
     for row in synthesis.table:
-        fmt = (lambda v: f"{v:,.2f}") if is_mean else (lambda v: f"{v:.1%}")
         group = by.value_label(row["group"]) if by and row["group"] != "All" else row["group"]
         value = measure.value_label(row["category"]) if row["category"] else measure.label
         mark = " *" if row["significant"] else ""
         lines.append(
-            f"| {group} | {value} | {fmt(row['estimate'])}{mark} | {fmt(row['ci_low'])} – {fmt(row['ci_high'])} "
+            f"| {group} | {value} | {fmt(row['estimate'])}{mark} "
+            f"| {fmt(row['ci_low'])} – {fmt(row['ci_high'])} "
             f"| {row['weighted_base']:,.1f} | {row['unweighted_base']:,} |"
         )
     lines += ["", f"Confidence {synthesis.confidence:.2f}: " + "; ".join(synthesis.confidence_reasons) + "."]

@@ -147,7 +147,8 @@ def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
             if efficiency < LOW_EFFICIENCY:
                 confidence -= 0.1
                 reasons.append(
-                    f"weighting efficiency is low ({efficiency:.0%}): estimates rest on fewer effective respondents"
+                    f"weighting efficiency is low ({efficiency:.0%}): "
+                    "estimates rest on fewer effective respondents"
                 )
             else:
                 reasons.append(

@@ -50,26 +50,27 @@ class DynamoQueryStore(QueryStore):
     def put_record(self, record: TerminalRecord) -> bool:
         from botocore.exceptions import ClientError
 
-        item = {
-            "query_id": {"S": record.query_id},
-            "status": {"S": record.status},
-            "route": {"S": record.route},
-            "result": {"S": json.dumps(record.result)},
-            "updated_at": {"N": str(time.time())},
+        values: dict[str, Any] = {
+            ":status": {"S": record.status},
+            ":route": {"S": record.route},
+            ":result": {"S": json.dumps(record.result)},
+            ":now": {"N": str(time.time())},
+            ":a": {"S": "answered"},
+            ":r": {"S": "rejected"},
+            ":f": {"S": "failed"},
         }
+        update = "SET #s = :status, route = :route, #r = :result, updated_at = :now"
         if record.reason is not None:
-            item["reason"] = {"S": record.reason}
+            update += ", reason = :reason"
+            values[":reason"] = {"S": record.reason}
         try:
-            self.client.put_item(
+            self.client.update_item(
                 TableName=self.table_name,
-                Item=item,
+                Key={"query_id": {"S": record.query_id}},
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":a": {"S": "answered"},
-                    ":r": {"S": "rejected"},
-                    ":f": {"S": "failed"},
-                },
+                ExpressionAttributeNames={"#s": "status", "#r": "result"},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -86,14 +87,14 @@ class DynamoQueryStore(QueryStore):
         return record
 
     def put_review_token(self, query_id: str, token: str) -> None:
-        self.client.update_item(
+        # Its own item: the query's item is written by Persist at about the same moment.
+        self.client.put_item(
             TableName=self.table_name,
-            Key={"query_id": {"S": query_id}},
-            UpdateExpression="SET review_token = :t",
-            ExpressionAttributeValues={":t": {"S": token}},
+            Item={"query_id": {"S": f"{query_id}#review"}, "review_token": {"S": token}},
         )
 
     def get_review_token(self, query_id: str) -> str | None:
-        item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
+        key = {"query_id": {"S": f"{query_id}#review"}}
+        item = self.client.get_item(TableName=self.table_name, Key=key).get("Item")
         token = (item or {}).get("review_token", {}).get("S")
         return str(token) if token else None

@@ -4,6 +4,7 @@ Express workflows cannot wait on a task token, so the pipeline starts a Standard
 named by the query id: a repeated start finds the existing execution and succeeds.
 """
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -29,14 +30,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "heartbeat_s": int(os.environ.get("REVIEW_HEARTBEAT_S", "300")),
         },
     }
-    try:
+    # A repeated delivery finds the review already under way.
+    with contextlib.suppress(_client.exceptions.ExecutionAlreadyExists):
         _client.start_execution(
             stateMachineArn=os.environ["REVIEW_STATE_MACHINE_ARN"],
             name=synthesis.query_id,
             input=json.dumps(review_input),
         )
-    except _client.exceptions.ExecutionAlreadyExists:
-        pass  # a repeated delivery: the review is already under way
     record = TerminalRecord(
         query_id=synthesis.query_id,
         status="needs_review",

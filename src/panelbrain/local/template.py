@@ -92,7 +92,7 @@ class Template:
             return f"arn:aws:sns:{self.region}:{self.account}:{name}"
         if kind == "AWS::Serverless::StateMachine":
             return self.state_machine_arn(name)
-        return name  # tables, functions, buckets: the logical id is the local physical name
+        return str(name)  # tables, functions, buckets: the logical id is the local physical name
 
     def _get_att(self, name: str, attribute: str) -> str:
         kind = self.resources[name]["Type"]
@@ -131,7 +131,7 @@ class Template:
     def definition(self, logical_id: str) -> str:
         """A state machine's ASL with its DefinitionSubstitutions applied."""
         properties = self.resources[logical_id]["Properties"]
-        text = (self.path.parent / properties["DefinitionUri"]).read_text(encoding="utf-8")
+        text: str = (self.path.parent / str(properties["DefinitionUri"])).read_text(encoding="utf-8")
         substitutions = self.resolve(properties.get("DefinitionSubstitutions", {}))
         for key, value in substitutions.items():
             text = text.replace("${" + key + "}", str(value))

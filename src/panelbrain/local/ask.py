@@ -1,0 +1,151 @@
+"""One question through the pipeline on the local engine, from start to terminal state."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from panelbrain.aws.store import DynamoQueryStore
+from panelbrain.errors import BadInputError, PanelbrainError
+from panelbrain.local.engine import LocalEngine, StateTrace
+from panelbrain.models import QueryInput, Usage
+
+PIPELINE = "QueryPipelineStateMachine"
+REVIEW = "HumanReviewStateMachine"
+Decision = Literal["approve", "reject"]
+
+
+class ReviewWaitError(PanelbrainError):
+    """The review workflow never asked for a decision (its notifier did not run)."""
+
+
+def new_query_id() -> str:
+    return "q-" + uuid.uuid4().hex[:16]
+
+
+def query_input(
+    question: str, dataset: str, provider: str, latency_scale: float, query_id: str
+) -> QueryInput:
+    try:
+        return QueryInput(
+            query_id=query_id,
+            question=question,
+            dataset=dataset,
+            provider=provider,
+            latency_scale=latency_scale,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(f"{where}: {first['msg']}") from None
+
+
+def _usage_totals(usages: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for raw in usages:
+        usage = Usage.model_validate(raw)
+        slot = totals.setdefault(
+            usage.model_id,
+            {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0},
+        )
+        for key in slot:
+            slot[key] += getattr(usage, key)
+    return totals
+
+
+def _trace_rows(traces: list[StateTrace]) -> list[dict[str, Any]]:
+    return [
+        {
+            "state": t.state,
+            "machine": t.machine,
+            "started_at": t.started_at.isoformat(),
+            "ended_at": t.ended_at.isoformat() if t.ended_at else None,
+            "duration_ms": round(t.duration_ms, 1) if t.duration_ms is not None else None,
+        }
+        for t in traces
+    ]
+
+
+def decide(engine: LocalEngine, query_id: str, decision: Decision, *, wait_s: float = 30.0) -> None:
+    """Answer the review task the way a reviewer's approve or reject link will."""
+    store = DynamoQueryStore()
+    deadline = time.monotonic() + wait_s
+    token = store.get_review_token(query_id)
+    while token is None:
+        if time.monotonic() > deadline:
+            raise ReviewWaitError(f"query {query_id}: no review task is waiting for a decision")
+        time.sleep(0.02)
+        token = store.get_review_token(query_id)
+    sfn = engine.clients["stepfunctions"]
+    if decision == "approve":
+        sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approved", "reviewer": "cli"}))
+    else:
+        sfn.send_task_failure(
+            taskToken=token, error="ReviewRejectedError", cause="rejected at the command line"
+        )
+
+
+def ask(
+    engine: LocalEngine,
+    question: str,
+    *,
+    dataset: str = "ces11",
+    provider: str = "offline",
+    review: Decision | None = None,
+    latency_scale: float = 0.0,
+    on_state: Callable[[StateTrace], None] | None = None,
+    query_id: str | None = None,
+) -> dict[str, Any]:
+    """Run ``question`` to its terminal state and return the ``--json`` document."""
+    query = query_input(question, dataset, provider, latency_scale, query_id or new_query_id())
+    started = time.perf_counter()
+    pipeline_arn = engine.start(PIPELINE, query.query_id, {"query": query.model_dump(mode="json")})
+    description = engine.wait(pipeline_arn, on_state=on_state)
+    traces = engine.trace(pipeline_arn)
+    store = DynamoQueryStore()
+    record = store.get(query.query_id)
+    if description["status"] != "SUCCEEDED" or record is None:
+        raise PanelbrainError(
+            f"the pipeline ended {description['status']} without a recorded outcome: "
+            f"{description.get('error')}: {description.get('cause')}"
+        )
+    if record["status"] == "needs_review" and review is not None:
+        decide(engine, query.query_id, review)
+        review_arn = engine.execution_arn(REVIEW, query.query_id)
+        engine.wait(review_arn, on_state=on_state)
+        traces += engine.trace(review_arn)
+        record = store.get(query.query_id) or record
+    return document(query, record, traces, time.perf_counter() - started)
+
+
+def document(
+    query: QueryInput, record: dict[str, Any], traces: list[StateTrace], seconds: float
+) -> dict[str, Any]:
+    result = record.get("result") or {}
+    synthesis = result.get("document") or result.get("synthesis") or {}
+    usage = _usage_totals(synthesis.get("usage", []))
+    return {
+        "query_id": query.query_id,
+        "question": query.question,
+        "dataset": query.dataset,
+        "status": record["status"],
+        "route": record["route"],
+        "reason": record.get("reason"),
+        "provider": synthesis.get("provider", query.provider),
+        "confidence": synthesis.get("confidence"),
+        "confidence_reasons": synthesis.get("confidence_reasons", []),
+        "answer": synthesis.get("answer"),
+        "markdown": result.get("markdown"),
+        "table": synthesis.get("table", []),
+        "sql": synthesis.get("sql"),
+        "weighting": synthesis.get("weighting"),
+        "trace": _trace_rows(traces),
+        "usage": usage,
+        "cost_usd": 0.0 if not usage else None,
+        "elapsed_ms": round(seconds * 1000, 1),
+    }
