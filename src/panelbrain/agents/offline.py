@@ -114,6 +114,7 @@ class OfflinePlanner:
 
         measure: str
         chosen_values: list[str] = []
+        implicit_filters: dict[str, list[str]] = {}
         if intent == "mean":
             numeric = [m for m in columns if self.table.column(m.column).type != "categorical"]
             if not numeric:
@@ -125,21 +126,21 @@ class OfflinePlanner:
         elif intent == "share" and values:
             hinted = {m.column for m in columns}
             candidates = {m.column for m in values}
-            measure = values[0].column
-            if len(candidates) > 1:
-                agreed = candidates & hinted
-                if len(agreed) == 1:
-                    measure = agreed.pop()
-                else:
-                    confidence -= 0.3
-                    reasons.append(
-                        f"the values named belong to several columns ({', '.join(sorted(candidates))}); "
-                        f"took {measure!r}"
-                    )
+            agreed = candidates & hinted
+            # "share of <people> <answering>": without a column named, the answer comes last.
+            measure = agreed.pop() if len(agreed) == 1 else values[-1].column
             chosen_values = list(dict.fromkeys(m.value for m in values if m.column == measure and m.value))
             for m in values:
                 if m.column == measure and not m.exact:
                     reasons.append(f"read {m.phrase!r} as {measure} = {m.value!r}")
+            for m in values:
+                if m.column != measure and m.value is not None:
+                    implicit_filters.setdefault(m.column, []).append(m.value)
+                    reasons.append(
+                        f"read {m.phrase!r} as a filter {m.column} = {m.value!r} "
+                        "(write 'among ...' to say so)"
+                    )
+            confidence -= 0.25 * len(implicit_filters)
         else:
             categorical = [m for m in columns if self.table.column(m.column).type == "categorical"]
             if not categorical:
@@ -165,7 +166,7 @@ class OfflinePlanner:
                 confidence -= 0.3
                 reasons.append(f"could not find a column for the breakdown {breakdown_text.strip()!r}")
 
-        filters: dict[str, list[str]] = {}
+        filters: dict[str, list[str]] = dict(implicit_filters)
         if filter_text.strip():
             found = [m for m in self.mentions(filter_text) if m.value is not None]
             if not found:
