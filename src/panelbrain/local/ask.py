@@ -32,13 +32,8 @@ def query_input(
     question: str, dataset: str, provider: str, latency_scale: float, query_id: str
 ) -> QueryInput:
     try:
-        return QueryInput(
-            query_id=query_id,
-            question=question,
-            dataset=dataset,
-            provider=provider,
-            latency_scale=latency_scale,
-        )
+        fields = {"query_id": query_id, "question": question, "dataset": dataset}
+        return QueryInput.model_validate({**fields, "provider": provider, "latency_scale": latency_scale})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
