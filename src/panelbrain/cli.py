@@ -486,6 +486,44 @@ def bench_rake(
     )
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    latency: Annotated[
+        str, typer.Option(help="The seed's model latency per agent: seed or seed:SCALE.")
+    ] = "seed:0.05",
+    repeat: Annotated[int, typer.Option(help="Queries timed (the median is reported).")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Time one question end to end on the local engine against its critical path."""
+    from panelbrain.bench.pipeline import run_pipeline_benchmark
+
+    if repeat < 1:
+        raise BadInputError("--repeat must be at least 1")
+    result = run_pipeline_benchmark(
+        scale=_parse_latency(latency), repeat=repeat, progress=None if as_json else err
+    )
+    if as_json:
+        _emit_json(result)
+        return
+    grid = Table(
+        title=f"Pipeline on the local engine, latency seed x {result['latency_scale']:g} (median of {repeat})"
+    )
+    grid.add_column("figure")
+    grid.add_column("seconds", justify="right")
+    grid.add_row("measured end to end", f"{result['measured_s']:.3f}")
+    grid.add_row(
+        "critical path (plan + slowest worker + synthesise + formatter)", f"{result['critical_path_s']:.3f}"
+    )
+    grid.add_row("sequential sum of every agent", f"{result['sequential_s']:.3f}")
+    grid.add_row("orchestration overhead, no latency", f"{result['overhead_no_latency_ms'] / 1000:.3f}")
+    out.print(grid)
+    ratio = result["ratio_to_critical_path"]
+    out.print(
+        f"measured / critical path = {ratio:.3f} (target <= 1.10); "
+        f"overhead {result['overhead_no_latency_ms']:.0f} ms (target <= 250 ms)"
+    )
+
+
 def main() -> NoReturn:
     """Entry point: map every failure onto the exit-code contract, never a traceback."""
     debug = bool(os.environ.get("PANELBRAIN_DEBUG"))

@@ -106,9 +106,10 @@ class Synthesis(_Model):
 
 
 class FormattedAnswer(_Model):
+    """Markdown for people; programs read the synthesis itself, which travels beside it."""
+
     query_id: str
     markdown: str
-    document: dict[str, Any]
 
 
 class TerminalRecord(_Model):

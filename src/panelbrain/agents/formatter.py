@@ -35,8 +35,4 @@ def run(synthesis: Synthesis, latency_scale: float = 0.0) -> FormattedAnswer:
     if synthesis.sql:
         lines += ["", "```sql", synthesis.sql, "```"]
     lines += ["", f"_Answered by the {synthesis.provider} provider._"]
-    return FormattedAnswer(
-        query_id=synthesis.query_id,
-        markdown="\n".join(lines),
-        document=synthesis.model_dump(mode="json", exclude={"plan"}),
-    )
+    return FormattedAnswer(query_id=synthesis.query_id, markdown="\n".join(lines))

@@ -113,6 +113,7 @@ class LocalEngine:
 
             LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
             stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
+            _reuse_task_clients(stack)
             engine._deploy()
             stack.callback(engine._undeploy_env)
             yield engine
@@ -214,7 +215,7 @@ class LocalEngine:
         *,
         timeout_s: float = 600.0,
         on_state: Callable[[StateTrace], None] | None = None,
-        poll_s: float = 0.02,
+        poll_s: float = 0.005,
     ) -> dict[str, Any]:
         """Poll until the execution ends; call ``on_state`` as states enter and exit."""
         deadline = time.monotonic() + timeout_s
@@ -249,6 +250,25 @@ class LocalEngine:
             elif exited and exited["name"] in open_states:
                 open_states.pop(exited["name"]).ended_at = event["timestamp"]
         return traces
+
+
+def _reuse_task_clients(stack: ExitStack) -> None:
+    """moto's interpreter builds a new boto3 client for every Lambda task (milliseconds each,
+    which the local engine would add to every state); one client per region serves them all."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+    cache: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in cache:
+                cache[(region, service)] = original(region, service, state_credentials)
+            return cache[(region, service)]
+
+    lambda_eval_utils.boto_client_for = cached
+    stack.callback(setattr, lambda_eval_utils, "boto_client_for", original)
 
 
 def _as_trace(event: dict[str, Any], execution_arn: str) -> StateTrace | None:
