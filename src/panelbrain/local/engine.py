@@ -257,7 +257,7 @@ def _reuse_task_clients(stack: ExitStack) -> None:
     which the local engine would add to every state); one client per region serves them all."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-    original = lambda_eval_utils.boto_client_for
+    original = getattr(lambda_eval_utils, "boto_client_for")  # noqa: B009 - not re-exported by moto
     cache: dict[tuple[str, str], Any] = {}
     lock = threading.Lock()
 
@@ -267,7 +267,7 @@ def _reuse_task_clients(stack: ExitStack) -> None:
                 cache[(region, service)] = original(region, service, state_credentials)
             return cache[(region, service)]
 
-    lambda_eval_utils.boto_client_for = cached
+    setattr(lambda_eval_utils, "boto_client_for", cached)  # noqa: B010
     stack.callback(setattr, lambda_eval_utils, "boto_client_for", original)
 
 
