@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from panelbrain.agents.context import dataset, default_weights, simulate_latency
+from panelbrain.agents.context import dataset, default_weights
+from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.estimates import weighted_means, weighted_shares
 from panelbrain.models import Plan, WorkerResult
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from panelbrain.agents.context import simulate_latency
+from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.errors import BadInputError
 from panelbrain.models import Plan, QueryInput

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from panelbrain.agents.context import engine, simulate_latency
+from panelbrain.agents.context import engine
+from panelbrain.agents.latency import simulate_latency
 from panelbrain.models import Plan, WorkerResult
 
 

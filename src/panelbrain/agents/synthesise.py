@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from panelbrain.agents.context import simulate_latency
+from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.dictionary import Table, load_dictionary
-from panelbrain.data.estimates import ALL
 from panelbrain.models import Plan, Synthesis, WorkerResult
 
+# The overall row of an estimate table (panelbrain.data.estimates.ALL, without importing pandas).
+ALL = "All"
 SMALL_BASE = 30
 LOW_EFFICIENCY = 0.5
 

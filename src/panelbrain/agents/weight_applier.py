@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from panelbrain.agents.context import default_weights, simulate_latency
+from panelbrain.agents.context import default_weights
+from panelbrain.agents.latency import simulate_latency
 from panelbrain.models import Plan, WorkerResult
 
 

@@ -14,7 +14,7 @@ import statistics
 import time
 from typing import Any, Protocol
 
-from panelbrain.agents.context import SEED_LATENCY_S
+from panelbrain.agents.latency import SEED_LATENCY_S
 from panelbrain.local.ask import PIPELINE, ask, new_query_id, query_input
 from panelbrain.local.engine import LocalEngine
 
