@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck validate unit clean
 
 install: $(STAMP)
 
@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/panelbrain tabulate abortion --by province --value Yes
-	$(BIN)/panelbrain tabulate importance --by gender
+	$(BIN)/panelbrain ask "What share support a ban on abortion by province?"
 
 lint: install
 	$(BIN)/ruff check src tests
@@ -27,10 +26,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The template and state machines, offline (cfn-lint does not read ASL files; statelint does).
+validate: install
+	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
+	$(BIN)/statelint --ignore=URI statemachines/query_pipeline.asl.json statemachines/human_review.asl.json
+
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck
+test: lint typecheck validate
 	$(BIN)/pytest -q
 
 clean:

@@ -114,6 +114,7 @@ class LocalEngine:
             LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
             stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
             _reuse_task_clients(stack)
+            _reuse_parse_trees(stack)
             engine._deploy()
             stack.callback(engine._undeploy_env)
             yield engine
@@ -269,6 +270,31 @@ def _reuse_task_clients(stack: ExitStack) -> None:
 
     setattr(lambda_eval_utils, "boto_client_for", cached)  # noqa: B010
     stack.callback(setattr, lambda_eval_utils, "boto_client_for", original)
+
+
+def _reuse_parse_trees(stack: ExitStack) -> None:
+    """moto lexes and parses the whole ASL (a pure-Python ANTLR grammar, ~30 ms) at every
+    execution start. The parse tree of a definition never changes, so keep it and rebuild only
+    the evaluation components from it, fresh for each execution (they hold execution state)."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    original = asl_parser.AmazonStateLanguageParser.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            program, tree = original(definition)
+            with lock:
+                trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    stack.callback(setattr, asl_parser.AmazonStateLanguageParser, "parse", staticmethod(original))
 
 
 def _as_trace(event: dict[str, Any], execution_arn: str) -> StateTrace | None:
