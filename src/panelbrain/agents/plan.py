@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.dictionary import load_dictionary
-from panelbrain.errors import BadInputError
 from panelbrain.models import Plan, QueryInput
 
 
@@ -12,8 +11,9 @@ def run(query: QueryInput) -> Plan:
     spec = load_dictionary(query.dataset)
     simulate_latency("plan", query.latency_scale)
     if query.provider == "bedrock":
-        # Not built yet: say so rather than answer offline under the bedrock name.
-        raise BadInputError("the bedrock provider is not available yet; use --provider offline")
+        from panelbrain.agents.bedrock import BedrockProvider
+
+        return BedrockProvider.from_env().plan(query, spec)
     from panelbrain.agents.offline import OfflinePlanner
 
     return OfflinePlanner(spec).plan(query)

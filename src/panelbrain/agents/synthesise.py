@@ -12,7 +12,7 @@ from typing import Any
 
 from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.dictionary import Table, load_dictionary
-from panelbrain.models import Plan, Synthesis, WorkerResult
+from panelbrain.models import Plan, Synthesis, Usage, WorkerResult
 
 # The overall row of an estimate table (panelbrain.data.estimates.ALL, without importing pandas).
 ALL = "All"
@@ -88,6 +88,21 @@ def _describe(plan: Plan, table: Table, rows: list[dict[str, Any]], weighted: bo
     return " ".join(parts)
 
 
+def _narrate(
+    plan: Plan, rows: list[dict[str, Any]], offline_answer: str
+) -> tuple[str, list[Usage], list[str]]:
+    """The brain writes the paragraph; if Bedrock is throttling, the offline text stands."""
+    from panelbrain.agents.bedrock import BREAKER, BedrockProvider, ModelThrottledError, narrate
+
+    if BREAKER.open:
+        return offline_answer, [], ["Bedrock kept throttling: the answer text was written offline"]
+    try:
+        text, usage = narrate(BedrockProvider.from_env(), plan.question, rows, plan.weighted)
+    except ModelThrottledError:
+        return offline_answer, [], ["Bedrock throttled the synthesis: the answer text was written offline"]
+    return text, [usage], []
+
+
 def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
     simulate_latency("synthesise", plan.latency_scale)
     spec = load_dictionary(plan.dataset)
@@ -160,11 +175,18 @@ def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
         reasons.append("unweighted, as asked")
 
     usage = list(plan.usage) + [u for r in results for u in r.usage]
+    if sql_result is not None:
+        reasons += sql_result.output.get("notes", [])
+    answer = _describe(plan, table, rows, plan.weighted)
+    if plan.provider == "bedrock":
+        answer, narration_usage, note = _narrate(plan, rows, answer)
+        usage += narration_usage
+        reasons += note
     return Synthesis(
         query_id=plan.query_id,
         question=plan.question,
         dataset=plan.dataset,
-        answer=_describe(plan, table, rows, plan.weighted),
+        answer=answer,
         table=rows,
         sql=sql,
         weighting=weighting,

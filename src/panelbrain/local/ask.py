@@ -53,6 +53,20 @@ def _usage_totals(usages: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return totals
 
 
+def _cost(usage: dict[str, dict[str, int]]) -> float:
+    from panelbrain.pricing import cost_usd
+
+    return round(
+        sum(
+            cost_usd(
+                model, t["input_tokens"], t["output_tokens"], t["cache_read_tokens"], t["cache_write_tokens"]
+            )
+            for model, t in usage.items()
+        ),
+        6,
+    )
+
+
 def _trace_rows(traces: list[StateTrace]) -> list[dict[str, Any]]:
     return [
         {
@@ -141,6 +155,6 @@ def document(
         "weighting": synthesis.get("weighting"),
         "trace": _trace_rows(traces),
         "usage": usage,
-        "cost_usd": 0.0 if not usage else None,
+        "cost_usd": _cost(usage),
         "elapsed_ms": round(seconds * 1000, 1),
     }

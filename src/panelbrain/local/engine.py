@@ -102,7 +102,12 @@ class LocalEngine:
             stack.callback(_restore_env, saved_env)
             stack.enter_context(
                 mock_aws(
-                    config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+                    config={
+                        "stepfunctions": {"execute_state_machine": True},
+                        "lambda": {"use_docker": False},
+                        # --provider bedrock: model calls leave for the real endpoint.
+                        "core": {"passthrough": {"services": ["bedrockruntime"]}},
+                    }
                 )
             )
 
