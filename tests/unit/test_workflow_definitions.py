@@ -1,0 +1,88 @@
+"""The ASL files as committed: the seed's timeouts and retries, and what each Catch matches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panelbrain.local.template import Template
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def states(name: str) -> dict[str, Any]:
+    definition = json.loads((ROOT / "statemachines" / name).read_text())
+    found: dict[str, Any] = {}
+
+    def walk(block: dict[str, Any]) -> None:
+        for state_name, state in block["States"].items():
+            found[state_name] = state
+            for branch in state.get("Branches", []):
+                walk(branch)
+
+    walk(definition)
+    return found
+
+
+def test_pipeline_timeouts_and_retries_follow_the_seed() -> None:
+    s = states("query_pipeline.asl.json")
+    assert s["BrainPlan"]["TimeoutSeconds"] == 60 and s["BrainPlan"]["Retry"][0]["MaxAttempts"] == 2
+    assert s["BrainPlan"]["Retry"][0]["BackoffRate"] == 2.0
+    for worker in ("SqlWriter", "WeightApplier", "DataProcessor"):
+        assert s[worker]["TimeoutSeconds"] == 120 and s[worker]["Retry"][0]["MaxAttempts"] == 1
+        assert {"TransientError", "ThrottlingException", "ModelThrottledError"} <= set(
+            s[worker]["Retry"][0]["ErrorEquals"]
+        )
+    assert s["BrainSynthesise"]["TimeoutSeconds"] == 60
+    assert s["Formatter"]["TimeoutSeconds"] == 30
+
+
+def test_review_waits_on_a_token_with_the_seed_timeouts_by_default() -> None:
+    s = states("human_review.asl.json")["RequestReview"]
+    assert s["Resource"] == "${LambdaInvokeWaitForTaskToken}"
+    assert s["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
+    assert (s["TimeoutSecondsPath"], s["HeartbeatSecondsPath"]) == (
+        "$.settings.timeout_s",
+        "$.settings.heartbeat_s",
+    )
+    caught = {tuple(c["ErrorEquals"]): c["Next"] for c in s["Catch"]}
+    assert caught[("ReviewRejectedError",)] == "PersistRejected"
+    assert caught[("States.Timeout", "States.HeartbeatTimeout")] == "PersistTimedOut"
+    parameters = Template.load(ROOT / "template.yaml").parameters
+    assert (parameters["ReviewTimeoutSeconds"], parameters["ReviewHeartbeatSeconds"]) == ("3600", "300")
+    assert (parameters["AnswerConfidenceThreshold"], parameters["ReviewConfidenceThreshold"]) == (
+        "0.8",
+        "0.5",
+    )
+
+
+def test_every_path_ends_in_a_persist_state() -> None:
+    for name in ("query_pipeline.asl.json", "human_review.asl.json"):
+        top_level = json.loads((ROOT / "statemachines" / name).read_text())["States"]
+        ends = {state_name: state for state_name, state in top_level.items() if state.get("End")}
+        assert ends and all(s["Resource"] == "${PersistFunctionArn}" for s in ends.values()), name
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "plan",
+        "sql_writer",
+        "weight_applier",
+        "data_processor",
+        "synthesise",
+        "formatter",
+        "error_handler",
+        "persist",
+    ],
+)
+def test_handlers_import_no_langchain(module: str) -> None:
+    loaded = "any(m.startswith('langchain') for m in sys.modules)"
+    code = f"import sys, panelbrain.functions.{module}; print({loaded})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
