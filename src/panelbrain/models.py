@@ -54,6 +54,28 @@ class QueryInput(_Model):
         return value.strip()
 
 
+class QueryRequest(_Model):
+    """The body of ``POST /queries``."""
+
+    question: str = Field(min_length=1, max_length=2_000)
+    dataset: str = Field(default="ces11", min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    provider: Literal["offline", "bedrock"] = "offline"
+
+    @field_validator("question")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return QueryInput._printable(value)
+
+
+class QueryMessage(_Model):
+    """What the API puts on the queue and the poller takes off it."""
+
+    query_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    question: str
+    dataset: str
+    provider: Literal["offline", "bedrock"] = "offline"
+
+
 class Filter(_Model):
     column: str
     values: list[str] = Field(min_length=1)

@@ -26,6 +26,17 @@ class QueryStore(ABC):
     def get(self, query_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
+    def create_query(self, query_id: str, request: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def claim_start(self, query_id: str) -> bool:
+        """Move a query from queued to started; False if another delivery already did."""
+
+    @abstractmethod
+    def release_start(self, query_id: str) -> None:
+        """Undo a claim whose StartExecution failed, so the next delivery can try again."""
+
+    @abstractmethod
     def put_review_token(self, query_id: str, token: str) -> None: ...
 
     @abstractmethod
@@ -77,6 +88,48 @@ class DynamoQueryStore(QueryStore):
                 return False
             raise
         return True
+
+    def create_query(self, query_id: str, request: dict[str, Any]) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "query_id": {"S": query_id},
+                "status": {"S": "queued"},
+                "request": {"S": json.dumps(request)},
+                "created_at": {"N": str(time.time())},
+            },
+            ConditionExpression="attribute_not_exists(query_id)",
+        )
+
+    def _transition(self, query_id: str, before: str, after: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"query_id": {"S": query_id}},
+                UpdateExpression="SET #s = :after, updated_at = :now",
+                ConditionExpression="#s = :before",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":before": {"S": before},
+                    ":after": {"S": after},
+                    ":now": {"N": str(time.time())},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_start(self, query_id: str) -> bool:
+        # Asynchronous Express workflows do not deduplicate execution names in AWS (moto
+        # does): this conditional write is what keeps a second delivery from a second run.
+        return self._transition(query_id, "queued", "started")
+
+    def release_start(self, query_id: str) -> None:
+        self._transition(query_id, "started", "queued")
 
     def get(self, query_id: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")

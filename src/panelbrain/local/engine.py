@@ -129,7 +129,7 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns"):
+        for service in ("stepfunctions", "dynamodb", "sns", "sqs"):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
         for name, resource in t.of_type("AWS::DynamoDB::Table").items():
@@ -142,6 +142,22 @@ class LocalEngine:
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
+        queues = t.of_type("AWS::SQS::Queue")
+        for name in queues:  # all first: a redrive policy names another queue
+            self.clients["sqs"].create_queue(QueueName=name)
+        for name, resource in queues.items():
+            props = t.resolve(resource.get("Properties", {}))
+            attributes = {
+                key: str(props[key])
+                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds")
+                if key in props
+            }
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            if attributes:
+                self.clients["sqs"].set_queue_attributes(
+                    QueueUrl=t.resolve({"Ref": name}), Attributes=attributes
+                )
         self._env: dict[str, str | None] = {}
         for name in t.of_type("AWS::Serverless::Function"):
             self.handlers[name] = _import_handler(t.handler(name))
@@ -187,6 +203,37 @@ class LocalEngine:
         with self._lock:
             self.invocations.append(Invocation(name, started, time.perf_counter() - started, error))
         return payload.encode()
+
+    # -- event sources ------------------------------------------------------------------------
+
+    def deliver(self, queue: str, function: str, *, max_messages: int = 10) -> dict[str, Any] | None:
+        """One poll of ``queue`` for ``function``, as Lambda's SQS event source does: receive a
+        batch, invoke the handler, delete what succeeded. Returns the handler's response (None
+        when the queue was empty); failed records stay and come back after the visibility timeout
+        (here at once), up to the queue's maxReceiveCount, then go to its dead-letter queue."""
+        sqs = self.clients["sqs"]
+        url = self.template.resolve({"Ref": queue})
+        received = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not received:
+            return None
+        arn = self.template.resolve({"Fn::GetAtt": [queue, "Arn"]})
+        event = {"Records": [_sqs_record(m, arn, self.template.region) for m in received]}
+        context = LambdaContext(
+            function, f"local-{time.monotonic_ns()}", self.template.function_arn(function)
+        )
+        response: dict[str, Any] = self.handlers[function](event, context) or {}
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for message in received:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return response
 
     # -- executions ---------------------------------------------------------------------------
 
@@ -256,6 +303,31 @@ class LocalEngine:
             elif exited and exited["name"] in open_states:
                 open_states.pop(exited["name"]).ended_at = event["timestamp"]
         return traces
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source hands it to a function."""
+    attributes = {
+        name: {
+            "stringValue": value["StringValue"],
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
+        for name, value in message.get("MessageAttributes", {}).items()
+        if "StringValue" in value
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
 
 
 def _reuse_task_clients(stack: ExitStack) -> None:

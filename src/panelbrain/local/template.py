@@ -92,6 +92,8 @@ class Template:
             return f"arn:aws:sns:{self.region}:{self.account}:{name}"
         if kind == "AWS::Serverless::StateMachine":
             return self.state_machine_arn(name)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}"
         return str(name)  # tables, functions, buckets: the logical id is the local physical name
 
     def _get_att(self, name: str, attribute: str) -> str:
@@ -102,6 +104,10 @@ class Template:
             return name
         if kind == "AWS::SNS::Topic" and attribute == "TopicName":
             return name
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return name
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
         if attribute == "Arn":
             return self._ref(name)
         raise TemplateError(f"!GetAtt {name}.{attribute} is not supported by the local engine")

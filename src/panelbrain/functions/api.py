@@ -1,0 +1,89 @@
+"""API function: POST /queries (accept, queue, 202) and GET /queries/{query_id}.
+
+Imports stay light (no pandas, no langchain): Powertools' event handler, pydantic, boto3.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.metrics import MetricUnit
+
+from panelbrain.aws.queue import QueryQueue, SqsQueryQueue
+from panelbrain.aws.store import DynamoQueryStore, QueryStore
+from panelbrain.data.dictionary import dataset_names
+from panelbrain.models import QueryMessage, QueryRequest
+
+app = APIGatewayRestResolver(enable_validation=True)
+metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="api")
+_store: QueryStore | None = None
+_queue: QueryQueue | None = None
+
+
+def store() -> QueryStore:
+    global _store
+    _store = _store or DynamoQueryStore()
+    return _store
+
+
+def queue() -> QueryQueue:
+    global _queue
+    _queue = _queue or SqsQueryQueue()
+    return _queue
+
+
+def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
+    """422 naming each field that is wrong and why (Powertools' default omits the why)."""
+    problems = [
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+            "problem": e.get("msg", e["type"]),
+        }
+        for e in error.errors()
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return Response(
+        status_code=422, content_type="application/json", body={"error": summary, "problems": problems}
+    )
+
+
+app.exception_handler(RequestValidationError)(invalid_request)
+
+
+@app.post("/queries")
+def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
+    if request.dataset not in dataset_names():
+        return Response(
+            status_code=422,
+            content_type="application/json",
+            body={"error": f"unknown dataset {request.dataset!r}; available: {', '.join(dataset_names())}"},
+        )
+    query_id = "q-" + uuid.uuid4().hex[:16]
+    store().create_query(query_id, request.model_dump(mode="json"))
+    queue().send(QueryMessage(query_id=query_id, **request.model_dump()))
+    metrics.add_metric(name="IncomingQueryCount", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body={"query_id": query_id, "status": "queued", "status_url": f"/queries/{query_id}"},
+    )
+
+
+@app.get("/queries/<query_id>")
+def get_query(query_id: str) -> dict[str, Any]:
+    record = store().get(query_id) if len(query_id) <= 64 else None
+    if record is None:
+        raise NotFoundError(f"no query {query_id!r}")
+    record.pop("review_token", None)
+    return record
+
+
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,93 @@
+"""Poller function: SQS batch -> one QueryPipeline execution per query, exactly once.
+
+Each record is handled on its own (Powertools BatchProcessor reports failures per record). A
+conditional write on the query record guards StartExecution, because asynchronous Express
+workflows do not deduplicate execution names in AWS; executions are still named by query id for
+tracing. A record that fails on its last allowed receive marks its query failed before it goes
+to the dead-letter queue, where it waits for redrive: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from panelbrain.aws.store import DynamoQueryStore, QueryStore
+from panelbrain.models import QueryMessage, TerminalRecord
+
+# Report every failed record, even when all of them failed, rather than failing the
+# invocation: the outcome for SQS is the same, and the response says which ones.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_store: QueryStore | None = None
+_sfn: Any = None
+
+
+def store() -> QueryStore:
+    global _store
+    _store = _store or DynamoQueryStore()
+    return _store
+
+
+def stepfunctions() -> Any:
+    global _sfn
+    if _sfn is None:
+        import boto3
+
+        _sfn = boto3.client("stepfunctions")
+    return _sfn
+
+
+def start(message: QueryMessage) -> None:
+    if not store().claim_start(message.query_id):
+        return  # a duplicate delivery: this query already started
+    payload = {"query": {**message.model_dump(mode="json"), "latency_scale": 0.0}}
+    try:
+        stepfunctions().start_execution(
+            stateMachineArn=os.environ["PIPELINE_STATE_MACHINE_ARN"],
+            name=message.query_id,
+            input=json.dumps(payload),
+        )
+    except Exception:
+        store().release_start(message.query_id)
+        raise
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        start(QueryMessage.model_validate_json(record.body))
+    except Exception as exc:
+        receives = int(record.attributes.approximate_receive_count or "1")
+        if receives >= int(os.environ.get("MAX_RECEIVE_COUNT", "3")):
+            query_id = _query_id(record)
+            if query_id:
+                store().put_record(
+                    TerminalRecord(
+                        query_id=query_id,
+                        status="failed",
+                        route="dead_letter",
+                        reason=f"could not start after {receives} deliveries: {type(exc).__name__}: {exc}",
+                    )
+                )
+        raise
+
+
+def _query_id(record: SQSRecord) -> str | None:
+    """The query a record belongs to: from its attribute, which survives a malformed body."""
+    attributes: dict[str, Any] = record.raw_event.get("messageAttributes") or {}
+    value = (attributes.get("query_id") or {}).get("stringValue")
+    if value:
+        return str(value)
+    try:
+        return str(json.loads(record.body)["query_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def handler(event: dict[str, Any], context: Any) -> Any:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,167 @@
+"""API -> queue -> poller -> pipeline on the local engine, with the events/ files as inputs.
+
+The duplicate-delivery test replaces the Step Functions client with a counter, so moto's own
+deduplication of Express execution names (which AWS does not do) proves nothing here: only our
+conditional write stands between two deliveries and two executions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panelbrain.aws.store import DynamoQueryStore
+from panelbrain.functions import api, poller
+from panelbrain.local.engine import LocalEngine
+
+# GETs and refused POSTs publish no metric; Powertools warns about that, correctly.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+EVENTS = Path(__file__).parent.parent.parent / "events"
+
+
+def event(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    with LocalEngine.running() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients(engine: LocalEngine) -> Iterator[None]:
+    # Handlers keep their clients between invocations, as in Lambda; start each test clean.
+    api._store = api._queue = None
+    poller._store = None
+    poller._sfn = None
+    yield
+
+
+def post(body: Any, raw: str | None = None) -> dict[str, Any]:
+    request = event("api/post_query.json")
+    request["body"] = raw if raw is not None else json.dumps(body)
+    return api.handler(request, None)
+
+
+def test_post_accepts_queues_and_counts(engine: LocalEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    response = api.handler(event("api/post_query.json"), None)
+    assert response["statusCode"] == 202
+    body = json.loads(response["body"])
+    assert body["status"] == "queued" and body["status_url"] == f"/queries/{body['query_id']}"
+    assert DynamoQueryStore().get(body["query_id"])["status"] == "queued"
+    assert '"IncomingQueryCount"' in capsys.readouterr().out  # the EMF metric line
+
+
+def test_posted_question_is_answered_through_queue_and_poller(engine: LocalEngine) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    while engine.deliver("QueryQueue", "PollerFunction") is not None:
+        pass
+    engine.wait(engine.execution_arn("QueryPipelineStateMachine", query_id))
+    get = event("api/get_query.json")
+    get["path"], get["pathParameters"] = f"/queries/{query_id}", {"query_id": query_id}
+    response = api.handler(get, None)
+    assert response["statusCode"] == 200
+    record = json.loads(response["body"])
+    assert (record["status"], record["route"]) == ("answered", "formatter")
+    assert "Quebec" in record["result"]["markdown"]
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "status", "text"),
+    [
+        ({"dataset": "ces11"}, None, 422, "question"),
+        ({"question": "x" * 10_000_000}, None, 422, "question"),
+        ({"question": 5}, None, 422, "question"),
+        ({"question": "What share?", "dataset": "ces99"}, None, 422, "unknown dataset 'ces99'"),
+        ({"question": ""}, None, 422, "question"),
+        ({"question": "   \t "}, None, 422, "the question is empty"),
+        ({"question": "share\x00of\x07yes"}, None, 422, "control characters"),
+        (None, "{not json", 422, ""),
+        ({"question": "Share of Yes", "surprise": True}, None, 422, "surprise"),
+    ],
+    ids=[
+        "missing",
+        "10MB",
+        "wrong-type",
+        "unknown-dataset",
+        "empty",
+        "whitespace",
+        "control",
+        "bad-json",
+        "extra",
+    ],
+)
+def test_invalid_bodies_get_a_4xx_with_a_reason(
+    engine: LocalEngine, body: Any, raw: str | None, status: int, text: str
+) -> None:
+    response = post(body, raw)
+    assert response["statusCode"] == status
+    assert text in response["body"]
+
+
+def test_unknown_query_is_404(engine: LocalEngine) -> None:
+    response = api.handler(event("api/get_query.json"), None)
+    assert response["statusCode"] == 404
+
+
+class CountingStepFunctions:
+    """Stands in for the Step Functions client: counts starts, runs nothing."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.starts: list[str] = []
+        self.fail = fail
+
+    def start_execution(self, **kwargs: Any) -> dict[str, str]:
+        self.starts.append(kwargs["name"])
+        if self.fail:
+            raise RuntimeError("StartExecution unavailable")
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:x:{kwargs['name']}"}
+
+
+def test_duplicate_delivery_starts_one_execution(engine: LocalEngine) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    counter = CountingStepFunctions()
+    poller._sfn = counter
+    delivery = event("poller/one_query.json")
+    record = delivery["Records"][0]
+    record["body"] = json.dumps({**json.loads(record["body"]), "query_id": query_id})
+    first = poller.handler(copy.deepcopy(delivery), None)
+    second = poller.handler(copy.deepcopy(delivery), None)  # SQS delivers at least once
+    assert first == second == {"batchItemFailures": []}
+    assert counter.starts == [query_id]
+
+
+def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    poller._sfn = CountingStepFunctions()
+    delivery = event("poller/one_query.json")
+    good = delivery["Records"][0]
+    good["body"] = json.dumps({**json.loads(good["body"]), "query_id": query_id})
+    bad = {**copy.deepcopy(good), "messageId": "bad-message", "body": "{truncated"}
+    delivery["Records"].append(bad)
+    assert poller.handler(delivery, None) == {"batchItemFailures": [{"itemIdentifier": "bad-message"}]}
+
+
+def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEngine) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    failing = CountingStepFunctions(fail=True)
+    poller._sfn = failing
+    for _ in range(3):  # maxReceiveCount 3: three deliveries, each failing
+        response = engine.deliver("QueryQueue", "PollerFunction")
+        assert response is not None and len(response["batchItemFailures"]) == 1
+    assert engine.deliver("QueryQueue", "PollerFunction") is None  # moved on
+    sqs = engine.clients["sqs"]
+    dlq = engine.template.resolve({"Ref": "QueryDeadLetterQueue"})
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["query_id"] for m in dead] == [query_id]  # nothing lost
+    record = DynamoQueryStore().get(query_id)
+    assert record is not None and (record["status"], record["route"]) == ("failed", "dead_letter")
+    assert "could not start after 3 deliveries" in record["reason"]
+    assert failing.starts == [query_id] * 3  # every delivery tried: the claim was released
