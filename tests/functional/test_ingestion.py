@@ -42,6 +42,7 @@ def fresh_clients(engine: LocalEngine) -> Iterator[None]:
     poller._store = None
     poller._sfn = None
     yield
+    poller._sfn = None  # never leave a stand-in behind for other modules
 
 
 def post(body: Any, raw: str | None = None) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def stepfunctions() -> Any:
 def start(message: QueryMessage) -> None:
     if not store().claim_start(message.query_id):
         return  # a duplicate delivery: this query already started
-    payload = {"query": {**message.model_dump(mode="json"), "latency_scale": 0.0}}
+    # Simulated model latency is a local benchmarking knob; unset (0) in a deployed stack.
+    scale = float(os.environ.get("PANELBRAIN_LATENCY_SCALE", "0") or 0)
+    payload = {"query": {**message.model_dump(mode="json"), "latency_scale": scale}}
     try:
         stepfunctions().start_execution(
             stateMachineArn=os.environ["PIPELINE_STATE_MACHINE_ARN"],

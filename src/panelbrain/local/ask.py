@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -99,6 +102,61 @@ def decide(engine: LocalEngine, query_id: str, decision: Decision, *, wait_s: fl
         )
 
 
+def submit(engine: LocalEngine, query: QueryInput) -> str:
+    """POST the question to the API function and run the queue's event source until it is
+    drained: the path a deployed question takes, API -> SQS -> poller -> pipeline."""
+    from panelbrain.functions import api
+
+    body = json.dumps({"question": query.question, "dataset": query.dataset, "provider": query.provider})
+    # The function's EMF metric lines go to stdout in Lambda (CloudWatch reads them there);
+    # locally they are kept on the engine, so stdout stays the command's own.
+    emitted = io.StringIO()
+    with contextlib.redirect_stdout(emitted):
+        response = api.handler(api_gateway_event("POST", "/queries", body), None)
+    engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
+    document = json.loads(response["body"])
+    if response["statusCode"] != 202:
+        raise BadInputError(str(document.get("error", document)))
+    previous = os.environ.get("PANELBRAIN_LATENCY_SCALE")
+    os.environ["PANELBRAIN_LATENCY_SCALE"] = str(query.latency_scale)
+    try:
+        while engine.deliver("QueryQueue", "PollerFunction") is not None:
+            pass
+    finally:
+        if previous is None:
+            os.environ.pop("PANELBRAIN_LATENCY_SCALE", None)
+        else:
+            os.environ["PANELBRAIN_LATENCY_SCALE"] = previous
+    return str(document["query_id"])
+
+
+def api_gateway_event(method: str, path: str, body: str | None = None) -> dict[str, Any]:
+    """A REST API proxy event, as API Gateway hands one to the API function."""
+    resource = "/queries/{query_id}" if path.count("/") == 2 else path
+    parameters = {"query_id": path.rsplit("/", 1)[1]} if resource != path else None
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": path,
+            "stage": "local",
+            "requestId": uuid.uuid4().hex,
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
 def ask(
     engine: LocalEngine,
     question: str,
@@ -108,13 +166,14 @@ def ask(
     review: Decision | None = None,
     latency_scale: float = 0.0,
     on_state: Callable[[StateTrace], None] | None = None,
-    query_id: str | None = None,
 ) -> dict[str, Any]:
     """Run ``question`` to its terminal state and return the ``--json`` document."""
-    query = query_input(question, dataset, provider, latency_scale, query_id or new_query_id())
+    checked = query_input(question, dataset, provider, latency_scale, new_query_id())
     started = time.perf_counter()
-    pipeline_arn = engine.start(PIPELINE, query.query_id, {"query": query.model_dump(mode="json")})
-    description = engine.wait(pipeline_arn, on_state=on_state)
+    query_id = submit(engine, checked)
+    query = checked.model_copy(update={"query_id": query_id})
+    description = engine.wait(engine.execution_arn(PIPELINE, query_id), on_state=on_state)
+    pipeline_arn = engine.execution_arn(PIPELINE, query_id)
     traces = engine.trace(pipeline_arn)
     store = DynamoQueryStore()
     record = store.get(query.query_id)

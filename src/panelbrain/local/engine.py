@@ -83,6 +83,7 @@ class LocalEngine:
     handlers: dict[str, Handler] = field(default_factory=dict)
     invocations: list[Invocation] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    metric_lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
