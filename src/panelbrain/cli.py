@@ -149,6 +149,35 @@ def _print_answer(result: dict[str, Any]) -> None:
 
 
 @app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+) -> None:
+    """Serve the API on localhost over the local engine (POST /queries, GET /queries/{id})."""
+    import time
+
+    from panelbrain.local.engine import LocalEngine
+    from panelbrain.local.server import LocalServer
+
+    if not 0 < port < 65536:
+        raise BadInputError(f"--port must be between 1 and 65535, got {port}")
+    with LocalEngine.running() as engine:
+        try:
+            server = LocalServer(engine, port=port).start()
+        except OSError as exc:
+            raise BadInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        err.print(f"panelbrain API on {server.url}  (POST /queries, GET /queries/{{id}}, GET /openapi.json)")
+        example = '{"question": "What share support a ban on abortion?"}'
+        err.print(f"[dim]try: curl -s -X POST {server.url}/queries -d '{example}'[/]", markup=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            err.print("stopping")
+        finally:
+            server.stop()
+
+
+@app.command()
 def datasets(as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
     from panelbrain.data.catalog import default_targets, load_dataset

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -19,6 +20,9 @@ from panelbrain.aws.queue import QueryQueue, SqsQueryQueue
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import dataset_names
 from panelbrain.models import QueryMessage, QueryRequest
+
+# Reads and refused requests publish no metric, which is right; Powertools warns on each.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 app = APIGatewayRestResolver(enable_validation=True)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="api")

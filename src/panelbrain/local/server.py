@@ -1,0 +1,158 @@
+"""``panelbrain serve``: the API on localhost, over the local engine, so curl works as on AWS.
+
+Requests become API Gateway proxy events for the same API function that deploys; a background
+thread plays Lambda's SQS event source for the poller. Extra local routes: ``GET /openapi.json``
+(the API's OpenAPI document) and ``POST /queries/{id}/review`` (approve or reject a waiting review;
+signed links and Slack come with the human-review issue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from panelbrain.errors import PanelbrainError
+from panelbrain.local.ask import ReviewWaitError, api_gateway_event, decide
+from panelbrain.local.engine import LocalEngine
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+_REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
+
+
+class LocalServer:
+    """An HTTP server and a queue poller over one running engine; ``stop()`` ends both."""
+
+    def __init__(
+        self, engine: LocalEngine, host: str = "127.0.0.1", port: int = 3000, poll_s: float = 0.1
+    ) -> None:
+        self.engine = engine
+        self.poll_s = poll_s
+        self._stopping = threading.Event()
+        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._threads = [
+            threading.Thread(target=self.httpd.serve_forever, name="panelbrain-http", daemon=True),
+            threading.Thread(target=self._poll, name="panelbrain-poller", daemon=True),
+        ]
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalServer:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.redirect_stdout(io.StringIO()):
+                delivered = self.engine.deliver("QueryQueue", "PollerFunction")
+            if delivered is None:
+                self._stopping.wait(self.poll_s)
+
+    def call_api(self, method: str, path: str, body: str | None) -> tuple[int, dict[str, str], str]:
+        from panelbrain.functions import api
+
+        emitted = io.StringIO()
+        with contextlib.redirect_stdout(emitted):
+            response = api.handler(api_gateway_event(method, path, body), None)
+        self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
+        headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+        return int(response["statusCode"]), headers, str(response.get("body") or "")
+
+    def openapi(self) -> str:
+        from panelbrain.functions import api
+
+        return str(api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
+
+    def review(self, query_id: str, body: str | None) -> tuple[int, dict[str, Any]]:
+        try:
+            decision = json.loads(body or "{}").get("decision")
+        except (json.JSONDecodeError, AttributeError):
+            decision = None
+        if decision not in ("approve", "reject"):
+            return 422, {"error": 'body must be {"decision": "approve"} or {"decision": "reject"}'}
+        try:
+            decide(self.engine, query_id, decision, wait_s=2.0)
+        except ReviewWaitError as exc:
+            return 409, {"error": exc.message}
+        return 202, {"query_id": query_id, "decision": decision, "status_url": f"/queries/{query_id}"}
+
+
+def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "panelbrain-local"
+
+        def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+            payload = body.encode()
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _body(self) -> str | None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                # Read it all first: refusing mid-upload leaves the client with a broken pipe.
+                while length > 0:
+                    length -= len(self.rfile.read(min(length, 1 << 20)) or b"x" * length)
+                raise _TooLarge
+            return self.rfile.read(length).decode("utf-8", errors="replace") if length else None
+
+        def _route(self, method: str) -> None:
+            try:
+                body = self._body() if method == "POST" else None
+                if method == "GET" and self.path == "/openapi.json":
+                    self._send(200, server.openapi())
+                elif method == "POST" and (match := _REVIEW.match(self.path)):
+                    status, document = server.review(match.group(1), body)
+                    self._send(status, json.dumps(document))
+                elif (method, self.path) == ("POST", "/queries") or (
+                    method == "GET" and re.match(r"^/queries/[^/]+$", self.path)
+                ):
+                    status, headers, text = server.call_api(method, self.path, body)
+                    self._send(status, text, headers)
+                else:
+                    self._send(404, json.dumps({"error": f"no route {method} {self.path}"}))
+            except _TooLarge:
+                self._send(413, json.dumps({"error": f"body larger than {MAX_BODY_BYTES:,} bytes"}))
+            except PanelbrainError as exc:
+                status = (
+                    HTTPStatus.UNPROCESSABLE_ENTITY
+                    if exc.exit_code == 2
+                    else HTTPStatus.INTERNAL_SERVER_ERROR
+                )
+                self._send(status, json.dumps(exc.to_dict()))
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            import sys
+
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    return Handler
+
+
+class _TooLarge(Exception):  # noqa: N818 - internal control flow, never leaves this module
+    pass
