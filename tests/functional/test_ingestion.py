@@ -19,8 +19,6 @@ from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions import api, poller
 from panelbrain.local.engine import LocalEngine
 
-# GETs and refused POSTs publish no metric; Powertools warns about that, correctly.
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 EVENTS = Path(__file__).parent.parent.parent / "events"
 
 
