@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from panelbrain.aws.cache import DynamoResultCache, cache_key
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions import api, poller
 from panelbrain.local.engine import LocalEngine
@@ -36,9 +37,10 @@ def engine() -> Iterator[LocalEngine]:
 @pytest.fixture(autouse=True)
 def fresh_clients(engine: LocalEngine) -> Iterator[None]:
     # Handlers keep their clients between invocations, as in Lambda; start each test clean.
-    api._store = api._queue = None
+    api._store = api._queue = api._cache = None
     poller._store = None
     poller._sfn = None
+    engine.clear_table("ResultCacheTable")
     yield
     poller._sfn = None  # never leave a stand-in behind for other modules
 
@@ -164,3 +166,37 @@ def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEng
     assert record is not None and (record["status"], record["route"]) == ("failed", "dead_letter")
     assert "could not start after 3 deliveries" in record["reason"]
     assert failing.starts == [query_id] * 3  # every delivery tried: the claim was released
+
+
+def test_cache_hit_answers_without_an_execution(engine: LocalEngine) -> None:
+    first = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    while engine.deliver("QueryQueue", "PollerFunction") is not None:
+        pass
+    engine.wait(engine.execution_arn("QueryPipelineStateMachine", first))
+    plans_before = sum(1 for i in engine.invocations if i.function == "BrainPlanFunction")
+    # The same question, in other case and spacing:
+    response = post({"question": "  what SHARE support a ban on abortion by province  "})
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["cached"] is True and body["status"] == "answered"
+    assert engine.deliver("QueryQueue", "PollerFunction") is None  # nothing was queued
+    assert sum(1 for i in engine.invocations if i.function == "BrainPlanFunction") == plans_before
+    record = DynamoQueryStore().get(body["query_id"])
+    assert record is not None and record["route"] == "cache" and "Quebec" in record["result"]["markdown"]
+
+
+def test_cache_expiry_is_checked_on_read(engine: LocalEngine) -> None:
+    now = [1_000_000.0]
+    cache = DynamoResultCache(clock=lambda: now[0])
+    cache.put("k", {"markdown": "x"}, ttl_s=3_600)
+    now[0] += 3_599
+    assert cache.get("k") == {"markdown": "x"}
+    now[0] += 2  # past the TTL: DynamoDB (and moto) may still hold the item; we must not serve it
+    assert cache.get("k") is None
+    item = engine.clients["dynamodb"].get_item(TableName="ResultCacheTable", Key={"cache_key": {"S": "k"}})
+    assert "Item" in item
+
+
+def test_cache_key_changes_with_data_version_not_with_spelling() -> None:
+    assert cache_key("What share?", "ces11", "v1") == cache_key("  what SHARE  ", "ces11", "v1")
+    assert cache_key("What share?", "ces11", "v1") != cache_key("What share?", "ces11", "v2")

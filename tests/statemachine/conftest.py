@@ -17,6 +17,8 @@ def engine() -> Iterator[LocalEngine]:
 
 @pytest.fixture(autouse=True)
 def no_faults(engine: LocalEngine) -> Iterator[None]:
+    # Each test watches its own run: no injected faults, and no cached answer to short-cut it.
     engine.faults.clear()
+    engine.clear_table("ResultCacheTable")
     yield
     engine.faults.clear()

@@ -16,10 +16,11 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 
+from panelbrain.aws.cache import DynamoResultCache, ResultCache, cache_key
 from panelbrain.aws.queue import QueryQueue, SqsQueryQueue
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
-from panelbrain.data.dictionary import dataset_names
-from panelbrain.models import QueryMessage, QueryRequest
+from panelbrain.data.dictionary import dataset_names, load_dictionary
+from panelbrain.models import QueryMessage, QueryRequest, TerminalRecord
 
 # Reads and refused requests publish no metric, which is right; Powertools warns on each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -28,12 +29,19 @@ app = APIGatewayRestResolver(enable_validation=True)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="api")
 _store: QueryStore | None = None
 _queue: QueryQueue | None = None
+_cache: ResultCache | None = None
 
 
 def store() -> QueryStore:
     global _store
     _store = _store or DynamoQueryStore()
     return _store
+
+
+def cache() -> ResultCache:
+    global _cache
+    _cache = _cache or DynamoResultCache()
+    return _cache
 
 
 def queue() -> QueryQueue:
@@ -69,9 +77,25 @@ def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
             body={"error": f"unknown dataset {request.dataset!r}; available: {', '.join(dataset_names())}"},
         )
     query_id = "q-" + uuid.uuid4().hex[:16]
-    store().create_query(query_id, request.model_dump(mode="json"))
-    queue().send(QueryMessage(query_id=query_id, **request.model_dump()))
     metrics.add_metric(name="IncomingQueryCount", unit=MetricUnit.Count, value=1)
+    store().create_query(query_id, request.model_dump(mode="json"))
+    spec = load_dictionary(request.dataset)
+    cached = cache().get(cache_key(request.question, spec.name, spec.data_version))
+    if cached is not None:
+        # A repeat of an answered question: no execution, no model call.
+        metrics.add_metric(name="ResultCacheHit", unit=MetricUnit.Count, value=1)
+        store().put_record(TerminalRecord(query_id=query_id, status="answered", route="cache", result=cached))
+        return Response(
+            status_code=200,
+            content_type="application/json",
+            body={
+                "query_id": query_id,
+                "status": "answered",
+                "cached": True,
+                "status_url": f"/queries/{query_id}",
+            },
+        )
+    queue().send(QueryMessage(query_id=query_id, **request.model_dump()))
     return Response(
         status_code=202,
         content_type="application/json",

@@ -205,6 +205,14 @@ class LocalEngine:
             self.invocations.append(Invocation(name, started, time.perf_counter() - started, error))
         return payload.encode()
 
+    def clear_table(self, table: str) -> None:
+        """Empty a table (tests use it to start from a cold result cache)."""
+        dynamodb = self.clients["dynamodb"]
+        keys = [k["AttributeName"] for k in self.template.resources[table]["Properties"]["KeySchema"]]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
+
     # -- event sources ------------------------------------------------------------------------
 
     def deliver(self, queue: str, function: str, *, max_messages: int = 10) -> dict[str, Any] | None:
