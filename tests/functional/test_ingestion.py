@@ -200,3 +200,19 @@ def test_cache_expiry_is_checked_on_read(engine: LocalEngine) -> None:
 def test_cache_key_changes_with_data_version_not_with_spelling() -> None:
     assert cache_key("What share?", "ces11", "v1") == cache_key("  what SHARE  ", "ces11", "v1")
     assert cache_key("What share?", "ces11", "v1") != cache_key("What share?", "ces11", "v2")
+
+
+def test_oversized_state_is_offloaded_and_read_back_intact(engine: LocalEngine) -> None:
+    from panelbrain.aws.blobs import THRESHOLD_BYTES, offload, resolve
+
+    # GIVEN a worker output larger than the 200 KB threshold (10,000 rows of SQL output)
+    big = {"columns": ["id", "label"], "rows": [[i, f"respondent {i:06d} " * 3] for i in range(10_000)]}
+    assert len(json.dumps(big)) > THRESHOLD_BYTES
+    # WHEN it is offloaded
+    claim = offload(big)
+    # THEN the state carries a small claim check, and resolving it gives the same payload back
+    assert set(claim) == {"claim_check", "bytes"} and len(json.dumps(claim)) < 200
+    assert claim["claim_check"].startswith("s3://payloadbucket/payloads/")
+    assert resolve(claim) == big
+    small = {"rows": [[1, "a"]]}
+    assert offload(small) is small and resolve(small) is small

@@ -3,8 +3,11 @@
 from typing import Any
 
 from panelbrain.agents import weight_applier
+from panelbrain.aws.blobs import offload
 from panelbrain.models import Plan
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return weight_applier.run(Plan.model_validate(event["plan"])).model_dump(mode="json")
+    result = weight_applier.run(Plan.model_validate(event["plan"]))
+    # A large output (10,000 SQL rows, say) travels as a claim check, never near the 256 KB limit.
+    return result.model_copy(update={"output": offload(result.output)}).model_dump(mode="json")

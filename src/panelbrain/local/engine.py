@@ -130,7 +130,7 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns", "sqs"):
+        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3"):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
         for name, resource in t.of_type("AWS::DynamoDB::Table").items():
@@ -143,6 +143,8 @@ class LocalEngine:
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
+        for name in t.of_type("AWS::S3::Bucket"):
+            self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}))
         queues = t.of_type("AWS::SQS::Queue")
         for name in queues:  # all first: a redrive policy names another queue
             self.clients["sqs"].create_queue(QueueName=name)

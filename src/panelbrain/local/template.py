@@ -94,6 +94,8 @@ class Template:
             return self.state_machine_arn(name)
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}"
+        if kind == "AWS::S3::Bucket":
+            return name.lower()  # bucket names are lower case
         return str(name)  # tables, functions, buckets: the logical id is the local physical name
 
     def _get_att(self, name: str, attribute: str) -> str:
@@ -104,6 +106,8 @@ class Template:
             return name
         if kind == "AWS::SNS::Topic" and attribute == "TopicName":
             return name
+        if kind == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{name.lower()}"
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return name
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
