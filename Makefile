@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# SAM CLI and checkov pin dependencies of their own: each lives in a venv of its own.
+TOOLS  := .tools
+SAM    := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+SAM_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
 
 .PHONY: install demo test lint typecheck validate unit clean
 
@@ -26,10 +32,21 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+$(SAM):
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
 # The template and state machines, offline (cfn-lint does not read ASL files; statelint does).
-validate: install
+# checkov: every skipped check carries its justification in the resource's Metadata.
+validate: install $(SAM) $(CHECKOV)
 	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 	$(BIN)/statelint --ignore=URI statemachines/query_pipeline.asl.json statemachines/human_review.asl.json
+	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 unit: install
 	$(BIN)/pytest tests/unit -q
@@ -38,4 +55,4 @@ test: lint typecheck validate
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
