@@ -160,12 +160,23 @@ def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEng
     assert engine.deliver("QueryQueue", "PollerFunction") is None  # moved on
     sqs = engine.clients["sqs"]
     dlq = engine.template.resolve({"Ref": "QueryDeadLetterQueue"})
-    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+        "Messages", []
+    )
     assert [json.loads(m["Body"])["query_id"] for m in dead] == [query_id]  # nothing lost
     record = DynamoQueryStore().get(query_id)
     assert record is not None and (record["status"], record["route"]) == ("failed", "dead_letter")
     assert "could not start after 3 deliveries" in record["reason"]
     assert failing.starts == [query_id] * 3  # every delivery tried: the claim was released
+
+    # Redrive (the DLQ runbook): the message goes back to the source queue and now starts, once.
+    working = CountingStepFunctions()
+    poller._sfn = working
+    source = engine.template.resolve({"Ref": "QueryQueue"})
+    for message in dead:
+        sqs.send_message(QueueUrl=source, MessageBody=message["Body"])
+    assert engine.deliver("QueryQueue", "PollerFunction") == {"batchItemFailures": []}
+    assert working.starts == [query_id]
 
 
 def test_cache_hit_answers_without_an_execution(engine: LocalEngine) -> None:

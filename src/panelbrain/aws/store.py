@@ -126,7 +126,29 @@ class DynamoQueryStore(QueryStore):
     def claim_start(self, query_id: str) -> bool:
         # Asynchronous Express workflows do not deduplicate execution names in AWS (moto
         # does): this conditional write is what keeps a second delivery from a second run.
-        return self._transition(query_id, "queued", "started")
+        # A query that went to the dead-letter queue may start again when it is redriven.
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"query_id": {"S": query_id}},
+                UpdateExpression="SET #s = :started, updated_at = :now",
+                ConditionExpression="#s = :queued OR (#s = :failed AND route = :dead)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":started": {"S": "started"},
+                    ":queued": {"S": "queued"},
+                    ":failed": {"S": "failed"},
+                    ":dead": {"S": "dead_letter"},
+                    ":now": {"N": str(time.time())},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def release_start(self, query_id: str) -> None:
         self._transition(query_id, "started", "queued")
