@@ -257,6 +257,19 @@ class LocalEngine:
         )
         return str(response["executionArn"])
 
+    def settle(self, machine: str = "QueryPipelineStateMachine", timeout_s: float = 60.0) -> None:
+        """Wait until no execution of ``machine`` is running (before the emulator stops, so no
+        execution thread outlives it)."""
+        sfn = self.clients["stepfunctions"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = sfn.list_executions(
+                stateMachineArn=self.state_machine_arn(machine), statusFilter="RUNNING"
+            )
+            if not running["executions"]:
+                return
+            time.sleep(0.05)
+
     def execution_arn(self, machine: str, name: str) -> str:
         arn = self.state_machine_arn(machine).replace(":stateMachine:", ":execution:")
         return f"{arn}:{name}"

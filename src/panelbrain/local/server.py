@@ -13,6 +13,7 @@ import io
 import json
 import re
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,11 +52,23 @@ class LocalServer:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        # Let accepted questions finish: the poller drains the queue, then running pipelines end.
+        deadline = time.monotonic() + 60
+        while (
+            self.engine.clients["sqs"].get_queue_attributes(
+                QueueUrl=self.engine.template.resolve({"Ref": "QueryQueue"}),
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )["Attributes"]["ApproximateNumberOfMessages"]
+            != "0"
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.engine.settle()
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
@@ -145,6 +158,26 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._route("POST")
+
+        def _not_allowed(self) -> None:
+            self._send(
+                405, json.dumps({"error": f"method {self.command} is not allowed"}), {"Allow": "GET, POST"}
+            )
+
+        do_PUT = do_DELETE = do_PATCH = do_TRACE = do_OPTIONS = do_CONNECT = _not_allowed  # noqa: N815
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server answers an unknown method with 501, a server error; API Gateway says
+            # the client asked for something this API does not do.
+            if code == HTTPStatus.NOT_IMPLEMENTED:
+                self._not_allowed()
+                return
+            super().send_error(code, message, explain)
+
+        def do_HEAD(self) -> None:
+            self.send_response(405)
+            self.send_header("Allow", "GET, POST")
+            self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
             import sys
