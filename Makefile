@@ -10,7 +10,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install demo test lint typecheck validate unit clean
+.PHONY: install demo test lint typecheck validate build unit clean
 
 install: $(STAMP)
 
@@ -48,10 +48,17 @@ validate: install $(SAM) $(CHECKOV)
 	$(BIN)/statelint --ignore=URI statemachines/query_pipeline.asl.json statemachines/human_review.asl.json
 	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
+# sam build (no container) needs the runtime's Python on PATH: pyenv's 3.13 on this kind of machine.
+PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null)/bin
+build: install $(SAM)
+	@test -x "$(PY313)/python3.13" || { echo "sam build needs python3.13 (set PY313=/path/to/its/bin)"; exit 1; }
+	PATH="$(PY313):$$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) build --parallel
+	$(BIN)/panelbrain bench size --check
+
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck validate
+test: lint typecheck validate build
 	$(BIN)/pytest -q
 
 clean:
