@@ -13,6 +13,8 @@ import os
 from abc import ABC, abstractmethod
 from typing import Any
 
+from panelbrain.aws import LazyClient
+
 THRESHOLD_BYTES = 200 * 1024
 CLAIM = "claim_check"
 
@@ -26,20 +28,14 @@ class BlobStore(ABC):
     def get(self, uri: str) -> bytes: ...
 
 
-class S3BlobStore(BlobStore):
+class S3BlobStore(LazyClient, BlobStore):
+    service = "s3"
+
     """S3 implementation; bucket from ``PAYLOAD_BUCKET`` unless given."""
 
     def __init__(self, bucket: str | None = None, client: Any = None) -> None:
         self.bucket = bucket or os.environ["PAYLOAD_BUCKET"]
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
-        return self._client
 
     def put(self, key: str, data: bytes) -> str:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")

@@ -15,6 +15,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+from panelbrain.aws import LazyClient
+
 TTL_SECONDS = {"real_time": 3_600, "historical": 86_400}
 
 
@@ -37,21 +39,15 @@ class ResultCache(ABC):
     def put(self, key: str, result: dict[str, Any], ttl_s: int) -> None: ...
 
 
-class DynamoResultCache(ResultCache):
+class DynamoResultCache(LazyClient, ResultCache):
+    service = "dynamodb"
+
     """DynamoDB implementation; table from ``RESULT_CACHE_TABLE``, TTL attribute ``expires_at``."""
 
     def __init__(self, table_name: str | None = None, client: Any = None, clock: Any = time.time) -> None:
         self.table_name = table_name or os.environ["RESULT_CACHE_TABLE"]
         self._client = client
         self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def get(self, key: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"cache_key": {"S": key}}).get("Item")

@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from typing import Any
 
+from panelbrain.aws import LazyClient
 from panelbrain.models import QueryMessage
 
 
@@ -14,20 +15,14 @@ class QueryQueue(ABC):
     def send(self, message: QueryMessage) -> None: ...
 
 
-class SqsQueryQueue(QueryQueue):
+class SqsQueryQueue(LazyClient, QueryQueue):
+    service = "sqs"
+
     """SQS implementation; queue URL from ``QUERY_QUEUE_URL`` unless given."""
 
     def __init__(self, queue_url: str | None = None, client: Any = None) -> None:
         self.queue_url = queue_url or os.environ["QUERY_QUEUE_URL"]
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sqs")
-        return self._client
 
     def send(self, message: QueryMessage) -> None:
         self.client.send_message(

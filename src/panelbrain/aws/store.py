@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+from panelbrain.aws import LazyClient
 from panelbrain.models import TerminalRecord
 
 TERMINAL = ("answered", "rejected", "failed")
@@ -43,20 +44,14 @@ class QueryStore(ABC):
     def get_review_token(self, query_id: str) -> str | None: ...
 
 
-class DynamoQueryStore(QueryStore):
+class DynamoQueryStore(LazyClient, QueryStore):
+    service = "dynamodb"
+
     """DynamoDB implementation; table name from ``QUERIES_TABLE`` unless given."""
 
     def __init__(self, table_name: str | None = None, client: Any = None) -> None:
         self.table_name = table_name or os.environ["QUERIES_TABLE"]
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def put_record(self, record: TerminalRecord) -> bool:
         from botocore.exceptions import ClientError
@@ -101,7 +96,8 @@ class DynamoQueryStore(QueryStore):
             ConditionExpression="attribute_not_exists(query_id)",
         )
 
-    def _transition(self, query_id: str, before: str, after: str) -> bool:
+    def _conditional_update(self, query_id: str, after: str, condition: str, values: dict[str, Any]) -> bool:
+        """Set the status to ``after`` if ``condition`` holds; False (no change) if it does not."""
         from botocore.exceptions import ClientError
 
         try:
@@ -109,13 +105,9 @@ class DynamoQueryStore(QueryStore):
                 TableName=self.table_name,
                 Key={"query_id": {"S": query_id}},
                 UpdateExpression="SET #s = :after, updated_at = :now",
-                ConditionExpression="#s = :before",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":before": {"S": before},
-                    ":after": {"S": after},
-                    ":now": {"N": str(time.time())},
-                },
+                ExpressionAttributeValues={":after": {"S": after}, ":now": {"N": str(time.time())}, **values},
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -127,31 +119,15 @@ class DynamoQueryStore(QueryStore):
         # Asynchronous Express workflows do not deduplicate execution names in AWS (moto
         # does): this conditional write is what keeps a second delivery from a second run.
         # A query that went to the dead-letter queue may start again when it is redriven.
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"query_id": {"S": query_id}},
-                UpdateExpression="SET #s = :started, updated_at = :now",
-                ConditionExpression="#s = :queued OR (#s = :failed AND route = :dead)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":started": {"S": "started"},
-                    ":queued": {"S": "queued"},
-                    ":failed": {"S": "failed"},
-                    ":dead": {"S": "dead_letter"},
-                    ":now": {"N": str(time.time())},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._conditional_update(
+            query_id,
+            "started",
+            "#s = :queued OR (#s = :failed AND route = :dead)",
+            {":queued": {"S": "queued"}, ":failed": {"S": "failed"}, ":dead": {"S": "dead_letter"}},
+        )
 
     def release_start(self, query_id: str) -> None:
-        self._transition(query_id, "started", "queued")
+        self._conditional_update(query_id, "queued", "#s = :started", {":started": {"S": "started"}})
 
     def get(self, query_id: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
