@@ -41,6 +41,7 @@ def fresh_clients(engine: LocalEngine) -> Iterator[None]:
     poller._store = None
     poller._sfn = None
     engine.clear_table("ResultCacheTable")
+    engine.clients["sqs"].purge_queue(QueueUrl=engine.template.resolve({"Ref": "QueryQueue"}))
     yield
     poller._sfn = None  # never leave a stand-in behind for other modules
 
@@ -110,6 +111,15 @@ def test_invalid_bodies_get_a_4xx_with_a_reason(
 def test_unknown_query_is_404(engine: LocalEngine) -> None:
     response = api.handler(event("api/get_query.json"), None)
     assert response["statusCode"] == 404
+
+
+def test_review_tokens_are_never_readable_through_the_api(engine: LocalEngine) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    DynamoQueryStore().put_review_token(query_id, "secret-task-token")
+    get = event("api/get_query.json")
+    get["path"], get["pathParameters"] = f"/queries/{query_id}#review", {"query_id": f"{query_id}#review"}
+    response = api.handler(get, None)
+    assert response["statusCode"] == 404 and "secret-task-token" not in response["body"]
 
 
 class CountingStepFunctions:

@@ -6,6 +6,7 @@ Imports stay light (no pandas, no langchain): Powertools' event handler, pydanti
 from __future__ import annotations
 
 import os
+import re
 import uuid
 import warnings
 from typing import Any
@@ -25,6 +26,7 @@ from panelbrain.models import QueryMessage, QueryRequest, TerminalRecord
 # Reads and refused requests publish no metric, which is right; Powertools warns on each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
+QUERY_ID = re.compile(r"q-[0-9a-f]{16}")
 app = APIGatewayRestResolver(enable_validation=True)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="api")
 _store: QueryStore | None = None
@@ -105,7 +107,9 @@ def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
 
 @app.get("/queries/<query_id>")
 def get_query(query_id: str) -> dict[str, Any]:
-    record = store().get(query_id) if len(query_id) <= 64 else None
+    # Only query ids: other items share the table (a review's task token lives under
+    # "<query_id>#review") and must never be readable through the API.
+    record = store().get(query_id) if QUERY_ID.fullmatch(query_id) else None
     if record is None:
         raise NotFoundError(f"no query {query_id!r}")
     record.pop("review_token", None)
