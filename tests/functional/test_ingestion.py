@@ -41,7 +41,7 @@ def fresh_clients(engine: LocalEngine) -> Iterator[None]:
     poller._store = None
     poller._sfn = None
     engine.clear_table("ResultCacheTable")
-    engine.clients["sqs"].purge_queue(QueueUrl=engine.template.resolve({"Ref": "QueryQueue"}))
+    engine.empty_queue("QueryQueue")
     yield
     poller._sfn = None  # never leave a stand-in behind for other modules
 

@@ -215,6 +215,15 @@ class LocalEngine:
             for item in page["Items"]:
                 dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
 
+    def empty_queue(self, queue: str) -> None:
+        """Delete every message waiting in ``queue`` (tests start from an empty queue)."""
+        sqs, url = self.clients["sqs"], self.template.resolve({"Ref": queue})
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        ):
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
     # -- event sources ------------------------------------------------------------------------
 
     def deliver(self, queue: str, function: str, *, max_messages: int = 10) -> dict[str, Any] | None:
