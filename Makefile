@@ -49,7 +49,7 @@ validate: install $(SAM) $(CHECKOV)
 	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 # sam build (no container) needs the runtime's Python on PATH: pyenv's 3.13 on this kind of machine.
-PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null)/bin
+PY313 ?= $(or $(shell pyenv prefix 3.13.0 2>/dev/null),$(HOME)/.pyenv/versions/3.13.0)/bin
 build: install $(SAM)
 	@test -x "$(PY313)/python3.13" || { echo "sam build needs python3.13 (set PY313=/path/to/its/bin)"; exit 1; }
 	PATH="$(PY313):$$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) build --parallel
