@@ -178,6 +178,50 @@ def serve(
 
 
 @app.command()
+def capacity(
+    queries_per_day: Annotated[float, typer.Option(help="Queries a day to plan for.")],
+    peak_factor: Annotated[float, typer.Option(help="Peak minute over the day's average minute.")] = 4.0,
+    profile: Annotated[str, typer.Option(help="Call profile: seed (measured is not built yet).")] = "seed",
+    as_json: JsonOption = False,
+) -> None:
+    """Tokens a day and a minute, model units, Lambda concurrency and Step Functions load."""
+    from panelbrain.ops.capacity import plan
+
+    if profile != "seed":
+        raise BadInputError("--profile measured is not built yet; use --profile seed")
+    if queries_per_day <= 0 or peak_factor < 1:
+        raise BadInputError("--queries-per-day must be positive and --peak-factor at least 1")
+    result = plan(queries_per_day, peak_factor=peak_factor)
+    if as_json:
+        _emit_json(result)
+        return
+    grid = Table(title=f"Capacity for {queries_per_day:,.0f} queries a day (peak x {peak_factor:g})")
+    grid.add_column("figure")
+    grid.add_column("value", justify="right")
+    grid.add_column("formula", style="dim")
+    for key in (
+        "tokens_per_query",
+        "tokens_per_day",
+        "tokens_per_hour",
+        "tokens_per_minute_average",
+        "tokens_per_minute_peak",
+    ):
+        grid.add_row(key.replace("_", " "), f"{result[key]['value']:,.0f}", result[key]["formula"])
+    for model, figures in result["models"].items():
+        peak = figures["peak_tokens_per_minute"]
+        grid.add_row(f"{model}: peak tokens a minute", f"{peak['value']:,.0f}", peak["formula"])
+        grid.add_row(
+            f"{model}: model units", str(figures["model_units"]["value"]), figures["model_units"]["formula"]
+        )
+    for name, figure in result["lambda_concurrency_at_peak"].items():
+        grid.add_row(f"{name} concurrency at peak", str(figure["value"]), figure["formula"])
+    for name, figure in result["step_functions"].items():
+        grid.add_row(name.replace("_", " "), f"{figure['value']:,.0f}", figure["formula"])
+    out.print(grid)
+    out.print(f"Recommendation: [bold]{result['recommendation']}[/]")
+
+
+@app.command()
 def datasets(as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
     from panelbrain.data.catalog import default_targets, load_dataset

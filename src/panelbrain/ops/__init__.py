@@ -1,0 +1,1 @@
+"""Capacity, cost and simulation models of the deployed system (pure Python, no AWS)."""

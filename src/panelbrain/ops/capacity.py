@@ -1,0 +1,132 @@
+"""Capacity planning: tokens, model units, Lambda concurrency and Step Functions load.
+
+Every figure carries the formula that produced it and its inputs, so an operator can check the
+arithmetic. The default profile is the seed document's (section 4.2): the brain makes 2 calls of
+2,500 tokens on a Sonnet-class model, the workers 3 calls of 1,800 tokens on a Haiku-class one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from panelbrain.agents.latency import SEED_LATENCY_S
+
+MINUTES_PER_DAY = 24 * 60
+
+
+@dataclass(frozen=True)
+class CallProfile:
+    role: str
+    model: str
+    calls: int
+    tokens_per_call: int
+
+    @property
+    def tokens(self) -> int:
+        return self.calls * self.tokens_per_call
+
+
+SEED_PROFILE = (
+    CallProfile("brain", "sonnet", calls=2, tokens_per_call=2_500),
+    CallProfile("workers", "haiku", calls=3, tokens_per_call=1_800),
+)
+# Tokens a minute one provisioned model unit serves (seed 4.2: "covers ~100K" / "~200K").
+TPM_PER_UNIT = {"sonnet": 100_000, "haiku": 200_000}
+# Seed 4.1: on demand under 100 a day, provisioned from 1,000, provisioned + cross-region above 10,000.
+FUNCTIONS = {
+    "BrainPlanFunction": "plan",
+    "SqlWriterFunction": "sql_writer",
+    "WeightApplierFunction": "weight_applier",
+    "DataProcessorFunction": "data_processor",
+    "BrainSynthesiseFunction": "synthesise",
+    "FormatterFunction": "formatter",
+}
+# The states an answered query passes through in query_pipeline.asl.json (all workers needed).
+ANSWERED_PATH_STATES = 14
+
+
+def _figure(value: float, formula: str, **inputs: Any) -> dict[str, Any]:
+    return {"value": value, "formula": formula, "inputs": inputs}
+
+
+def recommendation(queries_per_day: float) -> str:
+    if queries_per_day > 10_000:
+        return "provisioned throughput + cross-region inference"
+    if queries_per_day >= 1_000:
+        return "provisioned throughput"
+    return "on-demand"
+
+
+def plan(
+    queries_per_day: float,
+    *,
+    peak_factor: float = 4.0,
+    profile: tuple[CallProfile, ...] = SEED_PROFILE,
+    headroom: float = 1.5,
+) -> dict[str, Any]:
+    """The capacity plan for ``queries_per_day``; every number comes with its formula."""
+    tokens_per_query = sum(p.tokens for p in profile)
+    per_day = queries_per_day * tokens_per_query
+    per_minute = per_day / MINUTES_PER_DAY
+    models: dict[str, Any] = {}
+    for model in sorted({p.model for p in profile}):
+        tokens = sum(p.tokens for p in profile if p.model == model)
+        peak_tpm = queries_per_day * tokens / MINUTES_PER_DAY * peak_factor
+        units = max(1, math.ceil(peak_tpm / TPM_PER_UNIT[model]))
+        models[model] = {
+            "tokens_per_query": tokens,
+            "peak_tokens_per_minute": _figure(
+                peak_tpm,
+                "queries_per_day * tokens_per_query / 1440 * peak_factor",
+                queries_per_day=queries_per_day,
+                tokens_per_query=tokens,
+                peak_factor=peak_factor,
+            ),
+            "model_units": _figure(
+                units,
+                "max(1, ceil(peak_tokens_per_minute / tokens_per_minute_per_unit))",
+                tokens_per_minute_per_unit=TPM_PER_UNIT[model],
+            ),
+        }
+    peak_per_second = queries_per_day / 86_400 * peak_factor
+    concurrency = {
+        name: _figure(
+            max(1, math.ceil(peak_per_second * SEED_LATENCY_S[agent] * headroom)),
+            "ceil(peak_arrivals_per_second * duration_s * headroom)",
+            peak_arrivals_per_second=peak_per_second,
+            duration_s=SEED_LATENCY_S[agent],
+            headroom=headroom,
+        )
+        for name, agent in FUNCTIONS.items()
+    }
+    return {
+        "queries_per_day": queries_per_day,
+        "peak_factor": peak_factor,
+        "tokens_per_query": _figure(
+            tokens_per_query,
+            "sum(calls * tokens_per_call)",
+            profile=[
+                {"role": p.role, "model": p.model, "calls": p.calls, "tokens_per_call": p.tokens_per_call}
+                for p in profile
+            ],
+        ),
+        "tokens_per_day": _figure(per_day, "queries_per_day * tokens_per_query"),
+        "tokens_per_hour": _figure(per_day / 24, "tokens_per_day / 24"),
+        "tokens_per_minute_average": _figure(per_minute, "tokens_per_day / 1440"),
+        "tokens_per_minute_peak": _figure(
+            per_minute * peak_factor, "tokens_per_minute_average * peak_factor"
+        ),
+        "models": models,
+        "lambda_concurrency_at_peak": concurrency,
+        "step_functions": {
+            "express_executions_per_day": _figure(queries_per_day, "one execution per query"),
+            "state_transitions_per_day": _figure(
+                queries_per_day * ANSWERED_PATH_STATES,
+                "queries_per_day * states_on_the_answered_path",
+                states_on_the_answered_path=ANSWERED_PATH_STATES,
+            ),
+        },
+        "recommendation": recommendation(queries_per_day),
+    }
