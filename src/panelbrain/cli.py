@@ -222,6 +222,35 @@ def capacity(
 
 
 @app.command()
+def cost(
+    queries_per_day: Annotated[
+        list[float] | None, typer.Option(help="Volumes to price (repeatable); default 100, 5,000 and 50,000.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Monthly cost per component, gross spend then savings; every line with its formula."""
+    from panelbrain.ops.cost import monthly_cost
+
+    volumes = queries_per_day or [100.0, 5_000.0, 50_000.0]
+    if any(v <= 0 for v in volumes):
+        raise BadInputError("--queries-per-day must be positive")
+    columns = [monthly_cost(v) for v in volumes]
+    if as_json:
+        _emit_json({"columns": columns})
+        return
+    grid = Table(title=f"Monthly cost, USD (prices as of {columns[0]['prices_as_of']})")
+    grid.add_column("line")
+    for v in volumes:
+        grid.add_column(f"{v:,.0f}/day", justify="right")
+    for i, line in enumerate(columns[0]["lines"]):
+        grid.add_row(line["line"], *(f"{c['lines'][i]['usd']:,.2f}" for c in columns))
+    grid.add_row("[bold]Total[/]", *(f"[bold]{c['total_usd']:,.2f}[/]" for c in columns))
+    out.print(grid)
+    assumptions = ", ".join(f"{k} {v}" for k, v in columns[0]["assumptions"].items())
+    out.print(f"[dim]Assumptions: {assumptions}. `--json` carries each line's formula and inputs.[/]")
+
+
+@app.command()
 def datasets(as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
     from panelbrain.data.catalog import default_targets, load_dataset

@@ -1,0 +1,273 @@
+"""Monthly cost of the stack, line by line, each line derived from a formula and its inputs.
+
+Lines are gross spend (every query run, no prompt caching, provisioned concurrency always on)
+followed by the savings that caching and the schedule bring, as negative lines; the total is
+the sum of the lines. A saving is computed from the very spend it reduces, so it can never
+exceed it (the seed's table listed USD 10,000 of caching savings against USD 4,000 of spend).
+Assumptions not in the seed are named in :class:`Assumptions` and printed with the table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from panelbrain.agents.latency import SEED_LATENCY_S
+from panelbrain.ops.capacity import ANSWERED_PATH_STATES, SEED_PROFILE, CallProfile
+from panelbrain.pricing import cost_usd
+
+BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+WORKER_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+# Smallest prefix Bedrock will cache (tokens): FACTS.md, langchain-aws 1.9.1 notes.
+MIN_CACHEABLE = {"sonnet": 1_024, "haiku": 4_096}
+# Provisioned concurrency per function (template.yaml): business-hours count and memory (GB).
+PROVISIONED = {
+    "BrainPlanFunction": (5, 0.5),
+    "SqlWriterFunction": (10, 0.25),
+    "WeightApplierFunction": (5, 0.5),
+    "DataProcessorFunction": (5, 0.5),
+    "BrainSynthesiseFunction": (5, 0.5),
+    "FormatterFunction": (10, 0.25),
+}
+AGENT_MEMORY_GB = {
+    "plan": 0.5,
+    "sql_writer": 0.25,
+    "weight_applier": 0.5,
+    "data_processor": 0.5,
+    "synthesise": 0.5,
+    "formatter": 0.25,
+}
+WEEK_HOURS = {"business": 45, "off_hours": 75, "weekend": 48}  # 9-18 weekdays / other weekday hours / weekend
+OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    days_per_month: float = 30.4
+    output_share: float = 0.2  # of each call's tokens
+    cacheable_share: float = 0.75  # of each call's input: the system prompt + data dictionary
+    cache_ttl_minutes: float = 5.0
+    result_cache_hit_rate: float = 0.25  # seed 6.3
+    review_fraction: float = 0.10
+    review_transitions: int = 5
+    status_polls_per_query: int = 5
+    log_kb_per_query: float = 20.0
+    write_units_per_query: int = 12  # query record writes (~1 KB each) + an ~8 KB answer
+    read_units_per_query: int = 6
+    alarms: int = 12
+    custom_metrics: int = 2
+
+
+@cache
+def aws_prices() -> dict[str, Any]:
+    text = (resources.files("panelbrain.pricing") / "aws_prices.yaml").read_text(encoding="utf-8")
+    prices: dict[str, Any] = yaml.safe_load(text)
+    return prices
+
+
+def _line(name: str, usd: float, formula: str, **inputs: Any) -> dict[str, Any]:
+    return {"line": name, "usd": usd, "formula": formula, "inputs": inputs}
+
+
+def _bedrock(
+    profile: tuple[CallProfile, ...], calls_scale: float, a: Assumptions
+) -> dict[str, dict[str, float]]:
+    """Per model: spend with and without prompt caching for ``calls_scale`` queries a month."""
+    out: dict[str, dict[str, float]] = {}
+    windows = a.days_per_month * 24 * 60 / a.cache_ttl_minutes
+    for p in profile:
+        model_id = BRAIN_MODEL if p.model == "sonnet" else WORKER_MODEL
+        calls = calls_scale * p.calls
+        input_tokens = p.tokens_per_call * (1 - a.output_share)
+        output_tokens = p.tokens_per_call * a.output_share
+        prefix = input_tokens * a.cacheable_share
+        prefix = prefix if prefix >= MIN_CACHEABLE[p.model] else 0.0
+        writes = min(calls, windows) if prefix else 0.0
+        reads = calls - writes if prefix else 0.0
+        plain = calls * (input_tokens - prefix)
+        with_cache = cost_usd(
+            model_id, int(plain), int(calls * output_tokens), int(reads * prefix), int(writes * prefix)
+        )
+        without = cost_usd(model_id, int(calls * input_tokens), int(calls * output_tokens), 0, 0)
+        slot = out.setdefault(
+            p.model, {"with_cache": 0.0, "without_cache": 0.0, "cached_tokens_per_call": prefix}
+        )
+        slot["with_cache"] += with_cache
+        slot["without_cache"] += without
+    return out
+
+
+def monthly_cost(
+    queries_per_day: float, a: Assumptions | None = None, profile: tuple[CallProfile, ...] = SEED_PROFILE
+) -> dict[str, Any]:
+    a = a or Assumptions()
+    aws = aws_prices()
+    queries = queries_per_day * a.days_per_month
+    executed = queries * (1 - a.result_cache_hit_rate)
+    lines: list[dict[str, Any]] = []
+
+    bedrock = _bedrock(profile, queries, a)
+    for model, spend in bedrock.items():
+        lines.append(
+            _line(
+                f"Bedrock {model} (every query, no prompt caching)",
+                spend["without_cache"],
+                "queries * calls * tokens priced at input/output rates",
+                queries=queries,
+            )
+        )
+    gross_bedrock = sum(s["without_cache"] for s in bedrock.values())
+
+    lam = aws["lambda"]
+    agent_gb_s = sum(SEED_LATENCY_S[agent] * gb for agent, gb in AGENT_MEMORY_GB.items())
+    lambda_requests = (
+        queries * (len(AGENT_MEMORY_GB) + OTHER_FUNCTIONS_PER_QUERY) / 1e6 * lam["per_million_requests"]
+    )
+    lambda_duration = queries * (agent_gb_s + OTHER_FUNCTIONS_PER_QUERY * 0.1 * 0.25) * lam["per_gb_second"]
+    lines.append(
+        _line(
+            "Lambda requests",
+            lambda_requests,
+            "queries * invocations per query * price",
+            invocations=len(AGENT_MEMORY_GB) + OTHER_FUNCTIONS_PER_QUERY,
+        )
+    )
+    lines.append(
+        _line(
+            "Lambda duration",
+            lambda_duration,
+            "queries * sum(seconds * GB) * price",
+            gb_seconds_per_query=agent_gb_s,
+        )
+    )
+
+    sfn = aws["step_functions"]
+    pipeline_seconds = sum(SEED_LATENCY_S.values())
+    express = queries * (
+        sfn["express_per_million_requests"] / 1e6
+        + pipeline_seconds * sfn["express_memory_gb"] * sfn["express_per_gb_second"]
+    )
+    standard = (
+        queries * a.review_fraction * a.review_transitions * sfn["standard_per_thousand_transitions"] / 1e3
+    )
+    lines.append(
+        _line(
+            "Step Functions Express (pipeline)",
+            express,
+            "queries * (request + seconds * GB * price)",
+            transitions_per_query=ANSWERED_PATH_STATES,
+            seconds=pipeline_seconds,
+        )
+    )
+    lines.append(
+        _line(
+            "Step Functions Standard (reviews)",
+            standard,
+            "queries * review_fraction * transitions * price",
+            review_fraction=a.review_fraction,
+        )
+    )
+
+    hours_scheduled = (
+        sum(
+            gb * (n * WEEK_HOURS["business"] + 2 * WEEK_HOURS["off_hours"] + 1 * WEEK_HOURS["weekend"])
+            for n, gb in PROVISIONED.values()
+        )
+        * a.days_per_month
+        / 7
+    )
+    hours_always = sum(gb * n * 168 for n, gb in PROVISIONED.values()) * a.days_per_month / 7
+    per_gb_hour = lam["provisioned_per_gb_second"] * 3600
+    lines.append(
+        _line(
+            "Provisioned concurrency (always on)",
+            hours_always * per_gb_hour,
+            "sum(count * GB) * 168 h/week * price",
+            gb_hours=hours_always,
+        )
+    )
+
+    lines.append(
+        _line("SQS", queries * 3 / 1e6 * aws["sqs"]["per_million_requests"], "queries * 3 requests * price")
+    )
+    ddb = aws["dynamodb"]
+    lines.append(
+        _line(
+            "DynamoDB",
+            queries
+            * (
+                a.write_units_per_query * ddb["per_million_write_units"]
+                + a.read_units_per_query * ddb["per_million_read_units"]
+            )
+            / 1e6,
+            "queries * (write units * price + read units * price)",
+        )
+    )
+    lines.append(
+        _line(
+            "S3 (claim checks)",
+            queries * 0.01 * (aws["s3"]["per_thousand_puts"] + aws["s3"]["per_thousand_gets"]) / 1e3,
+            "1 % of queries offload one payload: a put and a get",
+        )
+    )
+    lines.append(
+        _line(
+            "API Gateway",
+            queries * (1 + a.status_polls_per_query) / 1e6 * aws["api_gateway"]["rest_per_million_requests"],
+            "queries * (POST + polls) * price",
+        )
+    )
+    cw = aws["cloudwatch"]
+    lines.append(
+        _line(
+            "CloudWatch",
+            a.custom_metrics * cw["per_custom_metric_month"]
+            + a.alarms * cw["per_alarm_month"]
+            + cw["per_dashboard_month"]
+            + queries * a.log_kb_per_query / 1e6 * cw["logs_ingest_per_gb"],
+            "metrics + alarms + dashboard + log ingestion",
+        )
+    )
+
+    # Savings, each from the spend it reduces.
+    variable = gross_bedrock + lambda_requests + lambda_duration + express
+    result_saving = a.result_cache_hit_rate * variable
+    executed_share = executed / queries if queries else 0.0
+    prompt_saving = executed_share * sum(s["without_cache"] - s["with_cache"] for s in bedrock.values())
+    schedule_saving = (hours_always - hours_scheduled) * per_gb_hour
+    lines.append(
+        _line(
+            "Result-cache savings",
+            -result_saving,
+            "hit_rate * (Bedrock + Lambda + Express) of the queries it answers",
+            hit_rate=a.result_cache_hit_rate,
+        )
+    )
+    lines.append(
+        _line(
+            "Prompt-caching savings",
+            -prompt_saving,
+            "executed share * (Bedrock without cache - with cache); negative saving = costs more",
+            cached_tokens_per_call={m: s["cached_tokens_per_call"] for m, s in bedrock.items()},
+        )
+    )
+    lines.append(
+        _line(
+            "Provisioned-concurrency schedule savings",
+            -schedule_saving,
+            "(always-on GB-hours - scheduled GB-hours) * price",
+            scheduled_gb_hours=hours_scheduled,
+        )
+    )
+    return {
+        "queries_per_day": queries_per_day,
+        "lines": lines,
+        "total_usd": math.fsum(line["usd"] for line in lines),
+        "assumptions": asdict(a),
+        "prices_as_of": aws["as_of"],
+    }
