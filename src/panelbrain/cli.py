@@ -251,6 +251,43 @@ def cost(
 
 
 @app.command()
+def simulate(
+    queries_per_day: Annotated[float, typer.Option(help="Average queries a day.")],
+    days: Annotated[float, typer.Option(help="Days to simulate.")] = 1.0,
+    scaling: Annotated[str, typer.Option(help="seed (schedule + alarm rules) or none.")] = "seed",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    plot: Annotated[Path | None, typer.Option(help="PNG of the day (not built yet).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Discrete-event simulation of the deployed pipeline: latency, cold starts, throttles, queue."""
+    from rich.progress import Progress
+
+    from panelbrain.ops.simulate import SimConfig, Simulation
+
+    if scaling not in ("seed", "none"):
+        raise BadInputError(f"--scaling must be seed or none, got {scaling!r}")
+    if plot is not None:
+        raise BadInputError("--plot is not built yet")
+    if queries_per_day <= 0 or not 0 < days <= 14:
+        raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
+    config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed)
+    with Progress(console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("simulating", total=days * 86_400)
+        result = Simulation(config, progress=lambda now: bar.update(task, completed=now)).run()
+    if as_json:
+        _emit_json(result)
+        return
+    grid = Table(
+        title=f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
+    )
+    grid.add_column("figure")
+    grid.add_column("value", justify="right")
+    for key, value in result.items():
+        grid.add_row(key.replace("_", " "), f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+    out.print(grid)
+
+
+@app.command()
 def datasets(as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
     from panelbrain.data.catalog import default_targets, load_dataset
