@@ -256,6 +256,9 @@ def simulate(
     days: Annotated[float, typer.Option(help="Days to simulate.")] = 1.0,
     scaling: Annotated[str, typer.Option(help="seed (schedule + alarm rules) or none.")] = "seed",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    model_units: Annotated[
+        str, typer.Option(help="on-demand (assumed quotas) or recommended (`panelbrain capacity` units).")
+    ] = "on-demand",
     plot: Annotated[Path | None, typer.Option(help="PNG of the day (not built yet).")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -270,7 +273,14 @@ def simulate(
         raise BadInputError("--plot is not built yet")
     if queries_per_day <= 0 or not 0 < days <= 14:
         raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
+    if model_units not in ("on-demand", "recommended"):
+        raise BadInputError(f"--model-units must be on-demand or recommended, got {model_units!r}")
     config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed)
+    if model_units == "recommended":
+        from panelbrain.ops.capacity import TPM_PER_UNIT, plan
+
+        units = {m: f["model_units"]["value"] for m, f in plan(queries_per_day)["models"].items()}
+        config.tpm_quota = {m: float(n * TPM_PER_UNIT[m]) for m, n in units.items()}
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=days * 86_400)
         result = Simulation(config, progress=lambda now: bar.update(task, completed=now)).run()
@@ -283,7 +293,14 @@ def simulate(
     grid.add_column("figure")
     grid.add_column("value", justify="right")
     for key, value in result.items():
-        grid.add_row(key.replace("_", " "), f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+        shown = (
+            f"{value:,.3f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else str(value)
+        )
+        grid.add_row(key.replace("_", " "), shown)
     out.print(grid)
 
 

@@ -36,3 +36,16 @@ def test_a_day_at_5000_and_what_provisioned_concurrency_changes() -> None:
     # warm anyway, so even without it only about 1 % of invocations start cold.
     assert with_pc["cold_start_fraction"] < without["cold_start_fraction"] < 0.05
     assert 20 < with_pc["p50_s"] < 35
+
+
+def test_at_50000_the_model_quota_saturates_first_and_the_recommended_units_remove_it() -> None:
+    from panelbrain.ops.capacity import TPM_PER_UNIT, plan
+
+    on_demand = Simulation(SimConfig(50_000, days=0.75)).run()
+    assert on_demand["saturated_first"].startswith("Bedrock tokens-a-minute quota")
+    units = {m: f["model_units"]["value"] for m, f in plan(50_000)["models"].items()}
+    config = SimConfig(50_000, days=0.75)
+    config.tpm_quota = {m: float(n * TPM_PER_UNIT[m]) for m, n in units.items()}
+    provisioned = Simulation(config).run()
+    assert provisioned["throttles"] == 0 and provisioned["saturated_first"] == "nothing"
+    assert provisioned["p95_s"] < 60 < on_demand["p95_s"]

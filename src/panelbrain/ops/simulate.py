@@ -53,6 +53,7 @@ class SimConfig:
     poller_seconds: float = 0.2
     scaling: str = "seed"  # seed: schedule + alarms; none: no provisioned concurrency
     keep_warm_s: float = 600.0
+    # On-demand tokens-a-minute quotas assumed per model (account quotas vary: check yours).
     tpm_quota: dict[str, float] = field(default_factory=lambda: {"sonnet": 200_000.0, "haiku": 400_000.0})
     latency_sigma: float = 0.45
 
@@ -103,13 +104,16 @@ class Simulation:
         self.poller = simpy.Resource(self.env, capacity=config.poller_concurrency)
         self.pools = {name: _Pool() for name in AGENT_FUNCTION.values()}
         self.scale = 1.0
-        self.tokens_used: dict[str, float] = {m: 0.0 for m in config.tpm_quota}
+        self.quotas = {
+            m: simpy.Container(self.env, capacity=quota, init=quota) for m, quota in config.tpm_quota.items()
+        }
         self.minute = -1
         self.arrivals_per_minute: list[int] = []
         self.latencies: list[float] = []
         self.invocations = 0
         self.cold_starts = 0
         self.throttles = 0
+        self.throttles_by_model: dict[str, int] = {}
         self.max_queue_depth = 0
         self.max_queue_age = 0.0
         self.provisioned_gb_seconds = 0.0
@@ -168,18 +172,25 @@ class Simulation:
                 pool.idle_on_demand.append(self.env.now + self.config.keep_warm_s)
 
     def _model_call(self, model: str) -> Generator[simpy.Event, Any, None]:
-        backoff = 1.0
-        while self.tokens_used[model] + TOKENS[model] > self.config.tpm_quota[model]:
+        """Take the call's tokens from the model's quota; wait (throttled, then retried by the
+        SDK) while the quota is spent. The quota refills continuously, as Bedrock's does."""
+        bucket = self.quotas[model]
+        if bucket.level < TOKENS[model]:
             self.throttles += 1
-            yield self.env.timeout(backoff)
-            backoff = min(backoff * 2, 30.0)
-        self.tokens_used[model] += TOKENS[model]
+            self.throttles_by_model[model] = self.throttles_by_model.get(model, 0) + 1
+        yield bucket.get(TOKENS[model])
+
+    def refill(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(1.0)
+            for model, bucket in self.quotas.items():
+                room = bucket.capacity - bucket.level
+                if room > 0:
+                    yield bucket.put(min(room, self.config.tpm_quota[model] / 60))
 
     def clock(self) -> Generator[simpy.Event, Any, None]:
-        """Once a minute: reset token quotas, apply schedules and the alarm rules, bill PC."""
+        """Once a minute: apply schedules and the alarm rules, bill provisioned concurrency."""
         while True:
-            for model in self.tokens_used:
-                self.tokens_used[model] = 0.0
             self._scale()
             for name, pool in self.pools.items():
                 self.provisioned_gb_seconds += pool.provisioned * PROVISIONED[name][1] * 60
@@ -212,6 +223,7 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         self.env.process(self.arrivals())
         self.env.process(self.clock())
+        self.env.process(self.refill())
         self.env.run(until=self.config.days * 86_400 + 600)
         latencies = sorted(self.latencies)
 
@@ -229,7 +241,19 @@ class Simulation:
             "max_queue_age_s": self.max_queue_age,
             "provisioned_gb_seconds": self.provisioned_gb_seconds,
             "peak_arrivals_per_minute": max(self.arrivals_per_minute, default=0),
+            "saturated_first": self._bottleneck(),
+            "tpm_quota": dict(self.config.tpm_quota),
         }
+
+    def _bottleneck(self) -> str:
+        if self.throttles_by_model:
+            model = max(self.throttles_by_model, key=lambda m: self.throttles_by_model[m])
+            return (
+                f"Bedrock tokens-a-minute quota ({model}: {self.throttles_by_model[model]:,} throttled calls)"
+            )
+        if self.max_queue_depth > 0:
+            return f"poller concurrency (queue reached {self.max_queue_depth:,} messages)"
+        return "nothing"
 
 
 def erlang_c_mean_wait(arrival_rate: float, service_rate: float, servers: int) -> float:
