@@ -277,10 +277,9 @@ def simulate(
         raise BadInputError(f"--model-units must be on-demand or recommended, got {model_units!r}")
     config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed)
     if model_units == "recommended":
-        from panelbrain.ops.capacity import TPM_PER_UNIT, plan
+        from panelbrain.ops.capacity import recommended_tpm_quota
 
-        units = {m: f["model_units"]["value"] for m, f in plan(queries_per_day)["models"].items()}
-        config.tpm_quota = {m: float(n * TPM_PER_UNIT[m]) for m, n in units.items()}
+        config.tpm_quota = recommended_tpm_quota(queries_per_day)
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=days * 86_400)
         result = Simulation(config, progress=lambda now: bar.update(task, completed=now)).run()

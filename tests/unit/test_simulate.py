@@ -39,13 +39,13 @@ def test_a_day_at_5000_and_what_provisioned_concurrency_changes() -> None:
 
 
 def test_at_50000_the_model_quota_saturates_first_and_the_recommended_units_remove_it() -> None:
-    from panelbrain.ops.capacity import TPM_PER_UNIT, plan
+    from panelbrain.ops.capacity import recommended_tpm_quota
 
     on_demand = Simulation(SimConfig(50_000, days=0.75)).run()
     assert on_demand["saturated_first"].startswith("Bedrock tokens-a-minute quota")
-    units = {m: f["model_units"]["value"] for m, f in plan(50_000)["models"].items()}
     config = SimConfig(50_000, days=0.75)
-    config.tpm_quota = {m: float(n * TPM_PER_UNIT[m]) for m, n in units.items()}
+    config.tpm_quota = recommended_tpm_quota(50_000)
+    assert config.tpm_quota == {"sonnet": 700_000.0, "haiku": 800_000.0}
     provisioned = Simulation(config).run()
     assert provisioned["throttles"] == 0 and provisioned["saturated_first"] == "nothing"
     assert provisioned["p95_s"] < 60 < on_demand["p95_s"]

@@ -130,3 +130,9 @@ def plan(
         },
         "recommendation": recommendation(queries_per_day),
     }
+
+
+def recommended_tpm_quota(queries_per_day: float, peak_factor: float = 4.0) -> dict[str, float]:
+    """Tokens a minute each model can serve with the units :func:`plan` recommends."""
+    models = plan(queries_per_day, peak_factor=peak_factor)["models"]
+    return {m: float(f["model_units"]["value"] * TPM_PER_UNIT[m]) for m, f in models.items()}
