@@ -259,7 +259,7 @@ def simulate(
     model_units: Annotated[
         str, typer.Option(help="on-demand (assumed quotas) or recommended (`panelbrain capacity` units).")
     ] = "on-demand",
-    plot: Annotated[Path | None, typer.Option(help="PNG of the day (not built yet).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of the simulated period here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Discrete-event simulation of the deployed pipeline: latency, cold starts, throttles, queue."""
@@ -269,8 +269,8 @@ def simulate(
 
     if scaling not in ("seed", "none"):
         raise BadInputError(f"--scaling must be seed or none, got {scaling!r}")
-    if plot is not None:
-        raise BadInputError("--plot is not built yet")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise BadInputError(f"--plot {str(plot)!r} must end in .png")
     if queries_per_day <= 0 or not 0 < days <= 14:
         raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
     if model_units not in ("on-demand", "recommended"):
@@ -282,7 +282,15 @@ def simulate(
         config.tpm_quota = recommended_tpm_quota(queries_per_day)
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=days * 86_400)
-        result = Simulation(config, progress=lambda now: bar.update(task, completed=now)).run()
+        simulation = Simulation(config, progress=lambda now: bar.update(task, completed=now))
+        result = simulation.run()
+    if plot is not None:
+        try:
+            from panelbrain.ops.simulate import plot_day
+        except ImportError:  # pragma: no cover - matplotlib is an optional extra
+            raise BadInputError("--plot needs matplotlib: pip install 'panelbrain[plot]'") from None
+        plot_day(simulation, str(plot))
+        err.print(f"wrote {plot}")
     if as_json:
         _emit_json(result)
         return

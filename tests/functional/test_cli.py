@@ -164,3 +164,12 @@ def test_export_synthetic_of_any_size(tmp_path: Path) -> None:
     assert_one_line_error(
         run("export", "ces11", "--rows", "5", "--out", str(out)), "apply to generated datasets"
     )
+
+
+def test_simulate_writes_a_plot(tmp_path: Path) -> None:
+    out = tmp_path / "day.png"
+    result = run("simulate", "--queries-per-day", "2000", "--days", "0.25", "--plot", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["queries"] > 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert_one_line_error(run("simulate", "--queries-per-day", "10", "--plot", "day.jpg"), "must end in .png")

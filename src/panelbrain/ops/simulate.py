@@ -113,11 +113,15 @@ class Simulation:
         self.invocations = 0
         self.cold_starts = 0
         self.throttles = 0
+        self.on_demand_busy = 0
         self.throttles_by_model: dict[str, int] = {}
         self.max_queue_depth = 0
         self.max_queue_age = 0.0
         self.provisioned_gb_seconds = 0.0
         self.progress = progress
+        # Per minute: provisioned instances, instances in use, queue depth; per query: (end, latency).
+        self.series: dict[str, list[float]] = {"provisioned": [], "in_use": [], "queue_depth": []}
+        self.completions: list[tuple[float, float]] = []
 
     # -- processes ------------------------------------------------------------------------
 
@@ -144,6 +148,7 @@ class Simulation:
         yield self.env.process(self.agent("synthesise"))
         yield self.env.process(self.agent("formatter"))
         self.latencies.append(self.env.now - arrived)
+        self.completions.append((self.env.now, self.env.now - arrived))
 
     def agent(self, agent: str) -> Generator[simpy.Event, Any, None]:
         pool = self.pools[AGENT_FUNCTION[agent]]
@@ -158,6 +163,8 @@ class Simulation:
         else:
             self.cold_starts += 1  # a new instance
             yield self.env.timeout(self.random.uniform(1.0, 3.0))
+        if not on_provisioned:
+            self.on_demand_busy += 1
         try:
             model = AGENT_MODEL[agent]
             if model is not None:
@@ -169,6 +176,7 @@ class Simulation:
             if on_provisioned:
                 pool.busy_provisioned -= 1
             else:
+                self.on_demand_busy -= 1
                 pool.idle_on_demand.append(self.env.now + self.config.keep_warm_s)
 
     def _model_call(self, model: str) -> Generator[simpy.Event, Any, None]:
@@ -194,6 +202,11 @@ class Simulation:
             self._scale()
             for name, pool in self.pools.items():
                 self.provisioned_gb_seconds += pool.provisioned * PROVISIONED[name][1] * 60
+            self.series["provisioned"].append(sum(p.provisioned for p in self.pools.values()))
+            self.series["in_use"].append(
+                sum(p.busy_provisioned for p in self.pools.values()) + self.on_demand_busy
+            )
+            self.series["queue_depth"].append(len(self.poller.queue))
             if self.progress is not None:
                 self.progress(self.env.now)
             yield self.env.timeout(60)
@@ -290,3 +303,39 @@ def simulate_mmc(
     env.run()
     warm_up = len(waits) // 10
     return sum(waits[warm_up:]) / (len(waits) - warm_up)
+
+
+def plot_day(simulation: Simulation, path: str) -> None:
+    """Arrivals, provisioned vs used concurrency, queue depth and latency percentiles over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [m / 60 for m in range(len(simulation.series["provisioned"]))]
+    figure, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    arrivals = simulation.arrivals_per_minute
+    axes[0].plot([m / 60 for m in range(len(arrivals))], arrivals, linewidth=0.8)
+    axes[0].set_ylabel("questions / minute")
+    axes[1].plot(minutes, simulation.series["provisioned"], label="provisioned")
+    axes[1].plot(minutes, simulation.series["in_use"], label="in use", linewidth=0.8)
+    axes[1].set_ylabel("Lambda instances")
+    axes[1].legend(loc="upper left")
+    axes[2].plot(minutes, simulation.series["queue_depth"])
+    axes[2].set_ylabel("SQS queue depth")
+    hours: dict[int, list[float]] = {}
+    for end, latency in simulation.completions:
+        hours.setdefault(int(end // 3600), []).append(latency)
+    for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        xs = sorted(hours)
+        ys = [sorted(hours[h])[min(len(hours[h]) - 1, int(q * len(hours[h])))] for h in xs]
+        axes[3].plot(xs, ys, marker="o", markersize=3, label=label)
+    axes[3].set_ylabel("end-to-end seconds (hourly)")
+    axes[3].set_xlabel("hour of the simulated period")
+    axes[3].legend(loc="upper left")
+    figure.suptitle(
+        f"{simulation.config.queries_per_day:,.0f} questions a day, scaling {simulation.config.scaling}"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
