@@ -49,3 +49,11 @@ def test_at_50000_the_model_quota_saturates_first_and_the_recommended_units_remo
     provisioned = Simulation(config).run()
     assert provisioned["throttles"] == 0 and provisioned["saturated_first"] == "nothing"
     assert provisioned["p95_s"] < 60 < on_demand["p95_s"]
+
+
+def test_reviews_and_cost_of_the_period_are_reported() -> None:
+    result = Simulation(SimConfig(2_000, days=0.5)).run()
+    assert 0.05 < result["reviewed_queries"] / result["queries"] < 0.15  # review fraction 10 %
+    assert result["reviewed_p50_s"] > result["p95_s"]  # a person is slower than the pipeline
+    assert result["cost_usd"] > 0
+    assert Simulation(SimConfig(4_000, days=0.5)).run()["cost_usd"] > result["cost_usd"]

@@ -56,6 +56,8 @@ class SimConfig:
     # On-demand tokens-a-minute quotas assumed per model (account quotas vary: check yours).
     tpm_quota: dict[str, float] = field(default_factory=lambda: {"sonnet": 200_000.0, "haiku": 400_000.0})
     latency_sigma: float = 0.45
+    review_fraction: float = 0.10
+    reviewer_mean_s: float = 900.0  # a reviewer answers in 15 minutes on average
 
 
 @dataclass
@@ -114,6 +116,9 @@ class Simulation:
         self.cold_starts = 0
         self.throttles = 0
         self.on_demand_busy = 0
+        self.reviewed: list[float] = []
+        self.lambda_gb_seconds = 0.0
+        self.model_calls: dict[str, int] = {}
         self.throttles_by_model: dict[str, int] = {}
         self.max_queue_depth = 0
         self.max_queue_age = 0.0
@@ -146,9 +151,15 @@ class Simulation:
             [self.env.process(self.agent(w)) for w in ("sql_writer", "weight_applier", "data_processor")],
         )
         yield self.env.process(self.agent("synthesise"))
+        reviewed = self.random.random() < self.config.review_fraction
+        if reviewed:
+            # Reviewed answers wait for a person (the Standard workflow), then the formatter.
+            yield self.env.timeout(min(self.random.expovariate(1 / self.config.reviewer_mean_s), 3600.0))
         yield self.env.process(self.agent("formatter"))
-        self.latencies.append(self.env.now - arrived)
-        self.completions.append((self.env.now, self.env.now - arrived))
+        # Latency percentiles describe the automatic path; reviewed answers are reported apart.
+        (self.reviewed if reviewed else self.latencies).append(self.env.now - arrived)
+        if not reviewed:
+            self.completions.append((self.env.now, self.env.now - arrived))
 
     def agent(self, agent: str) -> Generator[simpy.Event, Any, None]:
         pool = self.pools[AGENT_FUNCTION[agent]]
@@ -170,8 +181,13 @@ class Simulation:
             if model is not None:
                 yield from self._model_call(model)
             mean = SEED_LATENCY_S[agent]
-            duration = self.random.lognormvariate(math.log(mean), self.config.latency_sigma)
-            yield self.env.timeout(min(max(duration, 2.0), 30.0))
+            duration = min(
+                max(self.random.lognormvariate(math.log(mean), self.config.latency_sigma), 2.0), 30.0
+            )
+            self.lambda_gb_seconds += duration * PROVISIONED[AGENT_FUNCTION[agent]][1]
+            if model is not None:
+                self.model_calls[model] = self.model_calls.get(model, 0) + 1
+            yield self.env.timeout(duration)
         finally:
             if on_provisioned:
                 pool.busy_provisioned -= 1
@@ -244,7 +260,7 @@ class Simulation:
             return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0.0
 
         return {
-            "queries": len(latencies),
+            "queries": len(latencies) + len(self.reviewed),
             "p50_s": pct(0.50),
             "p95_s": pct(0.95),
             "p99_s": pct(0.99),
@@ -254,9 +270,39 @@ class Simulation:
             "max_queue_age_s": self.max_queue_age,
             "provisioned_gb_seconds": self.provisioned_gb_seconds,
             "peak_arrivals_per_minute": max(self.arrivals_per_minute, default=0),
+            "reviewed_queries": len(self.reviewed),
+            "reviewed_p50_s": sorted(self.reviewed)[len(self.reviewed) // 2] if self.reviewed else 0.0,
+            "cost_usd": self._cost(),
             "saturated_first": self._bottleneck(),
             "tpm_quota": dict(self.config.tpm_quota),
         }
+
+    def _cost(self) -> float:
+        """Model tokens, Lambda and provisioned-concurrency GB-seconds, and Express requests of
+        the simulated period, at the dated prices (no caching: the simulation runs every call)."""
+        from panelbrain.ops.cost import BRAIN_MODEL, WORKER_MODEL, aws_prices
+        from panelbrain.pricing import cost_usd
+
+        output_share = 0.2
+        tokens = 0.0
+        for model, calls in self.model_calls.items():
+            model_id = BRAIN_MODEL if model == "sonnet" else WORKER_MODEL
+            per_call = TOKENS[model]
+            tokens += cost_usd(
+                model_id,
+                int(calls * per_call * (1 - output_share)),
+                int(calls * per_call * output_share),
+                0,
+                0,
+            )
+        lam, sfn = aws_prices()["lambda"], aws_prices()["step_functions"]
+        return float(
+            tokens
+            + self.lambda_gb_seconds * lam["per_gb_second"]
+            + self.invocations * lam["per_million_requests"] / 1e6
+            + self.provisioned_gb_seconds * lam["provisioned_per_gb_second"]
+            + (len(self.latencies) + len(self.reviewed)) * sfn["express_per_million_requests"] / 1e6
+        )
 
     def _bottleneck(self) -> str:
         if self.throttles_by_model:
