@@ -181,17 +181,20 @@ def serve(
 def capacity(
     queries_per_day: Annotated[float, typer.Option(help="Queries a day to plan for.")],
     peak_factor: Annotated[float, typer.Option(help="Peak minute over the day's average minute.")] = 4.0,
-    profile: Annotated[str, typer.Option(help="Call profile: seed (measured is not built yet).")] = "seed",
+    profile: Annotated[
+        str, typer.Option(help="seed (the document's calls) or measured (this repository's prompts).")
+    ] = "seed",
     as_json: JsonOption = False,
 ) -> None:
     """Tokens a day and a minute, model units, Lambda concurrency and Step Functions load."""
-    from panelbrain.ops.capacity import plan
+    from panelbrain.ops.capacity import SEED_PROFILE, measured_profile, plan
 
-    if profile != "seed":
-        raise BadInputError("--profile measured is not built yet; use --profile seed")
+    if profile not in ("seed", "measured"):
+        raise BadInputError(f"--profile must be seed or measured, got {profile!r}")
     if queries_per_day <= 0 or peak_factor < 1:
         raise BadInputError("--queries-per-day must be positive and --peak-factor at least 1")
-    result = plan(queries_per_day, peak_factor=peak_factor)
+    calls = SEED_PROFILE if profile == "seed" else measured_profile()
+    result = plan(queries_per_day, peak_factor=peak_factor, profile=calls)
     if as_json:
         _emit_json(result)
         return

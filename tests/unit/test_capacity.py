@@ -63,3 +63,17 @@ def test_answered_path_matches_the_state_machine() -> None:
     per_branch = [len([s for s in b["States"] if not s.startswith("Skip")]) for b in branches]
     assert all(name in definition["States"] for name in top)
     assert len(top) + sum(per_branch) == ANSWERED_PATH_STATES
+
+
+def test_measured_profile_sizes_the_calls_this_repository_makes() -> None:
+    from panelbrain.agents.bedrock import SYSTEM, dictionary_prompt
+    from panelbrain.data.dictionary import load_dictionary
+    from panelbrain.ops.capacity import CHARS_PER_TOKEN, measured_profile
+
+    brain, workers = measured_profile()
+    assert (brain.model, brain.calls, workers.model, workers.calls) == ("sonnet", 2, "haiku", 1)
+    # The planning prompt (system text + data dictionary) alone is most of a brain call.
+    prompt = (len(SYSTEM) + len(dictionary_prompt(load_dictionary("ces11")))) / CHARS_PER_TOKEN
+    assert brain.tokens_per_call * 2 > prompt
+    measured = plan(5_000, profile=measured_profile())["tokens_per_query"]["value"]
+    assert measured < plan(5_000)["tokens_per_query"]["value"]  # 3 calls, not the seed's 5

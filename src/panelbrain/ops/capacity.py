@@ -32,6 +32,37 @@ SEED_PROFILE = (
     CallProfile("brain", "sonnet", calls=2, tokens_per_call=2_500),
     CallProfile("workers", "haiku", calls=3, tokens_per_call=1_800),
 )
+# Characters per token when no tokenizer is at hand (English prose and JSON average about 4).
+CHARS_PER_TOKEN = 4.0
+# Output tokens of each call, and the answer table's size, as the structured outputs come back.
+MEASURED_OUTPUT_TOKENS = {"plan": 150, "narrate": 120, "sql": 60}
+NARRATED_TABLE_CHARS = 1_650  # a breakdown by province: 11 rows of about 150 characters
+
+
+def measured_profile(dataset: str = "ces11") -> tuple[CallProfile, ...]:
+    """The calls the bedrock provider really makes, sized from the prompts in this repository:
+    the brain plans and narrates (2 calls), the SQL writer is the only worker that calls a model."""
+    from panelbrain.agents.bedrock import NARRATE_SYSTEM, SQL_SYSTEM, SYSTEM, dictionary_prompt
+    from panelbrain.data.dictionary import load_dictionary
+
+    dictionary = dictionary_prompt(load_dictionary(dataset))
+
+    def tokens(*texts: str) -> int:
+        return round(sum(len(t) for t in texts) / CHARS_PER_TOKEN)
+
+    plan_call = tokens(SYSTEM, dictionary) + 20 + MEASURED_OUTPUT_TOKENS["plan"]
+    narrate_call = (
+        tokens(NARRATE_SYSTEM)
+        + round(NARRATED_TABLE_CHARS / CHARS_PER_TOKEN)
+        + MEASURED_OUTPUT_TOKENS["narrate"]
+    )
+    sql_call = tokens(SQL_SYSTEM, dictionary) + 60 + MEASURED_OUTPUT_TOKENS["sql"]
+    return (
+        CallProfile("brain", "sonnet", calls=2, tokens_per_call=round((plan_call + narrate_call) / 2)),
+        CallProfile("workers", "haiku", calls=1, tokens_per_call=sql_call),
+    )
+
+
 # Tokens a minute one provisioned model unit serves (seed 4.2: "covers ~100K" / "~200K").
 TPM_PER_UNIT = {"sonnet": 100_000, "haiku": 200_000}
 # Seed 4.1: on demand under 100 a day, provisioned from 1,000, provisioned + cross-region above 10,000.
