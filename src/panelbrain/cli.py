@@ -229,15 +229,33 @@ def cost(
     queries_per_day: Annotated[
         list[float] | None, typer.Option(help="Volumes to price (repeatable); default 100, 5,000 and 50,000.")
     ] = None,
+    profile: Annotated[
+        str, typer.Option(help="seed, or measured: this repository's prompts, or the usage in --usage files.")
+    ] = "seed",
+    usage: Annotated[
+        list[Path] | None, typer.Option(help="`panelbrain ask --json` outputs whose recorded usage to price.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Monthly cost per component, gross spend then savings; every line with its formula."""
+    from panelbrain.ops.capacity import SEED_PROFILE, CallProfile, measured_profile, profile_from_usage
     from panelbrain.ops.cost import monthly_cost
 
     volumes = queries_per_day or [100.0, 5_000.0, 50_000.0]
     if any(v <= 0 for v in volumes):
         raise BadInputError("--queries-per-day must be positive")
-    columns = [monthly_cost(v) for v in volumes]
+    if profile not in ("seed", "measured") or (usage and profile != "measured"):
+        raise BadInputError("--profile must be seed or measured; --usage goes with --profile measured")
+    calls: tuple[CallProfile, ...] = SEED_PROFILE
+    if profile == "measured" and usage:
+        try:
+            documents = [json.loads(path.read_text(encoding="utf-8")) for path in usage]
+            calls = profile_from_usage(documents)
+        except (OSError, json.JSONDecodeError, ValueError, KeyError, AttributeError) as exc:
+            raise BadInputError(f"--usage: {exc}") from None
+    elif profile == "measured":
+        calls = measured_profile()
+    columns = [monthly_cost(v, profile=calls) for v in volumes]
     if as_json:
         _emit_json({"columns": columns})
         return

@@ -173,3 +173,30 @@ def test_simulate_writes_a_plot(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["queries"] > 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert_one_line_error(run("simulate", "--queries-per-day", "10", "--plot", "day.jpg"), "must end in .png")
+
+
+def test_cost_prices_recorded_usage(tmp_path: Path) -> None:
+    usage = tmp_path / "ask.json"
+    usage.write_text(
+        json.dumps(
+            {
+                "usage": {
+                    "us.anthropic.claude-sonnet-4-5-20250929-v1:0": {
+                        "input_tokens": 1_100,
+                        "output_tokens": 120,
+                        "cache_read_tokens": 0,
+                        "cache_write_tokens": 2_500,
+                    }
+                }
+            }
+        )
+    )
+    result = run(
+        "cost", "--profile", "measured", "--usage", str(usage), "--queries-per-day", "5000", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    column = json.loads(result.stdout)["columns"][0]
+    names = [line["line"] for line in column["lines"]]
+    assert "Bedrock sonnet (every query, no prompt caching)" in names
+    assert not any("haiku" in name for name in names)  # the recorded run used one model
+    assert_one_line_error(run("cost", "--usage", str(usage)), "--usage goes with --profile measured")

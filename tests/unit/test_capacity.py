@@ -77,3 +77,14 @@ def test_measured_profile_sizes_the_calls_this_repository_makes() -> None:
     assert brain.tokens_per_call * 2 > prompt
     measured = plan(5_000, profile=measured_profile())["tokens_per_query"]["value"]
     assert measured < plan(5_000)["tokens_per_query"]["value"]  # 3 calls, not the seed's 5
+
+
+def test_seed_claim_parallel_workers() -> None:
+    # Seed 2.3: 31 s sequential, 23 s with the workers in parallel. The critical path is 23 s;
+    # the sequential sum of every agent is 39 s (the seed's 31 s leaves the data processor out).
+    from panelbrain.agents.latency import SEED_LATENCY_S
+    from panelbrain.bench.pipeline import critical_path_s, sequential_s
+
+    assert critical_path_s(1.0) == 23.0
+    assert sequential_s(1.0) == 39.0
+    assert sequential_s(1.0) - SEED_LATENCY_S["data_processor"] == 31.0

@@ -63,6 +63,23 @@ def measured_profile(dataset: str = "ces11") -> tuple[CallProfile, ...]:
     )
 
 
+def profile_from_usage(documents: list[dict[str, Any]]) -> tuple[CallProfile, ...]:
+    """A profile from `panelbrain ask --json` documents: each model's average tokens a query
+    (input, output, cache reads and writes together), as one call of that size."""
+    totals: dict[str, float] = {}
+    answered = [d for d in documents if d.get("usage")]
+    if not answered:
+        raise ValueError("none of the documents records model usage (offline answers use no model)")
+    for document in answered:
+        for model_id, tokens in document["usage"].items():
+            family = "sonnet" if "sonnet" in model_id else "haiku" if "haiku" in model_id else model_id
+            totals[family] = totals.get(family, 0.0) + sum(tokens.values())
+    return tuple(
+        CallProfile("recorded", family, calls=1, tokens_per_call=round(total / len(answered)))
+        for family, total in sorted(totals.items())
+    )
+
+
 # Tokens a minute one provisioned model unit serves (seed 4.2: "covers ~100K" / "~200K").
 TPM_PER_UNIT = {"sonnet": 100_000, "haiku": 200_000}
 # Seed 4.1: on demand under 100 a day, provisioned from 1,000, provisioned + cross-region above 10,000.
