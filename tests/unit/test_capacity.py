@@ -88,3 +88,12 @@ def test_seed_claim_parallel_workers() -> None:
     assert critical_path_s(1.0) == 23.0
     assert sequential_s(1.0) == 39.0
     assert sequential_s(1.0) - SEED_LATENCY_S["data_processor"] == 31.0
+
+
+def test_scaling_parameters_come_from_the_template() -> None:
+    from panelbrain.ops.template_scaling import scaling
+
+    rules = scaling(ROOT / "template.yaml")
+    assert rules.provisioned["BrainPlanFunction"] == (5, 2, 1, 0.5)
+    assert rules.provisioned["SqlWriterFunction"] == (10, 2, 1, 0.25)
+    assert (rules.scale_up_per_minute, rules.surge_per_minute, rules.scale_down_per_minute) == (50, 100, 20)

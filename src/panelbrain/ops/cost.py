@@ -19,21 +19,13 @@ import yaml
 
 from panelbrain.agents.latency import SEED_LATENCY_S
 from panelbrain.ops.capacity import ANSWERED_PATH_STATES, SEED_PROFILE, CallProfile
+from panelbrain.ops.template_scaling import scaling
 from panelbrain.pricing import cost_usd
 
 BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 WORKER_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 # Smallest prefix Bedrock will cache (tokens): FACTS.md, langchain-aws 1.9.1 notes.
 MIN_CACHEABLE = {"sonnet": 1_024, "haiku": 4_096}
-# Provisioned concurrency per function (template.yaml): business-hours count and memory (GB).
-PROVISIONED = {
-    "BrainPlanFunction": (5, 0.5),
-    "SqlWriterFunction": (10, 0.25),
-    "WeightApplierFunction": (5, 0.5),
-    "DataProcessorFunction": (5, 0.5),
-    "BrainSynthesiseFunction": (5, 0.5),
-    "FormatterFunction": (10, 0.25),
-}
 AGENT_MEMORY_GB = {
     "plan": 0.5,
     "sql_writer": 0.25,
@@ -173,15 +165,13 @@ def monthly_cost(
         )
     )
 
-    hours_scheduled = (
-        sum(
-            gb * (n * WEEK_HOURS["business"] + 2 * WEEK_HOURS["off_hours"] + 1 * WEEK_HOURS["weekend"])
-            for n, gb in PROVISIONED.values()
-        )
-        * a.days_per_month
-        / 7
+    provisioned = scaling().provisioned  # from template.yaml
+    weekly_scheduled = sum(
+        gb * (full * WEEK_HOURS["business"] + off * WEEK_HOURS["off_hours"] + weekend * WEEK_HOURS["weekend"])
+        for full, off, weekend, gb in provisioned.values()
     )
-    hours_always = sum(gb * n * 168 for n, gb in PROVISIONED.values()) * a.days_per_month / 7
+    hours_scheduled = weekly_scheduled * a.days_per_month / 7
+    hours_always = sum(gb * full * 168 for full, _, _, gb in provisioned.values()) * a.days_per_month / 7
     per_gb_hour = lam["provisioned_per_gb_second"] * 3600
     lines.append(
         _line(

@@ -22,7 +22,7 @@ import simpy
 
 from panelbrain.agents.latency import SEED_LATENCY_S
 from panelbrain.ops.capacity import SEED_PROFILE
-from panelbrain.ops.cost import PROVISIONED
+from panelbrain.ops.template_scaling import scaling
 
 AGENT_FUNCTION = {
     "plan": "BrainPlanFunction",
@@ -91,11 +91,12 @@ def _mean_shape(peak_factor: float) -> float:
 
 
 def scheduled_provisioned(function: str, t: float) -> int:
-    full, _ = PROVISIONED[function]
+    """The template's schedule: business hours, weekday off-hours, weekends (days 5 and 6)."""
+    full, off_hours, weekend, _ = scaling().provisioned[function]
     day, hour = int(t // 86_400) % 7, (t / 3600) % 24
-    if day >= 5:  # days 5 and 6 of the simulated week are the weekend
-        return 1
-    return full if 9 <= hour < 18 else 2
+    if day >= 5:
+        return weekend
+    return full if 9 <= hour < 18 else off_hours
 
 
 class Simulation:
@@ -184,7 +185,7 @@ class Simulation:
             duration = min(
                 max(self.random.lognormvariate(math.log(mean), self.config.latency_sigma), 2.0), 30.0
             )
-            self.lambda_gb_seconds += duration * PROVISIONED[AGENT_FUNCTION[agent]][1]
+            self.lambda_gb_seconds += duration * scaling().provisioned[AGENT_FUNCTION[agent]][3]
             if model is not None:
                 self.model_calls[model] = self.model_calls.get(model, 0) + 1
             yield self.env.timeout(duration)
@@ -217,7 +218,7 @@ class Simulation:
         while True:
             self._scale()
             for name, pool in self.pools.items():
-                self.provisioned_gb_seconds += pool.provisioned * PROVISIONED[name][1] * 60
+                self.provisioned_gb_seconds += pool.provisioned * scaling().provisioned[name][3] * 60
             self.series["provisioned"].append(sum(p.provisioned for p in self.pools.values()))
             self.series["in_use"].append(
                 sum(p.busy_provisioned for p in self.pools.values()) + self.on_demand_busy
@@ -238,13 +239,14 @@ class Simulation:
     def _scale(self) -> None:
         if self.config.scaling == "none":
             return
+        rules = scaling()  # the IncomingQueryCount alarm thresholds of template.yaml
         recent = self.arrivals_per_minute[-3:]
         quiet = self.arrivals_per_minute[-10:]
-        if len(recent) == 3 and min(recent) > 100:
+        if len(recent) == 3 and min(recent) > rules.surge_per_minute:
             self.scale = min(self.scale * 2.0, 20.0)
-        elif len(recent) == 3 and min(recent) > 50:
+        elif len(recent) == 3 and min(recent) > rules.scale_up_per_minute:
             self.scale = min(self.scale * 1.5, 20.0)
-        elif len(quiet) == 10 and max(quiet) < 20:
+        elif len(quiet) == 10 and max(quiet) < rules.scale_down_per_minute:
             self.scale = max(self.scale * 0.75, 1.0)
         for name, pool in self.pools.items():
             pool.provisioned = min(100, max(1, round(scheduled_provisioned(name, self.env.now) * self.scale)))
