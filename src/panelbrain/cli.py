@@ -264,7 +264,8 @@ def cost(
     for v in volumes:
         grid.add_column(f"{v:,.0f}/day", justify="right")
     for i, line in enumerate(columns[0]["lines"]):
-        grid.add_row(line["line"], *(f"{c['lines'][i]['usd']:,.2f}" for c in columns))
+        style = "" if line["counted"] else "[dim]"
+        grid.add_row(style + line["line"], *(f"{style}{c['lines'][i]['usd']:,.2f}" for c in columns))
     grid.add_row("[bold]Total[/]", *(f"[bold]{c['total_usd']:,.2f}[/]" for c in columns))
     out.print(grid)
     assumptions = ", ".join(f"{k} {v}" for k, v in columns[0]["assumptions"].items())

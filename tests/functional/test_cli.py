@@ -197,6 +197,6 @@ def test_cost_prices_recorded_usage(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     column = json.loads(result.stdout)["columns"][0]
     names = [line["line"] for line in column["lines"]]
-    assert "Bedrock sonnet (every query, no prompt caching)" in names
+    assert "Bedrock sonnet: cache writes" in names
     assert not any("haiku" in name for name in names)  # the recorded run used one model
     assert_one_line_error(run("cost", "--usage", str(usage)), "--usage goes with --profile measured")

@@ -1,9 +1,12 @@
 """Monthly cost of the stack, line by line, each line derived from a formula and its inputs.
 
-Lines are gross spend (every query run, no prompt caching, provisioned concurrency always on)
-followed by the savings that caching and the schedule bring, as negative lines; the total is
-the sum of the lines. A saving is computed from the very spend it reduces, so it can never
-exceed it (the seed's table listed USD 10,000 of caching savings against USD 4,000 of spend).
+Lines are the spend with prompt caching (Bedrock per model and token kind: input, output, cache
+reads, cache writes) and every other component as if every query ran and provisioned
+concurrency were always on; then the result cache's and the schedule's savings as negative
+lines. The total is the sum of the counted lines; the prompt-caching saving is a memo line,
+because the Bedrock lines already carry it. A saving is computed from the very spend it
+reduces, so it can never exceed it (the seed's table listed USD 10,000 of caching savings
+against USD 4,000 of spend).
 Assumptions not in the seed are named in :class:`Assumptions` and printed with the table.
 """
 
@@ -62,35 +65,43 @@ def aws_prices() -> dict[str, Any]:
     return prices
 
 
-def _line(name: str, usd: float, formula: str, **inputs: Any) -> dict[str, Any]:
-    return {"line": name, "usd": usd, "formula": formula, "inputs": inputs}
+def _line(name: str, usd: float, formula: str, counted: bool = True, **inputs: Any) -> dict[str, Any]:
+    """One line; ``counted`` False marks a memo line, shown but already inside other lines."""
+    return {"line": name, "usd": usd, "formula": formula, "counted": counted, "inputs": inputs}
 
 
-def _bedrock(
-    profile: tuple[CallProfile, ...], calls_scale: float, a: Assumptions
-) -> dict[str, dict[str, float]]:
-    """Per model: spend with and without prompt caching for ``calls_scale`` queries a month."""
+def _bedrock(profile: tuple[CallProfile, ...], queries: float, a: Assumptions) -> dict[str, dict[str, float]]:
+    """Per model and token kind: spend with prompt caching for ``queries`` a month, and the
+    spend the same calls would cost without it."""
     out: dict[str, dict[str, float]] = {}
     windows = a.days_per_month * 24 * 60 / a.cache_ttl_minutes
     for p in profile:
         model_id = BRAIN_MODEL if p.model == "sonnet" else WORKER_MODEL
-        calls = calls_scale * p.calls
+        calls = queries * p.calls
         input_tokens = p.tokens_per_call * (1 - a.output_share)
         output_tokens = p.tokens_per_call * a.output_share
         prefix = input_tokens * a.cacheable_share
         prefix = prefix if prefix >= MIN_CACHEABLE[p.model] else 0.0
-        writes = min(calls, windows) if prefix else 0.0
+        writes = min(calls, windows) if prefix else 0.0  # one write per cache lifetime
         reads = calls - writes if prefix else 0.0
-        plain = calls * (input_tokens - prefix)
-        with_cache = cost_usd(
-            model_id, int(plain), int(calls * output_tokens), int(reads * prefix), int(writes * prefix)
-        )
-        without = cost_usd(model_id, int(calls * input_tokens), int(calls * output_tokens), 0, 0)
         slot = out.setdefault(
-            p.model, {"with_cache": 0.0, "without_cache": 0.0, "cached_tokens_per_call": prefix}
+            p.model,
+            {
+                "input": 0.0,
+                "output": 0.0,
+                "cache_read": 0.0,
+                "cache_write": 0.0,
+                "without_cache": 0.0,
+                "cached_tokens_per_call": prefix,
+            },
         )
-        slot["with_cache"] += with_cache
-        slot["without_cache"] += without
+        slot["input"] += cost_usd(model_id, int(calls * (input_tokens - prefix)), 0, 0, 0)
+        slot["output"] += cost_usd(model_id, 0, int(calls * output_tokens), 0, 0)
+        slot["cache_read"] += cost_usd(model_id, 0, 0, int(reads * prefix), 0)
+        slot["cache_write"] += cost_usd(model_id, 0, 0, 0, int(writes * prefix))
+        slot["without_cache"] += cost_usd(
+            model_id, int(calls * input_tokens), int(calls * output_tokens), 0, 0
+        )
     return out
 
 
@@ -100,20 +111,31 @@ def monthly_cost(
     a = a or Assumptions()
     aws = aws_prices()
     queries = queries_per_day * a.days_per_month
-    executed = queries * (1 - a.result_cache_hit_rate)
     lines: list[dict[str, Any]] = []
 
     bedrock = _bedrock(profile, queries, a)
+    kinds = {"input": "input", "output": "output", "cache_read": "cache reads", "cache_write": "cache writes"}
     for model, spend in bedrock.items():
-        lines.append(
-            _line(
-                f"Bedrock {model} (every query, no prompt caching)",
-                spend["without_cache"],
-                "queries * calls * tokens priced at input/output rates",
-                queries=queries,
+        for kind, label in kinds.items():
+            lines.append(
+                _line(
+                    f"Bedrock {model}: {label}",
+                    spend[kind],
+                    "queries * calls * tokens of this kind * price",
+                    queries=queries,
+                    cached_tokens_per_call=spend["cached_tokens_per_call"],
+                )
             )
+    with_cache = sum(spend[kind] for spend in bedrock.values() for kind in kinds)
+    without_cache = sum(spend["without_cache"] for spend in bedrock.values())
+    lines.append(
+        _line(
+            "Prompt-caching savings (memo: already in the Bedrock lines)",
+            with_cache - without_cache,
+            "Bedrock with caching - the same calls without; positive = caching costs more",
+            counted=False,
         )
-    gross_bedrock = sum(s["without_cache"] for s in bedrock.values())
+    )
 
     lam = aws["lambda"]
     agent_gb_s = sum(SEED_LATENCY_S[agent] * gb for agent, gb in AGENT_MEMORY_GB.items())
@@ -225,10 +247,8 @@ def monthly_cost(
     )
 
     # Savings, each from the spend it reduces.
-    variable = gross_bedrock + lambda_requests + lambda_duration + express
+    variable = with_cache + lambda_requests + lambda_duration + express
     result_saving = a.result_cache_hit_rate * variable
-    executed_share = executed / queries if queries else 0.0
-    prompt_saving = executed_share * sum(s["without_cache"] - s["with_cache"] for s in bedrock.values())
     schedule_saving = (hours_always - hours_scheduled) * per_gb_hour
     lines.append(
         _line(
@@ -236,14 +256,6 @@ def monthly_cost(
             -result_saving,
             "hit_rate * (Bedrock + Lambda + Express) of the queries it answers",
             hit_rate=a.result_cache_hit_rate,
-        )
-    )
-    lines.append(
-        _line(
-            "Prompt-caching savings",
-            -prompt_saving,
-            "executed share * (Bedrock without cache - with cache); negative saving = costs more",
-            cached_tokens_per_call={m: s["cached_tokens_per_call"] for m, s in bedrock.items()},
         )
     )
     lines.append(
@@ -257,7 +269,7 @@ def monthly_cost(
     return {
         "queries_per_day": queries_per_day,
         "lines": lines,
-        "total_usd": math.fsum(line["usd"] for line in lines),
+        "total_usd": math.fsum(line["usd"] for line in lines if line["counted"]),
         "assumptions": asdict(a),
         "prices_as_of": aws["as_of"],
     }
