@@ -77,3 +77,35 @@ def test_every_agent_alias_has_scheduled_provisioned_concurrency() -> None:
         }
         assert (actions["off-hours"]["MinCapacity"], actions["weekends"]["MinCapacity"]) == (2, 1)
         assert "Aliaslive" in str(target["DependsOn"])
+
+
+@pytest.mark.parametrize(
+    ("parameters", "brain", "worker"),
+    [
+        ({}, "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
+        (
+            {"InferenceProfilePrefix": "global"},
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+        ),
+        (
+            {
+                "InferenceProfilePrefix": "none",
+                "WorkerProvisionedThroughputArn": "arn:aws:bedrock:us-east-1:1:provisioned-model/w",
+            },
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-east-1:1:provisioned-model/w",
+        ),
+    ],
+)
+def test_model_per_role_from_profile_prefix_or_provisioned_arn(
+    parameters: dict[str, str], brain: str, worker: str
+) -> None:
+    from panelbrain.local.template import Template
+
+    environment = Template.load(ROOT / "template.yaml", parameters).environment("BrainPlanFunction")
+    assert (environment["PANELBRAIN_BRAIN_MODEL_ID"], environment["PANELBRAIN_WORKER_MODEL_ID"]) == (
+        brain,
+        worker,
+    )
+    assert environment["PANELBRAIN_WORKER_BASE_MODEL_ID"] == "anthropic.claude-haiku-4-5-20251001-v1:0"

@@ -124,6 +124,9 @@ class Template:
             if set(value) == {"Fn::GetAtt"}:
                 name, attribute = value["Fn::GetAtt"]
                 return self._get_att(name, attribute)
+            if set(value) == {"Fn::If"}:
+                condition, when_true, when_false = value["Fn::If"]
+                return self.resolve(when_true if self.condition(condition) else when_false)
             if set(value) == {"Fn::Sub"}:
                 text = value["Fn::Sub"]
                 return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_one(m.group(1)), text)
@@ -131,6 +134,30 @@ class Template:
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
+
+    def condition(self, name: str) -> bool:
+        """Evaluate one of the template's Conditions (Equals, Not, And, Or, Condition)."""
+        conditions = self.body.get("Conditions", {})
+        if name not in conditions:
+            raise TemplateError(f"no condition {name!r} in the template")
+        return self._truth(conditions[name])
+
+    def _truth(self, expression: Any) -> bool:
+        if not isinstance(expression, dict) or len(expression) != 1:
+            raise TemplateError(f"cannot evaluate condition {expression!r}")
+        ((function, arguments),) = expression.items()
+        if function == "Fn::Equals":
+            left, right = (self.resolve(a) for a in arguments)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._truth(arguments[0])
+        if function == "Fn::And":
+            return all(self._truth(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(self._truth(a) for a in arguments)
+        if function == "Condition":
+            return self.condition(arguments)
+        raise TemplateError(f"condition function {function} is not supported by the local engine")
 
     def _sub_one(self, name: str) -> str:
         if "." in name and not name.startswith("AWS::"):
