@@ -73,6 +73,9 @@ def test_posted_question_is_answered_through_queue_and_poller(engine: LocalEngin
     record = json.loads(response["body"])
     assert (record["status"], record["route"]) == ("answered", "formatter")
     assert "Quebec" in record["result"]["markdown"]
+    # The audit trail: every change of status, in order, with its time.
+    assert [event["status"] for event in record["history"]] == ["queued", "started", "answered"]
+    assert record["history"][0]["at"] <= record["history"][-1]["at"]
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,11 @@ class QueryStore(ABC):
     def get_review_token(self, query_id: str) -> str | None: ...
 
 
+def _event(status: str, **detail: Any) -> dict[str, Any]:
+    """One audit-trail entry, appended to the query's history on every change of status."""
+    return {"L": [{"S": json.dumps({"status": status, "at": time.time(), **detail})}]}
+
+
 class DynamoQueryStore(LazyClient, QueryStore):
     service = "dynamodb"
 
@@ -64,8 +69,13 @@ class DynamoQueryStore(LazyClient, QueryStore):
             ":a": {"S": "answered"},
             ":r": {"S": "rejected"},
             ":f": {"S": "failed"},
+            ":event": _event(record.status, route=record.route, reason=record.reason),
+            ":empty": {"L": []},
         }
-        update = "SET #s = :status, route = :route, #r = :result, updated_at = :now"
+        update = (
+            "SET #s = :status, route = :route, #r = :result, updated_at = :now, "
+            "history = list_append(if_not_exists(history, :empty), :event)"
+        )
         if record.reason is not None:
             update += ", reason = :reason"
             values[":reason"] = {"S": record.reason}
@@ -91,6 +101,7 @@ class DynamoQueryStore(LazyClient, QueryStore):
                 "query_id": {"S": query_id},
                 "status": {"S": "queued"},
                 "request": {"S": json.dumps(request)},
+                "history": _event("queued"),
                 "created_at": {"N": str(time.time())},
             },
             ConditionExpression="attribute_not_exists(query_id)",
@@ -104,10 +115,19 @@ class DynamoQueryStore(LazyClient, QueryStore):
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"query_id": {"S": query_id}},
-                UpdateExpression="SET #s = :after, updated_at = :now",
+                UpdateExpression=(
+                    "SET #s = :after, updated_at = :now, "
+                    "history = list_append(if_not_exists(history, :empty), :event)"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":after": {"S": after}, ":now": {"N": str(time.time())}, **values},
+                ExpressionAttributeValues={
+                    ":after": {"S": after},
+                    ":now": {"N": str(time.time())},
+                    ":event": _event(after),
+                    ":empty": {"L": []},
+                    **values,
+                },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -133,8 +153,9 @@ class DynamoQueryStore(LazyClient, QueryStore):
         item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
         if item is None:
             return None
-        record = {k: v.get("S", v.get("N")) for k, v in item.items()}
+        record: dict[str, Any] = {k: v.get("S", v.get("N")) for k, v in item.items() if k != "history"}
         record["result"] = json.loads(record.get("result") or "{}")
+        record["history"] = [json.loads(entry["S"]) for entry in item.get("history", {}).get("L", [])]
         return record
 
     def put_review_token(self, query_id: str, token: str) -> None:
