@@ -125,6 +125,8 @@ class Synthesis(_Model):
     provider: str
     plan: dict[str, Any]
     usage: list[Usage] = []
+    route: Literal["answer", "review", "low_confidence"] = "answer"
+    review_reasons: list[str] = []  # why the routing rules sent it to review
 
 
 class FormattedAnswer(_Model):

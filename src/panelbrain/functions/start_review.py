@@ -28,6 +28,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "settings": {
             "timeout_s": int(os.environ.get("REVIEW_TIMEOUT_S", "3600")),
             "heartbeat_s": int(os.environ.get("REVIEW_HEARTBEAT_S", "300")),
+            "escalation": os.environ.get("REVIEW_ESCALATION", "reject"),
         },
     }
     # A repeated delivery finds the review already under way.

@@ -6,17 +6,20 @@ import contextlib
 import io
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.errors import BadInputError, PanelbrainError
-from panelbrain.local.engine import LocalEngine, StateTrace
+from panelbrain.local.engine import LOCAL_REVIEWER, LocalEngine, StateTrace
 from panelbrain.models import QueryInput, Usage
+from panelbrain.review.models import Review
 
 PIPELINE = "QueryPipelineStateMachine"
 REVIEW = "HumanReviewStateMachine"
@@ -83,23 +86,34 @@ def _trace_rows(traces: list[StateTrace]) -> list[dict[str, Any]]:
     ]
 
 
-def decide(engine: LocalEngine, query_id: str, decision: Decision, *, wait_s: float = 30.0) -> None:
-    """Answer the review task the way a reviewer's approve or reject link will."""
-    store = DynamoQueryStore()
+def open_review(query_id: str, *, wait_s: float = 30.0) -> Review:
+    """The query's open review, once its notifier has stored it (the workflow starts it)."""
+    from panelbrain.functions.review_common import service
+
     deadline = time.monotonic() + wait_s
-    token = store.get_review_token(query_id)
-    while token is None:
+    while True:
+        waiting = [r for r in service().store.of_query(query_id) if r.status == "open"]
+        if waiting:
+            return max(waiting, key=lambda r: r.level)
         if time.monotonic() > deadline:
             raise ReviewWaitError(f"query {query_id}: no review task is waiting for a decision")
         time.sleep(0.02)
-        token = store.get_review_token(query_id)
-    sfn = engine.clients["stepfunctions"]
-    if decision == "approve":
-        sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approved", "reviewer": "cli"}))
-    else:
-        sfn.send_task_failure(
-            taskToken=token, error="ReviewRejectedError", cause="rejected at the command line"
-        )
+
+
+def decide(
+    engine: LocalEngine,
+    query_id: str,
+    decision: Decision,
+    *,
+    wait_s: float = 30.0,
+    approver: str = LOCAL_REVIEWER,
+    comment: str = "",
+) -> Review:
+    """Decide the query's review as the reviewer page does: allow-list, audit record, task."""
+    from panelbrain.functions.review_common import service
+
+    review = open_review(query_id, wait_s=wait_s)
+    return service().decide(review.review_id, decision, approver=approver, comment=comment, channel="cli")
 
 
 def submit(engine: LocalEngine, query: QueryInput) -> str:
@@ -132,18 +146,36 @@ def submit(engine: LocalEngine, query: QueryInput) -> str:
     return str(document["query_id"])
 
 
-def api_gateway_event(method: str, path: str, body: str | None = None) -> dict[str, Any]:
-    """A REST API proxy event, as API Gateway hands one to the API function."""
-    resource = "/queries/{query_id}" if path.count("/") == 2 else path
-    parameters = {"query_id": path.rsplit("/", 1)[1]} if resource != path else None
+# The API's resources, as API Gateway matches them (path parameters in braces).
+RESOURCES = ("/queries", "/queries/{query_id}", "/reviews", "/reviews/{review_id}", "/slack/interactions")
+
+
+def _resource(path: str) -> tuple[str, dict[str, str] | None]:
+    for resource in RESOURCES:
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+        match = re.fullmatch(pattern, path)
+        if match:
+            return resource, (match.groupdict() or None)
+    return path, None
+
+
+def api_gateway_event(
+    method: str, path: str, body: str | None = None, *, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A REST API proxy event, as API Gateway hands one to a function (``path`` may carry a
+    query string)."""
+    path, _, query = path.partition("?")
+    resource, parameters = _resource(path)
+    given = headers or {"Content-Type": "application/json"}
+    pairs = parse_qs(query, keep_blank_values=True) if query else {}
     return {
         "resource": resource,
         "path": path,
         "httpMethod": method,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "headers": dict(given),
+        "multiValueHeaders": {k: [v] for k, v in given.items()},
+        "queryStringParameters": {k: v[-1] for k, v in pairs.items()} or None,
+        "multiValueQueryStringParameters": pairs or None,
         "pathParameters": parameters,
         "stageVariables": None,
         "requestContext": {

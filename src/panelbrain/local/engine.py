@@ -15,12 +15,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,10 @@ _FAKE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+# Who may decide reviews on a laptop: the template's Reviewers allow-list is empty by default
+# (nobody may decide until the deployer names someone), which would leave local reviews stuck.
+LOCAL_REVIEWER = "reviewer@localhost"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Fault = Callable[[str, dict[str, Any]], None]
@@ -95,7 +101,7 @@ class LocalEngine:
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         path = template_path or find_template()
-        engine = cls(Template.load(path, parameters))
+        engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}))
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:
@@ -130,16 +136,24 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3"):
+        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager"):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
         for name, resource in t.of_type("AWS::DynamoDB::Table").items():
             props = resource["Properties"]
+            indexes = props.get("GlobalSecondaryIndexes")
             self.clients["dynamodb"].create_table(
                 TableName=name,
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+            )
+        for name, resource in t.of_type("AWS::SecretsManager::Secret").items():
+            # CloudFormation generates the value (GenerateSecretString); so does the engine.
+            length = resource["Properties"].get("GenerateSecretString", {}).get("PasswordLength", 64)
+            self.clients["secretsmanager"].create_secret(
+                Name=name, SecretString=secrets.token_hex(length // 2)
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
@@ -172,6 +186,12 @@ class LocalEngine:
                     )
                 self._env.setdefault(key, os.environ.get(key))
                 os.environ[key] = value
+        # Review functions keep their clients and keys for the life of a container; a new
+        # emulator is a new account, so they must build them again.
+        from panelbrain.functions.review_common import service, slack_signing_secret
+
+        service.cache_clear()
+        slack_signing_secret.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             self.clients["stepfunctions"].create_state_machine(
                 name=name,
@@ -254,6 +274,38 @@ class LocalEngine:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return response
+
+    def schedules(self) -> dict[str, float]:
+        """Functions the template runs on a ``rate(...)`` schedule, with the period in seconds."""
+        units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+        found: dict[str, float] = {}
+        for name, resource in self.template.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                match = re.fullmatch(
+                    r"rate\((\d+) (\w+)\)", str(event.get("Properties", {}).get("Schedule", ""))
+                )
+                if event["Type"] == "Schedule" and match and match.group(2) in units:
+                    found[name] = int(match.group(1)) * units[match.group(2)]
+        return found
+
+    def tick(self, function: str) -> Any:
+        """Run a scheduled function once, with the event EventBridge sends it."""
+        event = {
+            "version": "0",
+            "id": f"local-{time.monotonic_ns()}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.template.account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.template.region,
+            "resources": [f"arn:aws:events:{self.template.region}:{self.template.account}:rule/{function}"],
+            "detail": {},
+        }
+        response: dict[str, str] = {}
+        result = json.loads(self._invoke(function, json.dumps(event), response))
+        if response.get("x-amz-function-error"):
+            raise TemplateError(f"{function} failed: {result.get('errorType')}: {result.get('errorMessage')}")
+        return result
 
     # -- executions ---------------------------------------------------------------------------
 

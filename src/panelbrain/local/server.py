@@ -1,9 +1,11 @@
 """``panelbrain serve``: the API on localhost, over the local engine, so curl works as on AWS.
 
-Requests become API Gateway proxy events for the same API function that deploys; a background
-thread plays Lambda's SQS event source for the poller. Extra local routes: ``GET /openapi.json``
-(the API's OpenAPI document) and ``POST /queries/{id}/review`` (approve or reject a waiting review;
-signed links and Slack come with the human-review issue).
+Requests become API Gateway proxy events for the same functions that deploy: ``/queries`` for
+the query API, ``/reviews`` and ``/slack/interactions`` for the review API (the reviewer page,
+signed decision links, Slack buttons). Background threads play Lambda's SQS event source for
+the poller and EventBridge for scheduled functions (the review sweeper's heartbeats). Extra
+local routes: ``GET /openapi.json`` (the query API's OpenAPI document) and
+``POST /queries/{id}/review`` (decide a waiting review as the local reviewer).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -21,6 +25,7 @@ from typing import Any
 from panelbrain.errors import PanelbrainError
 from panelbrain.local.ask import ReviewWaitError, api_gateway_event, decide
 from panelbrain.local.engine import LocalEngine
+from panelbrain.review.service import DecisionError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
@@ -30,15 +35,36 @@ class LocalServer:
     """An HTTP server and a queue poller over one running engine; ``stop()`` ends both."""
 
     def __init__(
-        self, engine: LocalEngine, host: str = "127.0.0.1", port: int = 3000, poll_s: float = 0.1
+        self,
+        engine: LocalEngine,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        poll_s: float = 0.1,
+        schedule_s: float | None = None,
     ) -> None:
+        """``schedule_s`` runs every scheduled function at that period instead of the
+        template's (tests run the review sweeper every fraction of a second)."""
         self.engine = engine
         self.poll_s = poll_s
         self._stopping = threading.Event()
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.schedule_errors: list[str] = []
+        # Links in e-mails and Slack messages point at this server, not at API Gateway.
+        os.environ["REVIEW_BASE_URL"] = self.url
+        from panelbrain.functions.review_common import service
+
+        service.cache_clear()
         self._threads = [
             threading.Thread(target=self.httpd.serve_forever, name="panelbrain-http", daemon=True),
             threading.Thread(target=self._poll, name="panelbrain-poller", daemon=True),
+        ] + [
+            threading.Thread(
+                target=self._schedule,
+                args=(name, schedule_s or period),
+                name=f"panelbrain-{name}",
+                daemon=True,
+            )
+            for name, period in engine.schedules().items()
         ]
 
     @property
@@ -77,12 +103,27 @@ class LocalServer:
             if delivered is None:
                 self._stopping.wait(self.poll_s)
 
-    def call_api(self, method: str, path: str, body: str | None) -> tuple[int, dict[str, str], str]:
-        from panelbrain.functions import api
+    def _schedule(self, function: str, period_s: float) -> None:
+        while not self._stopping.wait(period_s):
+            emitted = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(emitted):
+                    self.engine.tick(function)
+            except PanelbrainError as exc:  # keep ticking, as EventBridge would; say why
+                self.schedule_errors.append(exc.message)
+                sys.stderr.write(f"{function}: {exc.message}\n")
+            self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
 
+    def call_api(
+        self, method: str, path: str, body: str | None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        from panelbrain.functions import api, review_api
+
+        bare = path.partition("?")[0]
+        handler = review_api.handler if bare.startswith(("/reviews", "/slack/")) else api.handler
         emitted = io.StringIO()
         with contextlib.redirect_stdout(emitted):
-            response = api.handler(api_gateway_event(method, path, body), None)
+            response = handler(api_gateway_event(method, path, body, headers=headers), None)
         self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
         headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
         return int(response["statusCode"]), headers, str(response.get("body") or "")
@@ -103,6 +144,8 @@ class LocalServer:
             decide(self.engine, query_id, decision, wait_s=2.0)
         except ReviewWaitError as exc:
             return 409, {"error": exc.message}
+        except DecisionError as exc:
+            return exc.status, {"error": exc.message}
         return 202, {"query_id": query_id, "decision": decision, "status_url": f"/queries/{query_id}"}
 
 
@@ -136,10 +179,10 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 elif method == "POST" and (match := _REVIEW.match(self.path)):
                     status, document = server.review(match.group(1), body)
                     self._send(status, json.dumps(document))
-                elif (method, self.path) == ("POST", "/queries") or (
-                    method == "GET" and re.match(r"^/queries/[^/]+$", self.path)
-                ):
-                    status, headers, text = server.call_api(method, self.path, body)
+                elif _routed(method, self.path):
+                    status, headers, text = server.call_api(
+                        method, self.path, body, dict(self.headers.items())
+                    )
                     self._send(status, text, headers)
                 else:
                     self._send(404, json.dumps({"error": f"no route {method} {self.path}"}))
@@ -180,11 +223,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
-            import sys
-
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     return Handler
+
+
+def _routed(method: str, path: str) -> bool:
+    """The API's own routes (what API Gateway would pass to a function)."""
+    bare = path.partition("?")[0]
+    return (
+        (method, bare) in (("POST", "/queries"), ("GET", "/reviews"), ("POST", "/slack/interactions"))
+        or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
+        or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)
+    )
 
 
 class _TooLarge(Exception):  # noqa: N818 - internal control flow, never leaves this module

@@ -79,7 +79,12 @@ class Template:
         return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{logical_id}"
 
     def _ref(self, name: str) -> str:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:

@@ -1,0 +1,122 @@
+"""Review notifications on AWS: e-mail through SNS, Slack through an incoming webhook.
+
+Secrets (the link-signing key, the Slack webhook URL and signing secret) come from Secrets
+Manager once per container and are never logged or rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import unicodedata
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from panelbrain.aws import LazyClient
+from panelbrain.review import render
+from panelbrain.review.models import Review
+from panelbrain.review.service import Notifier
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    webhook_url: str
+    signing_secret: str
+
+
+class Secrets(LazyClient):
+    service = "secretsmanager"
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+        self._key: bytes | None = None
+        self._slack: SlackConfig | None = None
+
+    def signing_key(self) -> bytes:
+        if self._key is None:
+            arn = os.environ["REVIEW_SIGNING_SECRET_ARN"]
+            self._key = self.client.get_secret_value(SecretId=arn)["SecretString"].encode()
+        return self._key
+
+    def slack(self) -> SlackConfig | None:
+        """The Slack app's webhook and signing secret, or None when Slack is not configured."""
+        name = os.environ.get("SLACK_SECRET_NAME", "")
+        if not name:
+            return None
+        if self._slack is None:
+            value = json.loads(self.client.get_secret_value(SecretId=name)["SecretString"])
+            self._slack = SlackConfig(
+                webhook_url=value["webhook_url"], signing_secret=value["signing_secret"]
+            )
+        return self._slack
+
+
+def sns_subject(text: str) -> str:
+    """SNS subjects must be ASCII, one line, under 100 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return " ".join(ascii_text.split())[:99] or "panelbrain review"
+
+
+class AwsNotifier(LazyClient, Notifier):
+    service = "sns"
+
+    def __init__(self, secrets: Secrets, client: Any = None) -> None:
+        self._client = client
+        self.secrets = secrets
+
+    def notify(
+        self,
+        review: Review,
+        approve: str,
+        reject: str,
+        page: str,
+        *,
+        reminder: bool = False,
+        minutes_left: int | None = None,
+    ) -> None:
+        # A second-level review goes to the escalation topic, when one is configured.
+        topic = os.environ.get("ESCALATION_TOPIC_ARN") if review.level > 1 else None
+        self.client.publish(
+            TopicArn=topic or os.environ["REVIEW_TOPIC_ARN"],
+            Subject=sns_subject(render.email_subject(review, reminder=reminder)),
+            Message=render.email_body(
+                review,
+                approve_url=approve,
+                reject_url=reject,
+                page_url=page,
+                reminder=reminder,
+                minutes_left=minutes_left,
+            ),
+            MessageAttributes={
+                "review_id": {"DataType": "String", "StringValue": review.review_id},
+                "query_id": {"DataType": "String", "StringValue": review.query_id},
+            },
+        )
+        slack = self.secrets.slack()
+        if slack is not None:
+            message = render.slack_message(review, page_url=page, reminder=reminder)
+            try:
+                post_json(slack.webhook_url, message)
+            except OSError as exc:
+                # E-mail went out; a Slack outage must not fail (and so repeat) the notification.
+                print(
+                    json.dumps(
+                        {
+                            "level": "ERROR",
+                            "message": "Slack webhook failed",
+                            "error": str(exc),
+                            "review_id": review.review_id,
+                        }
+                    ),
+                    file=sys.stderr,
+                )
+
+
+def post_json(url: str, document: dict[str, Any], timeout_s: float = 5.0) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(document).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        response.read()

@@ -1,0 +1,219 @@
+"""The review table: one item per review, its task token beside it, decisions written once.
+
+The review's content (question, answer, table, ...) is written once as a JSON document; what
+changes (status, decision, heartbeats, reminder) lives in attributes of its own, each changed by
+a conditional update, so two reviewers clicking at once cannot both decide.
+Indexes: ``by_status`` (status, created_at) lists open reviews and history without a scan;
+``by_query`` (query_id, level) finds a query's reviews.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from typing import Any
+
+from panelbrain.aws import LazyClient
+from panelbrain.review.models import Decision, Review
+
+CLOSED = ("approved", "rejected", "timed_out")
+
+
+class ReviewStore(ABC):
+    @abstractmethod
+    def open(self, review: Review, token: str) -> Review:
+        """Store a review and its token; a repeat (a retried notifier) refreshes the token of
+        a still-open review and returns what is stored."""
+
+    @abstractmethod
+    def get(self, review_id: str) -> Review | None: ...
+
+    @abstractmethod
+    def token(self, review_id: str) -> str | None: ...
+
+    @abstractmethod
+    def close(self, review_id: str, decision: Decision) -> bool:
+        """Record the decision if the review is still open; False if it was closed already."""
+
+    @abstractmethod
+    def reopen(self, review_id: str, decision: Decision) -> None:
+        """Undo :meth:`close` when the decision could not be delivered to the workflow."""
+
+    @abstractmethod
+    def heartbeat(self, review_id: str, at: float) -> None: ...
+
+    @abstractmethod
+    def mark_reminded(self, review_id: str, at: float) -> bool:
+        """True the first time only: one reminder per review."""
+
+    @abstractmethod
+    def with_status(self, status: str, limit: int = 100) -> list[Review]:
+        """Reviews with ``status``, oldest first."""
+
+    @abstractmethod
+    def of_query(self, query_id: str) -> list[Review]: ...
+
+
+class DynamoReviewStore(LazyClient, ReviewStore):
+    """DynamoDB implementation; table name from ``REVIEWS_TABLE`` unless given."""
+
+    service = "dynamodb"
+
+    def __init__(self, table_name: str | None = None, client: Any = None) -> None:
+        self.table_name = table_name or os.environ["REVIEWS_TABLE"]
+        self._client = client
+
+    def open(self, review: Review, token: str) -> Review:
+        from botocore.exceptions import ClientError
+
+        content = review.model_dump(
+            mode="json", exclude={"status", "decision", "heartbeats", "last_heartbeat_at", "reminded_at"}
+        )
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "review_id": {"S": review.review_id},
+                    "query_id": {"S": review.query_id},
+                    "level": {"N": str(review.level)},
+                    "status": {"S": "open"},
+                    "created_at": {"N": repr(review.created_at)},
+                    "doc": {"S": json.dumps(content)},
+                    "task_token": {"S": token},
+                    "heartbeats": {"N": "0"},
+                },
+                ConditionExpression="attribute_not_exists(review_id) OR #s = :open",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":open": {"S": "open"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        stored = self.get(review.review_id)
+        assert stored is not None  # written above, or decided before: present either way
+        return stored
+
+    def _item(self, review_id: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"review_id": {"S": review_id}}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def get(self, review_id: str) -> Review | None:
+        item = self._item(review_id)
+        return _review(item) if item else None
+
+    def token(self, review_id: str) -> str | None:
+        item = self._item(review_id)
+        return str(item["task_token"]["S"]) if item and "task_token" in item else None
+
+    def close(self, review_id: str, decision: Decision) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"review_id": {"S": review_id}},
+                UpdateExpression="SET #s = :status, decision = :decision, decided_at = :at",
+                ConditionExpression="#s = :open",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": decision.decision},
+                    ":decision": {"S": decision.model_dump_json()},
+                    ":at": {"N": repr(decision.at)},
+                    ":open": {"S": "open"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def reopen(self, review_id: str, decision: Decision) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"review_id": {"S": review_id}},
+                UpdateExpression="SET #s = :open REMOVE decision, decided_at",
+                ConditionExpression="decision = :decision",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":open": {"S": "open"},
+                    ":decision": {"S": decision.model_dump_json()},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def heartbeat(self, review_id: str, at: float) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"review_id": {"S": review_id}},
+            UpdateExpression="ADD heartbeats :one SET last_heartbeat_at = :at",
+            ConditionExpression="attribute_exists(review_id)",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":at": {"N": repr(at)}},
+        )
+
+    def mark_reminded(self, review_id: str, at: float) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"review_id": {"S": review_id}},
+                UpdateExpression="SET reminded_at = :at",
+                ConditionExpression="attribute_not_exists(reminded_at) AND #s = :open",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":at": {"N": repr(at)}, ":open": {"S": "open"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _query(
+        self, index: str, condition: str, values: dict[str, Any], limit: int, names: dict[str, str]
+    ) -> list[str]:
+        """Review ids from an index (the indexes project keys only)."""
+        ids: list[str] = []
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": names} if names else {}),
+            PaginationConfig={"MaxItems": limit},
+        )
+        for page in pages:
+            ids.extend(item["review_id"]["S"] for item in page["Items"])
+        return ids
+
+    def with_status(self, status: str, limit: int = 100) -> list[Review]:
+        # Read each review whole, consistently (reviews are few; the index lags a write).
+        ids = self._query("by_status", "#s = :s", {":s": {"S": status}}, limit, {"#s": "status"})
+        return [r for r in map(self.get, ids) if r is not None and r.status == status]
+
+    def of_query(self, query_id: str) -> list[Review]:
+        ids = self._query("by_query", "query_id = :q", {":q": {"S": query_id}}, 10, {})
+        return [r for r in map(self.get, ids) if r is not None]
+
+
+def _review(item: dict[str, Any]) -> Review:
+    document = json.loads(item["doc"]["S"])
+    decision = item.get("decision", {}).get("S")
+    return Review(
+        **document,
+        status=item["status"]["S"],
+        decision=Decision.model_validate_json(decision) if decision else None,
+        heartbeats=int(item.get("heartbeats", {}).get("N", "0")),
+        last_heartbeat_at=float(item["last_heartbeat_at"]["N"]) if "last_heartbeat_at" in item else None,
+        reminded_at=float(item["reminded_at"]["N"]) if "reminded_at" in item else None,
+    )

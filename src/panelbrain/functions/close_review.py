@@ -1,0 +1,17 @@
+"""CloseReview function: the review task timed out; close the review so its links stop working."""
+
+from typing import Any
+
+from panelbrain.functions.review_common import service
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    level = int(event.get("level", 1))
+    review = service().close(
+        event["query_id"], level, f"no decision before the level-{level} review timed out"
+    )
+    return {
+        "review_id": review.review_id if review else None,
+        "status": review.status if review else None,
+        "level": level,
+    }

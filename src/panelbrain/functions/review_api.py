@@ -1,0 +1,165 @@
+"""ReviewApi function: the reviewer's side of the API.
+
+- ``GET /reviews``: the reviewer page (pending reviews with approve/reject forms, history);
+- ``GET /reviews/{review_id}?action=&expires=&sig=``: a signed e-mail link opens a
+  confirmation page. GET never decides, so mail scanners that follow links decide nothing;
+- ``POST /reviews/{review_id}``: a form from that page or the reviewer page decides;
+- ``POST /slack/interactions``: Slack's button presses, verified with the signing secret.
+
+Light imports only (Powertools, pydantic, boto3), like the query API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from typing import Any
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from panelbrain.errors import BadInputError
+from panelbrain.functions.review_common import service, slack_signing_secret
+from panelbrain.review import links, render, slack
+from panelbrain.review.models import Review
+from panelbrain.review.service import already_decided
+
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+REVIEW_ID = re.compile(r"rv_[A-Za-z0-9_-]{20}")
+MAX_FORM_BYTES = 16 * 1024
+app = APIGatewayRestResolver()
+metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="review")
+
+_HEADERS = {
+    # Pages carry answers under review: never cached, never framed, no referrer leaks.
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+
+
+def _html(status: int, body: str) -> Response[str]:
+    return Response(status_code=status, content_type="text/html; charset=utf-8", body=body, headers=_HEADERS)
+
+
+def _error_page(exc: BadInputError) -> Response[str]:
+    status = int(exc.detail.get("status", 400))
+    titles = {
+        400: "Bad request",
+        401: "Not signed",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Already decided",
+        410: "No longer open",
+    }
+    return _html(status, render.result_page(titles.get(status, "Refused"), exc.message, ok=False))
+
+
+def _form() -> dict[str, str]:
+    body = app.current_event.decoded_body or ""
+    if len(body) > MAX_FORM_BYTES:
+        raise BadInputError(f"the form is larger than {MAX_FORM_BYTES:,} bytes", status=413)
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _observe(review: Review) -> None:
+    if review.decision is not None:
+        metrics.add_metric(
+            name="ReviewLatency", unit=MetricUnit.Seconds, value=review.decision.at - review.created_at
+        )
+        metrics.add_metric(name="ReviewDecisions", unit=MetricUnit.Count, value=1)
+
+
+@app.get("/reviews")
+def reviewer_page() -> Response[str]:
+    reviews = service()
+    # Relative form actions: right behind API Gateway's stage prefix and on localhost alike.
+    page = render.reviewer_page(
+        reviews.pending(), reviews.history(), action_url_for=lambda rid: f"reviews/{rid}", now=time.time()
+    )
+    return _html(200, page)
+
+
+@app.get("/reviews/<review_id>")
+def confirm(review_id: str) -> Response[str]:
+    reviews = service()
+    event = app.current_event
+    try:
+        link = links.verify(
+            reviews.signing_key(),
+            review_id,
+            event.get_query_string_value("action"),
+            event.get_query_string_value("expires"),
+            event.get_query_string_value("sig"),
+            now=time.time(),
+        )
+        review = reviews.store.get(review_id) if REVIEW_ID.fullmatch(review_id) else None
+        if review is None:
+            raise BadInputError(f"no review {review_id!r}", status=404)
+        if review.status != "open":
+            raise BadInputError(already_decided(review), status=410 if review.status == "timed_out" else 409)
+    except BadInputError as exc:
+        return _error_page(exc)
+    return _html(200, render.confirm_page(review, link, action_url=review_id))
+
+
+@app.post("/reviews/<review_id>")
+def decide(review_id: str) -> Response[str]:
+    try:
+        form = _form()
+        if not REVIEW_ID.fullmatch(review_id):
+            raise BadInputError(f"no review {review_id!r}", status=404)
+        channel = "web" if form.get("channel") == "web" else "email"
+        review = service().decide_link(
+            review_id,
+            form.get("action"),
+            form.get("expires"),
+            form.get("sig"),
+            approver=form.get("approver", ""),
+            comment=form.get("comment", ""),
+            channel=channel,
+        )
+    except BadInputError as exc:
+        return _error_page(exc)
+    _observe(review)
+    assert review.decision is not None
+    verdict = review.decision.decision.capitalize()
+    return _html(
+        200, render.result_page(verdict, f"{verdict} by {review.decision.approver}. Thank you.", ok=True)
+    )
+
+
+@app.post("/slack/interactions")
+def slack_interaction() -> Response[dict[str, Any]]:
+    event = app.current_event
+    body = event.decoded_body or ""
+    try:
+        secret = slack_signing_secret()
+        if secret is None:
+            raise BadInputError("Slack is not configured for reviews", status=404)
+        slack.verify(dict(event.headers or {}), body, secret, now=time.time())
+        pressed = slack.parse_action(body)
+        reviews = service()
+        approver = (
+            pressed.user_id if pressed.user_id.lower() in reviews.settings.allow_list else pressed.user_name
+        )
+        review = reviews.decide(
+            pressed.review_id, pressed.action, approver=approver, comment="", channel="slack"
+        )
+    except BadInputError as exc:
+        # A replayed or second press is refused as on every channel: 409 says who decided.
+        return Response(int(exc.detail.get("status", 400)), "application/json", {"error": exc.message})
+    _observe(review)
+    return Response(
+        200, "application/json", {"replace_original": True, **render.slack_decided_message(review)}
+    )
+
+
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,64 @@
+"""What a review is: the answer under review, its task, and the decision taken on it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ReviewStatus = Literal["open", "approved", "rejected", "timed_out"]
+Action = Literal["approve", "reject"]
+Channel = Literal["email", "slack", "web", "cli", "system"]
+ACTIONS: tuple[Action, ...] = ("approve", "reject")
+
+
+class Decision(BaseModel):
+    """The audit record of one decision: who, when, what, why and through which channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["approved", "rejected", "timed_out"]
+    approver: str
+    at: float
+    comment: str = ""
+    channel: Channel
+
+
+class Review(BaseModel):
+    """One open or closed review, as the review table holds it.
+
+    The Step Functions task token lives beside it in the table and never in this model, so
+    nothing rendered from a review (pages, e-mails, Slack messages, logs) can carry it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    review_id: str
+    query_id: str
+    level: int = Field(default=1, ge=1, le=2)  # 2: re-notified to the second-level channel
+    status: ReviewStatus = "open"
+    created_at: float
+    expires_at: float  # when the waiting task times out
+    question: str
+    dataset: str
+    answer: str
+    table: list[dict[str, Any]] = []
+    sql: str | None = None
+    confidence: float
+    confidence_reasons: list[str] = []
+    review_reasons: list[str] = []  # why this answer went to review
+    heartbeats: int = 0
+    last_heartbeat_at: float | None = None
+    reminded_at: float | None = None
+    decision: Decision | None = None
+
+
+class ReviewLink(BaseModel):
+    """A signed decision link's parts: the review id, the action, an expiry and an HMAC."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    review_id: str
+    action: Action
+    expires: int
+    signature: str
