@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,9 @@ def call(
     server: LocalServer, method: str, path: str, body: Any = None, raw: bytes | None = None
 ) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(server.url + path, data=data, method=method)
+    request = urllib.request.Request(
+        server.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -109,4 +112,6 @@ def test_schemathesis_finds_no_server_error(server: LocalServer) -> None:
         timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "No issues found" in result.stdout
+    # Warnings about review ids schemathesis cannot guess are by design; no case may fail.
+    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert counts is not None and counts.group(1) == counts.group(2), result.stdout[-3000:]

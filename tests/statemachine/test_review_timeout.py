@@ -1,20 +1,23 @@
-"""A review nobody answers: heartbeat and timeout end it in a terminal state.
+"""Reviews nobody decides: heartbeats keep them waiting, a reminder goes out, the timeout ends
+them through the escalation rule, and the query's terminal state is persisted.
 
-Its own engine (not the shared one), with a 2 s timeout and a 1 s heartbeat instead of the
-template's 3600 s and 300 s.
+Each case has its own engine with a 3 s review timeout and a 1 s heartbeat (instead of the
+template's 3600 s and 300 s), and the review sweeper running every 0.25 s.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from panelbrain.aws.store import DynamoQueryStore
-from panelbrain.local.ask import REVIEW, ask
-from panelbrain.local.engine import LocalEngine
+from panelbrain.functions.review_common import service
+from panelbrain.local.ask import REVIEW
+from tests.e2e.reviewing import forms_in, http, links_in, reviewing, submit, wait_status
 
-AMBIGUOUS = "What share of people in QC support a ban"
+SHORT = {"ReviewTimeoutSeconds": "3", "ReviewHeartbeatSeconds": "1", "ReviewReminderSeconds": "2"}
 
 
 @pytest.fixture(autouse=True)
@@ -22,15 +25,69 @@ def no_faults() -> Iterator[None]:
     yield  # this module does not use the shared engine
 
 
-def test_review_without_decision_times_out_into_a_terminal_state() -> None:
-    # A separate engine whose review waits 2 s with a 1 s heartbeat, instead of 3600 s / 300 s.
-    with LocalEngine.running(
-        parameters={"ReviewTimeoutSeconds": "2", "ReviewHeartbeatSeconds": "1"}
-    ) as engine:
-        result = ask(engine, AMBIGUOUS)
-        assert result["status"] == "needs_review"
-        engine.wait(engine.execution_arn(REVIEW, result["query_id"]), timeout_s=30)
-        stored = DynamoQueryStore().get(result["query_id"])
+def test_no_decision_heartbeats_then_times_out_and_is_rejected() -> None:
+    with reviewing(SHORT, schedule_s=0.25) as r:
+        started = time.monotonic()
+        query_id = submit(r)
+        review_id = r.email_for(query_id)["attributes"]["review_id"]
+        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        waited = time.monotonic() - started
+        stored = DynamoQueryStore().get(query_id)
         assert stored is not None
-        assert (stored["status"], stored["route"]) == ("failed", "review_timeout")
-        assert stored["reason"] == "no review decision before the timeout"
+        assert (stored["status"], stored["route"]) == ("rejected", "review_timeout")
+        assert stored["reason"] == "no review decision before the timeout: rejected by the escalation rule"
+        # Heartbeats kept the task past its 1 s heartbeat timeout, up to the 3 s timeout.
+        assert waited >= 3
+        review = service().store.get(review_id)
+        assert review is not None and review.heartbeats >= 3
+        assert review.status == "timed_out" and review.decision is not None
+        assert review.decision.approver == "system"
+        # One reminder, 2 s before the timeout; no escalation topic message under "reject".
+        reminders = [m for m in r.emails() if m["subject"].startswith("Reminder")]
+        assert len(reminders) == 1 and reminders[0]["attributes"]["review_id"] == review_id
+        assert r.emails("EscalationTopic") == []
+        # Its links are dead (they expire with the review): no form is offered.
+        status, page = http(r.server.url, "GET", links_in(r.email_for(query_id)["body"])["approve"])
+        assert status == 410 and "<form" not in page
+
+
+def test_without_heartbeats_the_task_fails_at_the_heartbeat_timeout() -> None:
+    # The sweeper effectively off (hourly): the task dies at its 1 s heartbeat timeout.
+    with reviewing(SHORT, schedule_s=3600) as r:
+        started = time.monotonic()
+        query_id = submit(r)
+        wait_status(r, query_id, {"needs_review"})
+        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        assert time.monotonic() - started < 3
+        assert wait_status(r, query_id, {"rejected"})["route"] == "review_timeout"
+
+
+def test_renotify_escalates_once_to_the_second_level_who_can_approve() -> None:
+    with reviewing({**SHORT, "ReviewEscalation": "renotify"}, schedule_s=0.25) as r:
+        query_id = submit(r)
+        first = r.email_for(query_id)["attributes"]["review_id"]
+        escalated = r.email_for(query_id, "EscalationTopic", timeout_s=30)
+        assert escalated["subject"].startswith("Escalated review needed")
+        second = escalated["attributes"]["review_id"]
+        assert second != first
+        first_review = service().store.get(first)
+        assert first_review is not None and first_review.status == "timed_out"
+        status, page = http(r.server.url, "GET", links_in(escalated["body"])["approve"])
+        assert status == 200
+        (form,) = forms_in(page)
+        status, _ = http(
+            r.server.url, "POST", f"/reviews/{second}", form={**form["fields"], "approver": "bob@example.com"}
+        )
+        assert status == 200
+        record = wait_status(r, query_id, {"answered"})
+        assert record["route"] == "review_approved"
+
+
+def test_renotify_then_silence_ends_rejected() -> None:
+    with reviewing({**SHORT, "ReviewEscalation": "renotify"}, schedule_s=0.25) as r:
+        query_id = submit(r)
+        wait_status(r, query_id, {"needs_review"})
+        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        assert len([m for m in r.emails("EscalationTopic") if not m["subject"].startswith("Reminder")]) == 1
+        assert wait_status(r, query_id, {"rejected"})["route"] == "review_timeout"
+        assert [x.status for x in service().store.of_query(query_id)] == ["timed_out", "timed_out"]

@@ -52,7 +52,7 @@ def test_review_waits_on_a_token_with_the_seed_timeouts_by_default() -> None:
     )
     caught = {tuple(c["ErrorEquals"]): c["Next"] for c in s["Catch"]}
     assert caught[("ReviewRejectedError",)] == "PersistRejected"
-    assert caught[("States.Timeout", "States.HeartbeatTimeout")] == "PersistTimedOut"
+    assert caught[("States.Timeout", "States.HeartbeatTimeout")] == "CloseReview"
     parameters = Template.load(ROOT / "template.yaml").parameters
     assert (parameters["ReviewTimeoutSeconds"], parameters["ReviewHeartbeatSeconds"]) == ("3600", "300")
     assert (parameters["AnswerConfidenceThreshold"], parameters["ReviewConfidenceThreshold"]) == (
@@ -86,3 +86,16 @@ def test_handlers_import_no_langchain(module: str) -> None:
     code = f"import sys, panelbrain.functions.{module}; print({loaded})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["api", "poller", "start_review", "notify_review", "close_review", "review_api", "review_sweeper"],
+)
+def test_api_facing_handlers_import_neither_pandas_nor_langchain(module: str) -> None:
+    heavy = (
+        "sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'langchain', 'langchain_aws', 'numpy'})"
+    )
+    code = f"import sys, panelbrain.functions.{module}; print({heavy})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -5,6 +5,7 @@ Imports stay light (no pandas, no langchain): Powertools' event handler, pydanti
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -116,6 +117,18 @@ def get_query(query_id: str) -> dict[str, Any]:
     return record
 
 
+def _unsupported_media(event: dict[str, Any]) -> dict[str, Any] | None:
+    """POST bodies are JSON; say so (415) rather than fail parsing a form or multipart body."""
+    if event.get("httpMethod") != "POST":
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media = str(headers.get("content-type", "application/json")).split(";")[0].strip().lower()
+    if media in ("application/json", ""):
+        return None
+    body = json.dumps({"error": f"send the body as JSON with Content-Type: application/json, not {media!r}"})
+    return {"statusCode": 415, "headers": {"Content-Type": "application/json"}, "body": body}
+
+
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return _unsupported_media(event) or app.resolve(event, context)

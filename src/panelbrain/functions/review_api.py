@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import service, slack_signing_secret
 from panelbrain.review import links, render, slack
-from panelbrain.review.models import Review
+from panelbrain.review.models import Channel, Review
 from panelbrain.review.service import already_decided
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -114,7 +114,7 @@ def decide(review_id: str) -> Response[str]:
         form = _form()
         if not REVIEW_ID.fullmatch(review_id):
             raise BadInputError(f"no review {review_id!r}", status=404)
-        channel = "web" if form.get("channel") == "web" else "email"
+        channel: Channel = "web" if form.get("channel") == "web" else "email"
         review = service().decide_link(
             review_id,
             form.get("action"),

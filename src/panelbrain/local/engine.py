@@ -188,10 +188,10 @@ class LocalEngine:
                 os.environ[key] = value
         # Review functions keep their clients and keys for the life of a container; a new
         # emulator is a new account, so they must build them again.
-        from panelbrain.functions.review_common import service, slack_signing_secret
+        from panelbrain.functions import review_common
 
-        service.cache_clear()
-        slack_signing_secret.cache_clear()
+        review_common.service.cache_clear()
+        review_common.slack_signing_secret.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             self.clients["stepfunctions"].create_state_machine(
                 name=name,

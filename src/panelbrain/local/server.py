@@ -129,9 +129,15 @@ class LocalServer:
         return int(response["statusCode"]), headers, str(response.get("body") or "")
 
     def openapi(self) -> str:
-        from panelbrain.functions import api
+        """One document for the whole API: the query routes and the review routes."""
+        from panelbrain.functions import api, review_api
 
-        return str(api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
+        document = json.loads(api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
+        reviews = json.loads(review_api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
+        document["paths"].update(reviews["paths"])
+        for name, schema in reviews.get("components", {}).get("schemas", {}).items():
+            document.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
+        return json.dumps(document)
 
     def review(self, query_id: str, body: str | None) -> tuple[int, dict[str, Any]]:
         try:
@@ -195,6 +201,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     else HTTPStatus.INTERNAL_SERVER_ERROR
                 )
                 self._send(status, json.dumps(exc.to_dict()))
+            except Exception as exc:
+                sys.stderr.write(f"{self.command} {self.path}: {type(exc).__name__}: {exc}\n")
+                self._send(502, json.dumps({"message": "Internal server error"}))
 
         def do_GET(self) -> None:
             self._route("GET")

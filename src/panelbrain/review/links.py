@@ -65,4 +65,4 @@ def verify(
         )
     if now > expiry:
         raise LinkError("the link has expired; open the reviewer page for a fresh one", 410)
-    return ReviewLink(review_id=review_id, action=action, expires=expiry, signature=signature)  # type: ignore[arg-type]
+    return ReviewLink(review_id=review_id, action=action, expires=expiry, signature=signature)

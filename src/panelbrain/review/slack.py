@@ -77,7 +77,7 @@ def parse_action(body: str) -> SlackAction:
         raise SlackRequestError(f"unknown review action {action.get('value')!r}", 400)
     return SlackAction(
         review_id=review_id,
-        action=verb,  # type: ignore[arg-type]
+        action=verb,
         user_id=str(user.get("id", "")),
         user_name=str(user.get("username") or user.get("name") or ""),
         response_url=payload.get("response_url"),

@@ -1,0 +1,134 @@
+"""The pieces every review decision rests on: signed links, Slack request signing, routing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from panelbrain.review import links, slack
+from panelbrain.review.policy import ReviewPolicy
+
+KEY = b"k" * 32
+NOW = 1_800_000_000.0
+
+
+def test_a_signed_link_verifies_until_it_expires() -> None:
+    link = links.sign(KEY, "rv_1", "approve", int(NOW) + 60)
+    assert links.verify(KEY, "rv_1", "approve", str(link.expires), link.signature, now=NOW) == link
+    with pytest.raises(links.LinkError, match="expired") as expired:
+        links.verify(KEY, "rv_1", "approve", str(link.expires), link.signature, now=NOW + 61)
+    assert expired.value.status == 410
+
+
+@pytest.mark.parametrize(
+    ("review_id", "action", "expires_delta", "key"),
+    [
+        ("rv_2", "approve", 0, KEY),  # another review's link
+        ("rv_1", "reject", 0, KEY),  # the action edited
+        ("rv_1", "approve", 3600, KEY),  # the expiry pushed out
+        ("rv_1", "approve", 0, b"another key"),  # signed by someone else
+    ],
+)
+def test_any_edit_to_a_link_is_a_forgery(review_id: str, action: str, expires_delta: int, key: bytes) -> None:
+    link = links.sign(key, "rv_1", "approve", int(NOW) + 60)
+    with pytest.raises(links.LinkError, match="signature does not match") as forged:
+        links.verify(KEY, review_id, action, str(link.expires + expires_delta), link.signature, now=NOW)
+    assert forged.value.status == 403
+
+
+def test_a_forged_link_is_called_forged_even_when_its_expiry_has_passed() -> None:
+    with pytest.raises(links.LinkError, match="signature"):
+        links.verify(KEY, "rv_1", "approve", "1", "bogus", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("action", "expires"), [("delete", "1"), (None, "1"), ("approve", "soon"), ("approve", None)]
+)
+def test_malformed_links_name_the_bad_part(action: str | None, expires: str | None) -> None:
+    with pytest.raises(links.LinkError, match=r"action|expiry") as bad:
+        links.verify(KEY, "rv_1", action, expires, "x", now=NOW)
+    assert bad.value.status == 400
+
+
+def test_the_link_url_carries_no_token_only_id_action_expiry_and_signature() -> None:
+    url = links.url("https://api.example.com/dev/", links.sign(KEY, "rv_1", "reject", 99))
+    assert url.startswith("https://api.example.com/dev/reviews/rv_1?action=reject&expires=99&sig=")
+
+
+def signed(body: str, timestamp: str, secret: str = "s3cret") -> dict[str, str]:
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+def test_slack_requests_are_verified_by_signature_and_age() -> None:
+    body = "payload=%7B%7D"
+    slack.verify(signed(body, str(int(NOW))), body, "s3cret", now=NOW)
+    slack.verify(signed(body, str(int(NOW) - 299)), body, "s3cret", now=NOW)
+    refusals = {
+        "wrong secret": (signed(body, str(int(NOW)), "other"), body),
+        "body changed": (signed(body, str(int(NOW))), body + "x"),
+        "too old": (signed(body, str(int(NOW) - 301)), body),
+        "from the future": (signed(body, str(int(NOW) + 301)), body),
+        "no headers": ({}, body),
+        "timestamp not a number": ({**signed(body, "abc"), "X-Slack-Request-Timestamp": "abc"}, body),
+    }
+    for name, (headers, sent) in refusals.items():
+        with pytest.raises(slack.SlackRequestError) as refused:
+            slack.verify(headers, sent, "s3cret", now=NOW)
+        assert refused.value.status == 401, name
+
+
+def test_slack_payload_gives_the_review_action_and_user() -> None:
+    payload = {
+        "user": {"id": "U1", "username": "ann"},
+        "actions": [{"value": "reject:rv_9"}],
+        "response_url": "u",
+    }
+    pressed = slack.parse_action(urlencode({"payload": json.dumps(payload)}))
+    assert (pressed.review_id, pressed.action, pressed.user_id, pressed.user_name) == (
+        "rv_9",
+        "reject",
+        "U1",
+        "ann",
+    )
+    for bad in (
+        "",
+        "payload=notjson",
+        urlencode({"payload": json.dumps({**payload, "actions": [{"value": "x:rv"}]})}),
+    ):
+        with pytest.raises(slack.SlackRequestError):
+            slack.parse_action(bad)
+
+
+ROWS = [{"weighted_base": 120.0}, {"weighted_base": 24.5}]
+
+
+def test_thresholds_route_by_confidence() -> None:
+    policy = ReviewPolicy()
+    assert policy.route("q-1", 0.9, ROWS, None) == ("answer", [])
+    route, reasons = policy.route("q-1", 0.6, ROWS, None)
+    assert route == "review" and "between the review threshold 0.5 and the answer threshold 0.8" in reasons[0]
+    assert policy.route("q-1", 0.3, ROWS, None) == ("low_confidence", [])
+
+
+def test_always_review_rules_catch_confident_answers() -> None:
+    policy = ReviewPolicy(min_weighted_base=30, min_efficiency=0.6)
+    route, reasons = policy.route("q-1", 0.95, ROWS, {"efficiency": 0.45})
+    assert route == "review"
+    assert any("smallest weighted base shown is 24.5" in r for r in reasons)
+    assert any("weighting efficiency 45% is below" in r for r in reasons)
+    assert policy.route("q-1", 0.95, [{"weighted_base": 31}], {"efficiency": 0.7}) == ("answer", [])
+    # The rules do not rescue an answer below the review threshold: it is not answered at all.
+    assert policy.route("q-1", 0.2, ROWS, {"efficiency": 0.1})[0] == "low_confidence"
+
+
+def test_the_quality_sample_is_the_stated_share_and_fixed_per_query() -> None:
+    policy = ReviewPolicy(sample_rate=0.1)
+    routes = [policy.route(f"q-{i:05d}", 0.95, ROWS, None)[0] for i in range(5000)]
+    assert 0.08 < routes.count("review") / len(routes) < 0.12
+    assert [policy.route(f"q-{i:05d}", 0.95, ROWS, None)[0] for i in range(200)] == routes[:200]
+    assert ReviewPolicy().route("q-00001", 0.95, ROWS, None)[0] == "answer"
