@@ -85,6 +85,37 @@ def test_categorical_columns_with_unused_categories_are_fine() -> None:
     assert result.weights.tolist() == pytest.approx([1.5, 0.75, 0.75])
 
 
+def test_cells_are_right_whatever_the_width_of_each_variables_codes() -> None:
+    # Small categoricals (int8 codes, combined in int8 runs), one with 200 categories (int16
+    # codes), a string column and an integer column (factorised to intp codes), interleaved, over
+    # more rows than one block: each row must land in its own cell and keep its weight.
+    rng = np.random.default_rng(7)
+    rows = 300_000
+    frame = pd.DataFrame(
+        {
+            "a": pd.Categorical(rng.choice(list("pqr"), rows)),
+            "b": pd.Categorical(rng.choice(list("xy"), rows)),
+            "wide": pd.Categorical(rng.integers(0, 200, rows)),
+            "c": pd.Categorical(rng.choice(list("uvwxz"), rows)),
+            "d": pd.Categorical(rng.choice(list("st"), rows)),
+            "text": rng.choice(["one", "two", "three"], rows),
+            "number": rng.integers(1, 3, rows),
+        }
+    )
+    targets = {
+        column: {str(k): 1 / frame[column].nunique() for k in sorted(frame[column].unique())}
+        for column in frame.columns
+    }
+    result = rake(frame, targets)
+    for variable in result.report.variables:
+        counts = frame[variable.variable].astype(str).value_counts()
+        assert {c.category: c.respondents for c in variable.categories} == counts.to_dict()
+        assert variable.max_abs_error < 1e-10
+    # Rows with the same codes everywhere share a weight.
+    assert (result.weights.groupby([frame[c] for c in frame.columns], observed=True).nunique() == 1).all()
+    assert shares(frame, result.weights, "wide") == pytest.approx({k: 1 / 200 for k in range(200)}, abs=1e-10)
+
+
 def test_cap_bounds_every_weight_and_still_meets_targets(frame: pd.DataFrame) -> None:
     uncapped = rake(frame, TARGETS)
     cap = 1.3

@@ -24,8 +24,9 @@ from panelbrain.errors import ConvergenceError, TargetsError, UnreachableTargets
 SUM_TOLERANCE = 1e-6
 # Above this many possible cells, the cell index is built by sorting rather than counting.
 _DENSE_CELL_LIMIT = 1 << 22
-# Rows per block when building cells: 64 Ki int16 ids and their counts stay in L2 cache.
-_BLOCK_ROWS = 1 << 16
+# Rows per block when building cells: large enough that the dozen numpy calls per block cost
+# little, small enough that a block's int8 and int16 intermediates stay in L2 cache.
+_BLOCK_ROWS = 1 << 17
 # With a cap, give up when the residual has not halved over this many iterations.
 _STALL_WINDOW = 50
 
@@ -143,7 +144,8 @@ def _codes_of(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes per row (-1 for missing) and the label of each code."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         # The Categorical's own codes array: a view, where ``.cat.codes`` builds a new Series.
-        return column.array.codes, [_label(c) for c in column.cat.categories.tolist()]
+        # ``dtype.categories`` is the same Index as ``.cat.categories``, without building the accessor.
+        return column.array.codes, [_label(c) for c in column.dtype.categories.tolist()]
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     return codes, [_label(u) for u in uniques]
 
@@ -169,19 +171,21 @@ def _prepare_variable(frame: pd.DataFrame, name: str, spec: Any) -> _Variable:
 
 def _resolve(variable: _Variable, raw_cell_codes: np.ndarray, cell_count: np.ndarray) -> _Resolved:
     """Match the data's categories to the targets', using counts from the cell table."""
-    present = np.bincount(raw_cell_codes, weights=cell_count, minlength=len(variable.labels))
+    # A handful of labels: plain Python lists cost less here than a numpy call per step.
+    present = np.bincount(raw_cell_codes, weights=cell_count, minlength=len(variable.labels)).tolist()
     position = {c: i for i, c in enumerate(variable.categories)}
-    lookup = np.full(len(variable.labels), -1, dtype=np.intp)
+    lookup = [-1] * len(variable.labels)
+    tally = [0] * len(variable.categories)
     for code, label in enumerate(variable.labels):
         if label in position:
             lookup[code] = position[label]
+            tally[lookup[code]] += int(present[code])
         elif present[code]:
             raise TargetsError(
                 f"{variable.name!r}={label!r} appears in the data ({int(present[code]):,} "
                 "respondents) but has no target; add a target for it or recode it"
             )
-    counts = np.zeros(len(variable.categories), dtype=np.int64)
-    np.add.at(counts, lookup[lookup >= 0], present[lookup >= 0].astype(np.int64))
+    counts = np.array(tally, dtype=np.int64)
     for i, category in enumerate(variable.categories):
         if counts[i] == 0 and variable.shares[i] > 0:
             raise TargetsError(
@@ -193,7 +197,7 @@ def _resolve(variable: _Variable, raw_cell_codes: np.ndarray, cell_count: np.nda
                 f"target {variable.name!r}={category!r} is 0 but {int(counts[i]):,} respondents "
                 "have it; drop those rows or give it a positive target"
             )
-    return _Resolved(variable, lookup[raw_cell_codes], counts)
+    return _Resolved(variable, np.array(lookup, dtype=np.intp).take(raw_cell_codes), counts)
 
 
 def _base_weights(frame: pd.DataFrame, base_weight: str | None) -> np.ndarray | None:
@@ -220,56 +224,97 @@ class _Cells:
     n_ids: int  # size of the id space of of_row
 
 
+def _byte_groups(codes: list[np.ndarray], sizes: list[int]) -> list[list[int]]:
+    """Runs of consecutive variables whose joint id still fits in an int8 (below 128).
+
+    Categorical codes are int8 for up to 127 categories, and arithmetic on int8 arrays runs on
+    the narrowest SIMD lanes with no casting, so a run such as 5 x 2 x 6 = 60 is combined there
+    first, and the wider id type sees one operand per run rather than one per variable.
+    """
+    groups: list[list[int]] = []
+    product = 128  # nothing to extend yet
+    for i, (code, size) in enumerate(zip(codes, sizes, strict=True)):
+        if code.dtype == np.int8 and product * size < 128:
+            groups[-1].append(i)
+            product *= size
+        else:
+            groups.append([i])
+            product = size if code.dtype == np.int8 else 128  # a wider code starts no run
+    return groups
+
+
 def _cells(codes: list[np.ndarray], sizes: list[int]) -> _Cells:
     """Collapse rows into cells: the one pass over the rows that raking needs.
 
-    The cell id is the mixed-radix number of the row's codes (Horner's rule), in the narrowest
-    integer type that holds every id, and is built and counted a block of rows at a time so the
-    block stays in the CPU cache: these passes are memory-bound, and this is most of the work.
-    An occupied cell's codes are read back from its id, so no per-row work is repeated.
+    The cell id is the mixed-radix number of the row's codes (Horner's rule), built a block of
+    rows at a time so the block stays in the CPU cache: runs of int8 codes are combined in int8,
+    the runs in the narrowest integer type that holds every id, and the result is widened once
+    into ``of_row`` (intp), the index type that ``np.add.at`` (the count) and ``np.take`` (the
+    final gather) read with no conversion. The count is ``np.add.at`` rather than ``np.bincount``:
+    bincount converts its input to intp and scans it for its minimum and maximum before counting,
+    and with those two extra passes it takes half as long again. These passes are memory-bound
+    and most of the work; an occupied cell's codes are read back from its id, so no per-row work
+    is repeated.
     """
     total = math.prod(sizes)
     dtype: type[np.signedinteger[Any]] = (
         np.int16 if total < 2**15 else np.int32 if total < 2**31 else np.int64
     )
     n = len(codes[0])
-    cell: np.ndarray[Any, np.dtype[np.signedinteger[Any]]] = np.empty(n, dtype=dtype)
     dense = total <= _DENSE_CELL_LIMIT
-    count_all = np.zeros(total if dense else 0, dtype=np.int64)
+    block_rows = min(_BLOCK_ROWS, n)
+    # Dense: each block's narrow ids live in one reused buffer. Sparse (too many possible cells
+    # to count by id): every row's narrow id is kept for ``np.unique``.
+    cell: np.ndarray[Any, np.dtype[np.signedinteger[Any]]] = np.empty(block_rows if dense else n, dtype=dtype)
+    of_row = np.empty(n if dense else 0, dtype=np.intp)
+    count_all = np.zeros(total if dense else 0, dtype=np.intp)
+    groups = _byte_groups(codes, sizes)
+    radix = [dtype(math.prod(sizes[i] for i in group)) for group in groups]
+    # Per run: its first variable's codes, then (size, codes) of each further variable.
+    runs = [(codes[g[0]], [(np.int8(sizes[i]), codes[i]) for i in g[1:]]) for g in groups]
+    byte = np.empty(block_rows, dtype=np.int8)
+    widened = np.empty(block_rows, dtype=dtype)
     for lo in range(0, n, _BLOCK_ROWS):
         hi = min(lo + _BLOCK_ROWS, n)
-        block = cell[lo:hi]
-        if len(codes) == 1:
-            block[:] = codes[0][lo:hi]
-        else:
-            np.multiply(codes[0][lo:hi], sizes[1], out=block, dtype=dtype)
-        for i in range(1, len(codes)):
-            block += codes[i][lo:hi]
-            if i + 1 < len(codes):
-                block *= dtype(sizes[i + 1])
+        block = cell[: hi - lo] if dense else cell[lo:hi]
+        for k, (first, rest) in enumerate(runs):
+            part = first[lo:hi]
+            if rest:  # Horner's rule over the run, in int8 (its ids stay below 128)
+                part = np.multiply(part, rest[0][0], out=byte[: hi - lo])
+                for j, (_, code) in enumerate(rest):
+                    part += code[lo:hi]
+                    if j + 1 < len(rest):
+                        part *= rest[j + 1][0]
+            if k == 0:
+                block[:] = part
+                continue
+            block *= radix[k]
+            if part.dtype != dtype:
+                # A plain copy then a same-type add: a ufunc given two integer types casts
+                # through internal buffers, which costs more than both together.
+                wide = widened[: hi - lo]
+                wide[:] = part
+                part = wide
+            block += part
         if dense:
-            count_all += np.bincount(block, minlength=total)
+            ids = of_row[lo:hi]
+            ids[:] = block
+            np.add.at(count_all, ids, 1)
     if dense:
         occupied = np.flatnonzero(count_all)
         raw = [np.asarray(a) for a in np.unravel_index(occupied, sizes)]
-        return _Cells(cell, count_all[occupied].astype(float), occupied, raw, total)
+        return _Cells(of_row, count_all[occupied].astype(float), occupied, raw, total)
     ids, inverse, count = np.unique(cell, return_inverse=True, return_counts=True)
     raw = [np.asarray(a) for a in np.unravel_index(ids, sizes)]
-    return _Cells(inverse, count.astype(float), np.arange(len(ids)), raw, len(ids))
+    of_row = inverse.astype(np.intp, copy=False)
+    return _Cells(of_row, count.astype(float), np.arange(len(ids)), raw, len(ids))
 
 
 def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``table[index]`` a block at a time: ``take`` casts a narrow index to intp first, and a
-    block-sized cast stays in cache where a whole-array one would not. Every id is in range
-    (they were counted into ``table``), so bounds checks are skipped."""
-    out = np.empty(len(index), dtype=table.dtype)
-    buffer = np.empty(min(_BLOCK_ROWS, len(index)), dtype=np.intp)
-    for lo in range(0, len(index), _BLOCK_ROWS):
-        hi = min(lo + _BLOCK_ROWS, len(index))
-        ids = buffer[: hi - lo]
-        ids[:] = index[lo:hi]
-        np.take(table, ids, mode="clip", out=out[lo:hi])
-    return out
+    """``table[index]`` for an intp ``index`` that is in range (every id was counted into
+    ``table``): ``mode="wrap"`` skips the bounds checks and the defensive copy that the default
+    mode makes, and is the identity on in-range ids."""
+    return table.take(index, mode="wrap")
 
 
 def rake(
@@ -347,19 +392,22 @@ def rake(
     offsets = np.cumsum([0] + [len(t) for t in totals[:-1]])
     stacked = np.concatenate([cats + off for cats, off in zip(cell_cats, offsets, strict=True)])
     stacked_totals = np.concatenate(totals)
-    n_vars = len(variables)
+    # Which cell each entry of ``stacked`` belongs to: the cells, once per variable.
+    stacked_cell = np.tile(np.arange(len(count)), len(variables))
     weight = mass.copy()
     residual = math.inf
     history: list[float] = []
     iterations = 0
     converged = False
+    # A few hundred cells: each step is a handful of calls on tiny arrays, so their overhead
+    # is the cost, hence the ``take`` method (no Python-level wrapper) over ``np.take``.
     for iterations in range(1, max_iter + 1):
         for cats, total in zip(cell_cats, totals, strict=True):
             current = np.bincount(cats, weights=weight, minlength=len(total))
-            weight *= (total / current)[cats]
+            weight *= (total / current).take(cats)
         if bounds is not None:
             weight = np.clip(weight / count, bounds[0], bounds[1]) * count
-        margins = np.bincount(stacked, weights=np.tile(weight, n_vars), minlength=len(stacked_totals))
+        margins = np.bincount(stacked, weights=weight.take(stacked_cell), minlength=len(stacked_totals))
         residual = float(np.abs(margins - stacked_totals).max()) / n
         if residual <= tol:
             converged = True
@@ -384,16 +432,19 @@ def rake(
     adjustment = np.zeros(cells.n_ids)
     adjustment[cells.occupied] = weight / mass
     if base is None:
-        row_weight = _gather(adjustment, cells.of_row)
-        # Every row of a cell shares its weight, so the row statistics come from the cells.
+        # Every row of a cell shares its weight, so the row statistics come from the cells, and
+        # the rows are gathered last: the report is built while the small arrays are in cache.
         per_row = weight / count
         square_sum = float(np.dot(count, per_row * per_row))
         extremes = (float(per_row.min()), float(per_row.max()))
     else:
-        row_weight = _gather(adjustment, cells.of_row) * (base * (n / base.sum()))
-        square_sum = float(np.dot(row_weight, row_weight))
-        extremes = (float(row_weight.min()), float(row_weight.max()))
-    report = _report(resolved, weight, n, square_sum, extremes, iterations, residual, bounds, base_weight)
+        base_row_weight = _gather(adjustment, cells.of_row) * (base * (n / base.sum()))
+        square_sum = float(np.dot(base_row_weight, base_row_weight))
+        extremes = (float(base_row_weight.min()), float(base_row_weight.max()))
+    report = _report(
+        resolved, weight, margins, offsets, n, square_sum, extremes, iterations, residual, bounds, base_weight
+    )
+    row_weight = _gather(adjustment, cells.of_row) if base is None else base_row_weight
     return RakeResult(pd.Series(row_weight, index=frame.index, name="weight", copy=False), report)
 
 
@@ -433,6 +484,8 @@ def _worst(resolved: list[_Resolved], weight: np.ndarray, n: int) -> str:
 def _report(
     resolved: list[_Resolved],
     weight: np.ndarray,
+    margins: np.ndarray,
+    offsets: np.ndarray,
     n: int,
     square_sum: float,
     extremes: tuple[float, float],
@@ -441,42 +494,45 @@ def _report(
     bounds: tuple[float, float] | None,
     base_weight: str | None,
 ) -> RakeReport:
+    """``margins``: the last pass's weighted total of every target category, variable ``v``'s
+    from ``offsets[v]``. They were summed from the final weights cell by cell, in the order a
+    per-variable bincount would sum them, so they are reused rather than summed again."""
     total = float(weight.sum())
     effective = total * total / square_sum
     reports = []
-    for r in resolved:
+    for r, margin in zip(resolved, np.split(margins, offsets[1:]), strict=True):
         v = r.variable
-        weighted = np.bincount(r.cell_cats, weights=weight, minlength=len(v.shares)) / total
+        weighted = margin / total
         unweighted = r.counts / n
+        columns = (v.shares.tolist(), unweighted.tolist(), weighted.tolist(), r.counts.tolist())
+        categories = zip(v.categories, *columns, strict=True)
         reports.append(
-            VariableReport(
-                variable=v.name,
-                max_abs_error=float(np.max(np.abs(weighted - v.shares))),
-                categories=[
-                    CategoryShare(
-                        category=c,
-                        target=float(v.shares[i]),
-                        unweighted=float(unweighted[i]),
-                        weighted=float(weighted[i]),
-                        respondents=int(r.counts[i]),
-                    )
-                    for i, c in enumerate(v.categories)
+            {
+                "variable": v.name,
+                "max_abs_error": float(np.max(np.abs(weighted - v.shares))),
+                "categories": [
+                    {"category": c, "target": t, "unweighted": u, "weighted": w, "respondents": k}
+                    for c, t, u, w, k in categories
                 ],
-            )
+            }
         )
-    return RakeReport(
-        n=n,
-        weighted_total=total,
-        effective_n=effective,
-        efficiency=effective / n,
-        design_effect=n / effective,
-        min_weight=extremes[0],
-        max_weight=extremes[1],
-        iterations=iterations,
-        converged=True,
-        residual=residual,
-        cells=len(weight),
-        cap=bounds,
-        base_weight=base_weight,
-        variables=reports,
+    # One validation of the whole tree: pydantic-core builds the nested models in one call,
+    # where a constructor per category would cross into Python for each of them.
+    return RakeReport.model_validate(
+        {
+            "n": n,
+            "weighted_total": total,
+            "effective_n": effective,
+            "efficiency": effective / n,
+            "design_effect": n / effective,
+            "min_weight": extremes[0],
+            "max_weight": extremes[1],
+            "iterations": iterations,
+            "converged": True,
+            "residual": residual,
+            "cells": len(weight),
+            "cap": bounds,
+            "base_weight": base_weight,
+            "variables": reports,
+        }
     )
