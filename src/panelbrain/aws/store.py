@@ -1,4 +1,4 @@
-"""The query store: each query's status and terminal result, and review task tokens.
+"""The query store: each query's status, terminal result and audit trail.
 
 Writes are conditional so that a repeated delivery (Express workflows run at least once) can
 never overwrite a terminal state: the first terminal write wins, later ones are no-ops.
@@ -36,12 +36,6 @@ class QueryStore(ABC):
     @abstractmethod
     def release_start(self, query_id: str) -> None:
         """Undo a claim whose StartExecution failed, so the next delivery can try again."""
-
-    @abstractmethod
-    def put_review_token(self, query_id: str, token: str) -> None: ...
-
-    @abstractmethod
-    def get_review_token(self, query_id: str) -> str | None: ...
 
 
 def _event(status: str, **detail: Any) -> dict[str, Any]:
@@ -157,16 +151,3 @@ class DynamoQueryStore(LazyClient, QueryStore):
         record["result"] = json.loads(record.get("result") or "{}")
         record["history"] = [json.loads(entry["S"]) for entry in item.get("history", {}).get("L", [])]
         return record
-
-    def put_review_token(self, query_id: str, token: str) -> None:
-        # Its own item: the query's item is written by Persist at about the same moment.
-        self.client.put_item(
-            TableName=self.table_name,
-            Item={"query_id": {"S": f"{query_id}#review"}, "review_token": {"S": token}},
-        )
-
-    def get_review_token(self, query_id: str) -> str | None:
-        key = {"query_id": {"S": f"{query_id}#review"}}
-        item = self.client.get_item(TableName=self.table_name, Key=key).get("Item")
-        token = (item or {}).get("review_token", {}).get("S")
-        return str(token) if token else None
