@@ -31,6 +31,14 @@ class BadInputError(PanelbrainError):
     exit_code = 2
 
 
+class RefusedError(BadInputError):
+    """A request refused before it changed anything; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, status=status)
+        self.status = status
+
+
 class DatasetNotFoundError(BadInputError):
     """The named dataset is not in the catalogue."""
 

@@ -109,22 +109,18 @@ class DynamoReviewStore(LazyClient, ReviewStore):
         item = self._item(review_id)
         return str(item["task_token"]["S"]) if item and "task_token" in item else None
 
-    def close(self, review_id: str, decision: Decision) -> bool:
+    def _update(self, review_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """A conditional update; False (nothing changed) when the condition does not hold."""
         from botocore.exceptions import ClientError
 
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"review_id": {"S": review_id}},
-                UpdateExpression="SET #s = :status, decision = :decision, decided_at = :at",
-                ConditionExpression="#s = :open",
+                UpdateExpression=update,
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":status": {"S": decision.decision},
-                    ":decision": {"S": decision.model_dump_json()},
-                    ":at": {"N": repr(decision.at)},
-                    ":open": {"S": "open"},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -132,51 +128,42 @@ class DynamoReviewStore(LazyClient, ReviewStore):
             raise
         return True
 
-    def reopen(self, review_id: str, decision: Decision) -> None:
-        from botocore.exceptions import ClientError
+    def close(self, review_id: str, decision: Decision) -> bool:
+        return self._update(
+            review_id,
+            "SET #s = :status, decision = :decision, decided_at = :at",
+            "#s = :open",
+            {
+                ":status": {"S": decision.decision},
+                ":decision": {"S": decision.model_dump_json()},
+                ":at": {"N": repr(decision.at)},
+                ":open": {"S": "open"},
+            },
+        )
 
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"review_id": {"S": review_id}},
-                UpdateExpression="SET #s = :open REMOVE decision, decided_at",
-                ConditionExpression="decision = :decision",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":open": {"S": "open"},
-                    ":decision": {"S": decision.model_dump_json()},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+    def reopen(self, review_id: str, decision: Decision) -> None:
+        self._update(
+            review_id,
+            "SET #s = :open REMOVE decision, decided_at",
+            "decision = :decision",
+            {":open": {"S": "open"}, ":decision": {"S": decision.model_dump_json()}},
+        )
 
     def heartbeat(self, review_id: str, at: float) -> None:
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={"review_id": {"S": review_id}},
-            UpdateExpression="ADD heartbeats :one SET last_heartbeat_at = :at",
-            ConditionExpression="attribute_exists(review_id)",
-            ExpressionAttributeValues={":one": {"N": "1"}, ":at": {"N": repr(at)}},
+        self._update(
+            review_id,
+            "ADD heartbeats :one SET last_heartbeat_at = :at",
+            "#s = :open",
+            {":one": {"N": "1"}, ":at": {"N": repr(at)}, ":open": {"S": "open"}},
         )
 
     def mark_reminded(self, review_id: str, at: float) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"review_id": {"S": review_id}},
-                UpdateExpression="SET reminded_at = :at",
-                ConditionExpression="attribute_not_exists(reminded_at) AND #s = :open",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":at": {"N": repr(at)}, ":open": {"S": "open"}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._update(
+            review_id,
+            "SET reminded_at = :at",
+            "attribute_not_exists(reminded_at) AND #s = :open",
+            {":at": {"N": repr(at)}, ":open": {"S": "open"}},
+        )
 
     def _query(
         self, index: str, condition: str, values: dict[str, Any], limit: int, names: dict[str, str]

@@ -12,16 +12,12 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from panelbrain.errors import BadInputError
+from panelbrain.errors import RefusedError
 from panelbrain.review.models import ACTIONS, Action, ReviewLink
 
 
-class LinkError(BadInputError):
+class LinkError(RefusedError):
     """A decision link that cannot be honoured; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message, status=status)
-        self.status = status
 
 
 def _mac(key: bytes, review_id: str, action: str, expires: int) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from panelbrain.aws.reviews import ReviewStore
-from panelbrain.errors import BadInputError
+from panelbrain.errors import RefusedError
 from panelbrain.review import links
 from panelbrain.review.models import Action, Channel, Decision, Review, ReviewLink
 
@@ -30,12 +30,8 @@ REJECTED_ERROR = "ReviewRejectedError"
 _TOKEN_GRACE_S = 60.0
 
 
-class DecisionError(BadInputError):
+class DecisionError(RefusedError):
     """A decision that was refused; nothing changed. ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message, status=status)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from panelbrain.errors import BadInputError
+from panelbrain.errors import RefusedError
 from panelbrain.review.models import ACTIONS, Action
 
 MAX_AGE_S = 300
 
 
-class SlackRequestError(BadInputError):
+class SlackRequestError(RefusedError):
     """A request to the Slack endpoint that is not a valid, fresh, signed Slack request."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message, status=status)
-        self.status = status
 
 
 @dataclass(frozen=True)
