@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -18,3 +19,16 @@ class LazyClient:
 
             self._client = boto3.client(self.service)
         return self._client
+
+
+def conditional_write(write: Callable[[], object]) -> bool:
+    """Run a conditional DynamoDB write: True if it was made, False if its condition failed."""
+    from botocore.exceptions import ClientError
+
+    try:
+        write()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

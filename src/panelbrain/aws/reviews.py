@@ -14,7 +14,7 @@ import os
 from abc import ABC, abstractmethod
 from typing import Any
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import LazyClient, conditional_write
 from panelbrain.review.models import Decision, Review
 
 CLOSED = ("approved", "rejected", "timed_out")
@@ -65,13 +65,12 @@ class DynamoReviewStore(LazyClient, ReviewStore):
         self._client = client
 
     def open(self, review: Review, token: str) -> Review:
-        from botocore.exceptions import ClientError
-
         content = review.model_dump(
             mode="json", exclude={"status", "decision", "heartbeats", "last_heartbeat_at", "reminded_at"}
         )
-        try:
-            self.client.put_item(
+        # Written unless already decided (then the stored review is returned as it stands).
+        conditional_write(
+            lambda: self.client.put_item(
                 TableName=self.table_name,
                 Item={
                     "review_id": {"S": review.review_id},
@@ -87,9 +86,7 @@ class DynamoReviewStore(LazyClient, ReviewStore):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":open": {"S": "open"}},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        )
         stored = self.get(review.review_id)
         assert stored is not None  # written above, or decided before: present either way
         return stored
@@ -111,10 +108,8 @@ class DynamoReviewStore(LazyClient, ReviewStore):
 
     def _update(self, review_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
         """A conditional update; False (nothing changed) when the condition does not hold."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
+        return conditional_write(
+            lambda: self.client.update_item(
                 TableName=self.table_name,
                 Key={"review_id": {"S": review_id}},
                 UpdateExpression=update,
@@ -122,11 +117,7 @@ class DynamoReviewStore(LazyClient, ReviewStore):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def close(self, review_id: str, decision: Decision) -> bool:
         return self._update(

@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import LazyClient, conditional_write
 from panelbrain.models import TerminalRecord
 
 TERMINAL = ("answered", "rejected", "failed")
@@ -53,7 +53,6 @@ class DynamoQueryStore(LazyClient, QueryStore):
         self._client = client
 
     def put_record(self, record: TerminalRecord) -> bool:
-        from botocore.exceptions import ClientError
 
         values: dict[str, Any] = {
             ":status": {"S": record.status},
@@ -73,8 +72,8 @@ class DynamoQueryStore(LazyClient, QueryStore):
         if record.reason is not None:
             update += ", reason = :reason"
             values[":reason"] = {"S": record.reason}
-        try:
-            self.client.update_item(
+        return conditional_write(
+            lambda: self.client.update_item(
                 TableName=self.table_name,
                 Key={"query_id": {"S": record.query_id}},
                 UpdateExpression=update,
@@ -82,11 +81,7 @@ class DynamoQueryStore(LazyClient, QueryStore):
                 ExpressionAttributeNames={"#s": "status", "#r": "result"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def create_query(self, query_id: str, request: dict[str, Any]) -> None:
         self.client.put_item(
@@ -103,10 +98,8 @@ class DynamoQueryStore(LazyClient, QueryStore):
 
     def _conditional_update(self, query_id: str, after: str, condition: str, values: dict[str, Any]) -> bool:
         """Set the status to ``after`` if ``condition`` holds; False (no change) if it does not."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
+        return conditional_write(
+            lambda: self.client.update_item(
                 TableName=self.table_name,
                 Key={"query_id": {"S": query_id}},
                 UpdateExpression=(
@@ -123,11 +116,7 @@ class DynamoQueryStore(LazyClient, QueryStore):
                     **values,
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def claim_start(self, query_id: str) -> bool:
         # Asynchronous Express workflows do not deduplicate execution names in AWS (moto
