@@ -9,6 +9,9 @@ SAM    := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
+# Debian's Chromium, for the reviewer-page browser test (Playwright drives it by path).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install demo test lint typecheck validate build unit clean
 
@@ -21,6 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "error: the browser test needs Chromium at $(CHROMIUM) (Debian package chromium)"; exit 2; }
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 demo: install
 	$(BIN)/panelbrain ask "What share support a ban on abortion by province?"
@@ -58,7 +66,7 @@ build: install $(SAM)
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck validate build
+test: lint typecheck validate build $(CHROMIUM)
 	$(BIN)/pytest -q
 
 clean:

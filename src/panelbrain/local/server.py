@@ -125,7 +125,10 @@ class LocalServer:
         with contextlib.redirect_stdout(emitted):
             response = handler(api_gateway_event(method, path, body, headers=headers), None)
         self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
-        headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+        # A REST API proxy response may carry its headers in either field (Powertools answers a
+        # multi-value event with multiValueHeaders); API Gateway merges both.
+        headers = {k: str(v[-1]) for k, v in (response.get("multiValueHeaders") or {}).items() if v}
+        headers.update({k: str(v) for k, v in (response.get("headers") or {}).items()})
         return int(response["statusCode"]), headers, str(response.get("body") or "")
 
     def openapi(self) -> str:
