@@ -151,8 +151,11 @@ def _print_answer(result: dict[str, Any]) -> None:
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+    reviewers: Annotated[
+        str, typer.Option(help="Comma-separated allow-list of who may decide reviews.")
+    ] = "reviewer@localhost",
 ) -> None:
-    """Serve the API on localhost over the local engine (POST /queries, GET /queries/{id})."""
+    """Serve the API on localhost over the local engine: queries, and the reviewer page."""
     import time
 
     from panelbrain.local.engine import LocalEngine
@@ -160,14 +163,21 @@ def serve(
 
     if not 0 < port < 65536:
         raise BadInputError(f"--port must be between 1 and 65535, got {port}")
-    with LocalEngine.running() as engine:
+    if not [r for r in reviewers.split(",") if r.strip()]:
+        raise BadInputError("--reviewers must name at least one reviewer (e-mail or id)")
+    with LocalEngine.running(parameters={"Reviewers": reviewers}) as engine:
         try:
             server = LocalServer(engine, port=port).start()
         except OSError as exc:
             raise BadInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
         err.print(f"panelbrain API on {server.url}  (POST /queries, GET /queries/{{id}}, GET /openapi.json)")
         example = '{"question": "What share support a ban on abortion?"}'
-        err.print(f"[dim]try: curl -s -X POST {server.url}/queries -d '{example}'[/]", markup=True)
+        err.print(
+            f"[dim]try: curl -s -X POST {server.url}/queries -H 'Content-Type: application/json' "
+            f"-d '{example}'[/]",
+            markup=True,
+        )
+        err.print(f"reviewer page: {server.url}/reviews  (reviewers: {reviewers})")
         try:
             while True:
                 time.sleep(3600)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -202,3 +203,14 @@ def test_open_review_is_kept_alive_by_heartbeats(r: Reviewing) -> None:
     assert stored is not None and stored.status == "open" and stored.heartbeats >= 3
     assert any('"ReviewBacklog"' in line for line in r.engine.metric_lines)
     assert any('"OldestOpenReviewAge"' in line for line in r.engine.metric_lines)
+
+
+def test_pages_are_html_never_cached_never_framed(r: Reviewing) -> None:
+    _, _, found = open_review(r)
+    for url in (f"{r.server.url}/reviews", found["approve"]):
+        with urllib.request.urlopen(url, timeout=30) as response:
+            headers = response.headers
+            assert headers["Content-Type"].startswith("text/html")
+            assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
+            assert headers["Referrer-Policy"] == "no-referrer"
+            assert "script" not in response.read().decode().lower().replace("noscript", "")

@@ -43,7 +43,8 @@ def test_reviewer_approves_in_the_browser_and_the_query_is_answered(r: Reviewing
         if os.environ.get("PANELBRAIN_SKIP_BROWSER") == "1":
             pytest.skip("PANELBRAIN_SKIP_BROWSER=1")
         pytest.fail(
-            f"Chromium is not at {CHROMIUM}: run `make test` (it installs Debian's chromium) (or set PANELBRAIN_CHROMIUM)"
+            f"Chromium is not at {CHROMIUM}: `make test` installs Debian's chromium "
+            "(or set PANELBRAIN_CHROMIUM to another Chromium)"
         )
     from playwright.sync_api import expect, sync_playwright
 
