@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +28,7 @@ from panelbrain.local.ask import ReviewWaitError, api_gateway_event, decide
 from panelbrain.local.engine import LocalEngine
 from panelbrain.review.service import DecisionError
 
+_CAPTURE = threading.Lock()
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
 
@@ -77,6 +79,14 @@ class LocalServer:
             thread.start()
         return self
 
+    @contextlib.contextmanager
+    def _captured(self) -> Iterator[io.StringIO]:
+        """What handlers print (EMF metric lines) while this runs. ``redirect_stdout`` swaps one
+        process-wide stream: two threads overlapping would restore each other's buffer and
+        lose lines, so the server's threads take turns."""
+        with _CAPTURE, contextlib.redirect_stdout(io.StringIO()) as buffer:
+            yield buffer
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -98,20 +108,19 @@ class LocalServer:
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
-            with contextlib.redirect_stdout(io.StringIO()):
+            with self._captured():
                 delivered = self.engine.deliver("QueryQueue", "PollerFunction")
             if delivered is None:
                 self._stopping.wait(self.poll_s)
 
     def _schedule(self, function: str, period_s: float) -> None:
         while not self._stopping.wait(period_s):
-            emitted = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(emitted):
+            with self._captured() as emitted:
+                try:
                     self.engine.tick(function)
-            except PanelbrainError as exc:  # keep ticking, as EventBridge would; say why
-                self.schedule_errors.append(exc.message)
-                sys.stderr.write(f"{function}: {exc.message}\n")
+                except PanelbrainError as exc:  # keep ticking, as EventBridge would; say why
+                    self.schedule_errors.append(exc.message)
+                    sys.stderr.write(f"{function}: {exc.message}\n")
             self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
 
     def call_api(
@@ -121,8 +130,7 @@ class LocalServer:
 
         bare = path.partition("?")[0]
         handler = review_api.handler if bare.startswith(("/reviews", "/slack/")) else api.handler
-        emitted = io.StringIO()
-        with contextlib.redirect_stdout(emitted):
+        with self._captured() as emitted:
             response = handler(api_gateway_event(method, path, body, headers=headers), None)
         self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
         # A REST API proxy response may carry its headers in either field (Powertools answers a
