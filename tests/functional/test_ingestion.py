@@ -37,13 +37,11 @@ def engine() -> Iterator[LocalEngine]:
 @pytest.fixture(autouse=True)
 def fresh_clients(engine: LocalEngine) -> Iterator[None]:
     # Handlers keep their clients between invocations, as in Lambda; start each test clean.
-    api._store = api._queue = api._cache = None
-    poller._store = None
-    poller._sfn = None
+    for getter in (api.store, api.queue, api.cache, poller.store, poller.stepfunctions):
+        getter.cache_clear()  # type: ignore[attr-defined]
     engine.clear_table("ResultCacheTable")
     engine.empty_queue("QueryQueue")
     yield
-    poller._sfn = None  # never leave a stand-in behind for other modules
 
 
 def post(body: Any, raw: str | None = None) -> dict[str, Any]:
@@ -145,10 +143,12 @@ class CountingStepFunctions:
         return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:x:{kwargs['name']}"}
 
 
-def test_duplicate_delivery_starts_one_execution(engine: LocalEngine) -> None:
+def test_duplicate_delivery_starts_one_execution(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
     counter = CountingStepFunctions()
-    poller._sfn = counter
+    monkeypatch.setattr(poller, "stepfunctions", lambda: counter)
     delivery = event("poller/one_query.json")
     record = delivery["Records"][0]
     record["body"] = json.dumps({**json.loads(record["body"]), "query_id": query_id})
@@ -158,9 +158,11 @@ def test_duplicate_delivery_starts_one_execution(engine: LocalEngine) -> None:
     assert counter.starts == [query_id]
 
 
-def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> None:
+def test_partial_batch_failure_is_reported_per_record(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
-    poller._sfn = CountingStepFunctions()
+    monkeypatch.setattr(poller, "stepfunctions", CountingStepFunctions)
     delivery = event("poller/one_query.json")
     good = delivery["Records"][0]
     good["body"] = json.dumps({**json.loads(good["body"]), "query_id": query_id})
@@ -169,10 +171,12 @@ def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> No
     assert poller.handler(delivery, None) == {"batchItemFailures": [{"itemIdentifier": "bad-message"}]}
 
 
-def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEngine) -> None:
+def test_poison_message_reaches_the_dlq_and_its_query_is_failed(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
     failing = CountingStepFunctions(fail=True)
-    poller._sfn = failing
+    monkeypatch.setattr(poller, "stepfunctions", lambda: failing)
     for _ in range(3):  # maxReceiveCount 3: three deliveries, each failing
         response = engine.deliver("QueryQueue", "PollerFunction")
         assert response is not None and len(response["batchItemFailures"]) == 1
@@ -190,7 +194,7 @@ def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEng
 
     # Redrive (the DLQ runbook): the message goes back to the source queue and now starts, once.
     working = CountingStepFunctions()
-    poller._sfn = working
+    monkeypatch.setattr(poller, "stepfunctions", lambda: working)
     source = engine.template.resolve({"Ref": "QueryQueue"})
     for message in dead:
         sqs.send_message(QueueUrl=source, MessageBody=message["Body"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -32,3 +33,16 @@ def conditional_write(write: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def boto3_client(service: str) -> Callable[[], Any]:
+    """A getter for one boto3 client, built on first use and kept for the container's life
+    (``.cache_clear()`` forgets it: tests then substitute the getter itself)."""
+
+    @functools.cache
+    def client() -> Any:
+        import boto3
+
+        return boto3.client(service)
+
+    return client

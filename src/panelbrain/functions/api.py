@@ -5,11 +5,13 @@ Imports stay light (no pandas, no langchain): Powertools' event handler, pydanti
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import uuid
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -30,27 +32,10 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 QUERY_ID = re.compile(r"q-[0-9a-f]{16}")
 app = APIGatewayRestResolver(enable_validation=True)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="api")
-_store: QueryStore | None = None
-_queue: QueryQueue | None = None
-_cache: ResultCache | None = None
-
-
-def store() -> QueryStore:
-    global _store
-    _store = _store or DynamoQueryStore()
-    return _store
-
-
-def cache() -> ResultCache:
-    global _cache
-    _cache = _cache or DynamoResultCache()
-    return _cache
-
-
-def queue() -> QueryQueue:
-    global _queue
-    _queue = _queue or SqsQueryQueue()
-    return _queue
+# Built on first use and kept for the container's life, as Lambda reuses it between requests.
+store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
+cache: Callable[[], ResultCache] = functools.cache(DynamoResultCache)
+queue: Callable[[], QueryQueue] = functools.cache(SqsQueryQueue)
 
 
 def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:

@@ -9,36 +9,25 @@ to the dead-letter queue, where it waits for redrive: nothing is lost.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from panelbrain.aws import boto3_client
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import QueryMessage, TerminalRecord
 
 # Report every failed record, even when all of them failed, rather than failing the
 # invocation: the outcome for SQS is the same, and the response says which ones.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_store: QueryStore | None = None
-_sfn: Any = None
-
-
-def store() -> QueryStore:
-    global _store
-    _store = _store or DynamoQueryStore()
-    return _store
-
-
-def stepfunctions() -> Any:
-    global _sfn
-    if _sfn is None:
-        import boto3
-
-        _sfn = boto3.client("stepfunctions")
-    return _sfn
+# Built on first use and kept for the container's life, as Lambda reuses them.
+store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
+stepfunctions = boto3_client("stepfunctions")
 
 
 def start(message: QueryMessage) -> None:
