@@ -326,21 +326,29 @@ def simulate(
     if as_json:
         _emit_json(result)
         return
-    grid = Table(
-        title=f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
-    )
-    grid.add_column("figure")
-    grid.add_column("value", justify="right")
-    for key, value in result.items():
-        shown = (
+    rows = [
+        (
+            key.replace("_", " "),
             f"{value:,.3f}"
             if isinstance(value, float)
             else f"{value:,}"
             if isinstance(value, int)
-            else str(value)
+            else str(value),
         )
-        grid.add_row(key.replace("_", " "), shown)
-    out.print(grid)
+        for key, value in result.items()
+    ]
+    title = f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
+    out.print(_figure_table(title, "value", rows))
+
+
+def _figure_table(title: str, unit: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column summary: what each figure is, and its value (right-aligned)."""
+    grid = Table(title=title)
+    grid.add_column("figure")
+    grid.add_column(unit, justify="right")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
 
 
 @app.command()
@@ -700,18 +708,17 @@ def bench_pipeline(
     if as_json:
         _emit_json(result)
         return
-    grid = Table(
-        title=f"Pipeline on the local engine, latency seed x {result['latency_scale']:g} (median of {repeat})"
-    )
-    grid.add_column("figure")
-    grid.add_column("seconds", justify="right")
-    grid.add_row("measured end to end", f"{result['measured_s']:.3f}")
-    grid.add_row(
-        "critical path (plan + slowest worker + synthesise + formatter)", f"{result['critical_path_s']:.3f}"
-    )
-    grid.add_row("sequential sum of every agent", f"{result['sequential_s']:.3f}")
-    grid.add_row("orchestration overhead, no latency", f"{result['overhead_no_latency_ms'] / 1000:.3f}")
-    out.print(grid)
+    title = f"Pipeline on the local engine, latency seed x {result['latency_scale']:g} (median of {repeat})"
+    rows = [
+        ("measured end to end", f"{result['measured_s']:.3f}"),
+        (
+            "critical path (plan + slowest worker + synthesise + formatter)",
+            f"{result['critical_path_s']:.3f}",
+        ),
+        ("sequential sum of every agent", f"{result['sequential_s']:.3f}"),
+        ("orchestration overhead, no latency", f"{result['overhead_no_latency_ms'] / 1000:.3f}"),
+    ]
+    out.print(_figure_table(title, "seconds", rows))
     ratio = result["ratio_to_critical_path"]
     out.print(
         f"measured / critical path = {ratio:.3f} (target <= 1.10); "
