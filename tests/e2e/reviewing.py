@@ -142,7 +142,14 @@ def reviewing(parameters: dict[str, str], schedule_s: float = 0.3) -> Iterator[R
             yield Reviewing(engine, server, slack, inbox_urls)
         finally:
             server.stop()
-            engine.settle("HumanReviewStateMachine", timeout_s=1)
+            # Reviews left open would time out after the emulator is gone: stop them first.
+            sfn = engine.clients["stepfunctions"]
+            running = sfn.list_executions(
+                stateMachineArn=engine.state_machine_arn("HumanReviewStateMachine"), statusFilter="RUNNING"
+            )["executions"]
+            for execution in running:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="test finished")
+            engine.settle("HumanReviewStateMachine", timeout_s=5)
             slack.close()
 
 
@@ -198,14 +205,21 @@ def forms_in(page: str) -> list[dict[str, Any]]:
 
 
 def slack_request(
-    review_id: str, action: str, user_id: str, *, age_s: float = 0, secret: str = SLACK_SIGNING
+    review_id: str,
+    action: str,
+    user_id: str,
+    *,
+    age_s: float = 0,
+    secret: str = SLACK_SIGNING,
+    response_url: str = "https://hooks.slack.invalid/actions/1",
 ) -> tuple[bytes, dict[str, str]]:
-    """A block_actions request as Slack sends it, signed with ``secret``, ``age_s`` old."""
+    """A block_actions request as Slack sends it, signed with ``secret``, ``age_s`` old; the
+    decided message is posted back to ``response_url``."""
     payload = {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_id.lower()},
         "actions": [{"action_id": f"review_{action}", "value": f"{action}:{review_id}"}],
-        "response_url": "https://hooks.slack.invalid/actions/1",
+        "response_url": response_url,
     }
     body = urlencode({"payload": json.dumps(payload)})
     timestamp = str(int(time.time() - age_s))

@@ -186,10 +186,13 @@ def test_refused_decisions_change_nothing(r: Reviewing) -> None:
         assert status == expected, (name, status, text)
         unchanged(r, query_id, review)
     # Finally a good Slack press decides, and replaying it is refused.
-    body, headers = slack_request(review.review_id, "approve", "U0ALICE")
-    status, text = http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
-    assert status == 200 and json.loads(text)["replace_original"] is True
+    body, headers = slack_request(review.review_id, "approve", "U0ALICE", response_url=r.slack.url)
+    status, _ = http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
+    assert status == 200
     assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
+    # Slack ignores a block_actions response body: the decided message goes to response_url.
+    replaced = [m for m in r.slack.messages if m.get("replace_original") and "u0alice" in json.dumps(m)]
+    assert replaced and not any(b["type"] == "actions" for b in replaced[0]["blocks"])
     status, text = http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
     assert status == 409 and "already approved by u0alice" in text
 

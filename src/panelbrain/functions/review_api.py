@@ -11,6 +11,7 @@ Light imports only (Powertools, pydantic, boto3), like the query API.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -22,6 +23,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
+from panelbrain.aws.notify import post_json
 from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import service, slack_signing_secret
 from panelbrain.review import links, render, slack
@@ -155,8 +157,19 @@ def slack_interaction() -> Response[dict[str, Any]]:
         # A replayed or second press is refused as on every channel: 409 says who decided.
         return Response(int(exc.detail.get("status", 400)), "application/json", {"error": exc.message})
     _observe(review)
+    if pressed.response_url:
+        # Slack ignores the body of a block_actions response; the message is replaced through
+        # the response_url from the signed payload. The decision stands if this fails.
+        try:
+            post_json(
+                pressed.response_url, {"replace_original": True, **render.slack_decided_message(review)}
+            )
+        except OSError as exc:
+            print(json.dumps({"level": "ERROR", "message": "Slack response_url failed", "error": str(exc)}))
     return Response(
-        200, "application/json", {"replace_original": True, **render.slack_decided_message(review)}
+        200,
+        "application/json",
+        {"ok": True, "decision": review.decision.decision if review.decision else None},
     )
 
 
