@@ -15,7 +15,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install demo test lint typecheck validate build unit clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHROMIUM)
 
 # Re-installs only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -25,10 +25,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Runs only while Chromium is missing (apt-get update only if the package is not found without it).
+# Playwright's wheel carries no browser and `playwright install` is never run: it drives this one.
 $(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "error: the browser test needs Chromium at $(CHROMIUM) (Debian package chromium)"; exit 2; }
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
-	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	@if [ "$$PANELBRAIN_SKIP_BROWSER" = 1 ]; then echo "PANELBRAIN_SKIP_BROWSER=1: not installing chromium"; exit 0; fi; \
+	command -v apt-get >/dev/null || { echo "error: the browser test needs Chromium at $(CHROMIUM) (Debian package chromium): install it, or set PANELBRAIN_SKIP_BROWSER=1"; exit 2; }; \
+	echo "Installing Debian's chromium for the reviewer-page browser test"; \
+	install="$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
+	$$install || { $(SUDO) apt-get update -q && $$install; } \
+	  || { echo "error: could not install Debian's chromium (needs root or sudo, and the Debian archive): run 'apt-get install chromium' as root, or set PANELBRAIN_SKIP_BROWSER=1 to skip the browser test"; exit 2; }; \
+	test -x $(CHROMIUM) || { echo "error: chromium is installed but not at $(CHROMIUM) (set CHROMIUM and PANELBRAIN_CHROMIUM to where it is)"; exit 2; }
 
 demo: install
 	$(BIN)/panelbrain ask "What share support a ban on abortion by province?"
