@@ -15,7 +15,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install demo test lint typecheck validate build unit clean
 
-install: $(STAMP) $(CHROMIUM)
+install: $(STAMP)
 
 # Re-installs only when the project's dependencies change.
 $(STAMP): pyproject.toml

@@ -4,7 +4,7 @@ A reviewer opens /reviews, finds the pending answer, names themselves and approv
 through the form's labels and buttons; the query is then answered, and the history shows the
 decision. The page works without JavaScript (it has none).
 
-Playwright never downloads a browser here: it drives Debian's chromium (`make install` puts it
+Playwright never downloads a browser here: it drives Debian's chromium (`make test` puts it
 at /usr/bin/chromium; PANELBRAIN_CHROMIUM points elsewhere). A missing Chromium fails the test
 unless PANELBRAIN_SKIP_BROWSER=1. PANELBRAIN_SCREENSHOT=1 rewrites docs/img/reviewer-page.png.
 """
@@ -39,12 +39,12 @@ APPROVER = "Your e-mail or reviewer id"
 
 
 def chromium() -> str:
-    """Chromium's path; a missing Chromium fails the test (it is part of `make install`)."""
+    """Chromium's path; a missing Chromium fails the test (`make test` installs it)."""
     if not Path(CHROMIUM).is_file():
         if os.environ.get("PANELBRAIN_SKIP_BROWSER") == "1":
             pytest.skip(f"PANELBRAIN_SKIP_BROWSER=1 and no Chromium at {CHROMIUM}")
         pytest.fail(
-            f"Chromium is not at {CHROMIUM}: run `make install` (it installs Debian's chromium), "
+            f"Chromium is not at {CHROMIUM}: run `make test` (it installs Debian's chromium), "
             "or set PANELBRAIN_CHROMIUM to another Chromium, or PANELBRAIN_SKIP_BROWSER=1 to skip",
             pytrace=False,
         )
