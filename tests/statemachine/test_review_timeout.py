@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,24 @@ def test_renotify_then_silence_ends_rejected() -> None:
         assert len([m for m in r.emails("EscalationTopic") if not m["subject"].startswith("Reminder")]) == 1
         assert wait_status(r, query_id, {"rejected"})["route"] == "review_timeout"
         assert [x.status for x in service().store.of_query(query_id)] == ["timed_out", "timed_out"]
+
+
+def test_a_decision_before_the_notifier_returns_is_taken() -> None:
+    # The notifier stores the token, then returns; a reviewer can decide in between. AWS takes
+    # that decision; the engine must too, not wait out the heartbeat interval and time out.
+    with reviewing({"ReviewTimeoutSeconds": "60", "ReviewHeartbeatSeconds": "20"}, schedule_s=3600) as r:
+        notify = r.engine.handlers["NotifyReviewFunction"]
+
+        def notify_then_decide(event: dict[str, Any], context: Any) -> Any:
+            result = notify(event, context)
+            service().decide(
+                result["review_id"], "approve", approver="alice@example.com", comment="", channel="cli"
+            )
+            return result
+
+        r.engine.handlers["NotifyReviewFunction"] = notify_then_decide
+        started = time.monotonic()
+        query_id = submit(r)
+        record = wait_status(r, query_id, {"answered", "rejected"}, timeout_s=15)
+        assert record["route"] == "review_approved"
+        assert time.monotonic() - started < 15  # not a heartbeat interval (20 s) later

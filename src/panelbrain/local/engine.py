@@ -127,6 +127,7 @@ class LocalEngine:
             stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
             _reuse_task_clients(stack)
             _reuse_parse_trees(stack)
+            _honour_early_outcomes(stack)
             engine._deploy()
             stack.callback(engine._undeploy_env)
             yield engine
@@ -432,6 +433,26 @@ def _reuse_task_clients(stack: ExitStack) -> None:
 
     setattr(lambda_eval_utils, "boto_client_for", cached)  # noqa: B010
     stack.callback(setattr, lambda_eval_utils, "boto_client_for", original)
+
+
+def _honour_early_outcomes(stack: ExitStack) -> None:
+    """moto starts watching a waiting task's heartbeats only once the Lambda that received the
+    token has returned. A decision sent before that (the notifier has already stored the token,
+    so a fast reviewer or a test can) is kept, but the watch then waits a whole heartbeat
+    interval for a signal that came earlier and reports a heartbeat timeout. AWS takes a token's
+    outcome at any time; so does the engine: a watch set up after an outcome starts signalled."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
+
+    original = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def setup(self: CallbackEndpoint, heartbeat_seconds: int) -> HeartbeatEndpoint:
+        endpoint = original(self, heartbeat_seconds=heartbeat_seconds)
+        if self.get_outcome() is not None:
+            endpoint.notify()  # type: ignore[no-untyped-call]
+        return endpoint
+
+    CallbackEndpoint.setup_heartbeat_endpoint = setup  # type: ignore[method-assign]
+    stack.callback(setattr, CallbackEndpoint, "setup_heartbeat_endpoint", original)
 
 
 def _reuse_parse_trees(stack: ExitStack) -> None:
