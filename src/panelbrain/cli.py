@@ -131,7 +131,8 @@ def _print_answer(result: dict[str, Any]) -> None:
     if result["status"] == "needs_review":
         out.print(
             "[yellow]This answer waits for a reviewer.[/] The local engine ends with this command: "
-            "rerun with [bold]--review approve[/] or [bold]--review reject[/] to take the review step."
+            "rerun with [bold]--review approve[/] or [bold]--review reject[/] to take the review step, "
+            "or ask through [bold]panelbrain serve[/] and decide on its reviewer page (/reviews)."
         )
     grid = Table(title=f"trace ({result['elapsed_ms']:,.0f} ms end to end)")
     for head in ("state", "machine", "ms"):
