@@ -109,3 +109,52 @@ def test_model_per_role_from_profile_prefix_or_provisioned_arn(
         worker,
     )
     assert environment["PANELBRAIN_WORKER_BASE_MODEL_ID"] == "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+
+def _references(value: Any, names: set[str]) -> set[str]:
+    """Resources a CloudFormation value refers to (Ref, GetAtt, names inside Sub strings)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str) and inner in names:
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+                found |= {target} & names
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)} & names
+                if isinstance(inner, list):
+                    found |= _references(inner[1], names)
+            else:
+                found |= _references(inner, names)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("auth", ["IAM", "API_KEY"])
+def test_no_resource_depends_on_itself(auth: str) -> None:
+    # CloudFormation refuses a template with a dependency cycle; not every cfn-lint release
+    # finds one through the SAM transform (1.58 missed the review API's), so check the graph.
+    resources = transformed({"ApiAuth": auth})["Resources"]
+    names = set(resources)
+    edges = {
+        name: _references({k: v for k, v in body.items() if k != "DependsOn"}, names)
+        | set([body["DependsOn"]] if isinstance(body.get("DependsOn"), str) else body.get("DependsOn", []))
+        for name, body in resources.items()
+    }
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(edges[name]):
+            assert state.get(target) != 1, f"dependency cycle: {' -> '.join([*path, name, target])}"
+            if target not in state:
+                visit(target, [*path, name])
+        state[name] = 2
+
+    for name in sorted(names):
+        if name not in state:
+            visit(name, [])
