@@ -28,7 +28,6 @@ from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import service, slack_signing_secret
 from panelbrain.review import links, render, slack
 from panelbrain.review.models import Channel, Review
-from panelbrain.review.service import already_decided
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 REVIEW_ID = re.compile(r"rv_[A-Za-z0-9_-]{20}")
@@ -100,11 +99,7 @@ def confirm(review_id: str) -> Response[str]:
             event.get_query_string_value("sig"),
             now=time.time(),
         )
-        review = reviews.store.get(review_id) if REVIEW_ID.fullmatch(review_id) else None
-        if review is None:
-            raise BadInputError(f"no review {review_id!r}", status=404)
-        if review.status != "open":
-            raise BadInputError(already_decided(review), status=410 if review.status == "timed_out" else 409)
+        review = reviews.waiting(review_id)
     except BadInputError as exc:
         return _error_page(exc)
     return _html(200, render.confirm_page(review, link, action_url=review_id))

@@ -192,7 +192,7 @@ class LocalEngine:
         from panelbrain.functions import review_common
 
         review_common.service.cache_clear()
-        review_common.slack_signing_secret.cache_clear()
+        review_common.secrets.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             self.clients["stepfunctions"].create_state_machine(
                 name=name,

@@ -168,6 +168,15 @@ class ReviewService:
         link = links.verify(self.signing_key(), review_id, action, expires, signature, now=self.clock())
         return self.decide(review_id, link.action, approver=approver, comment=comment, channel=channel)
 
+    def waiting(self, review_id: str) -> Review:
+        """The review if it still waits for a decision; :class:`DecisionError` says why not."""
+        review = self.store.get(review_id)
+        if review is None:
+            raise DecisionError(f"no review {review_id!r}", 404)
+        if review.status != "open":
+            raise DecisionError(already_decided(review), 410 if review.status == "timed_out" else 409)
+        return review
+
     def decide(
         self, review_id: str, action: Action, *, approver: str, comment: str, channel: Channel
     ) -> Review:
@@ -180,11 +189,7 @@ class ReviewService:
             raise DecisionError(f"{approver.strip()!r} is not on the reviewer allow-list", 403)
         if len(comment) > 2000:
             raise DecisionError(f"the comment is {len(comment):,} characters; at most 2,000", 400)
-        review = self.store.get(review_id)
-        if review is None:
-            raise DecisionError(f"no review {review_id!r}", 404)
-        if review.status != "open":
-            raise DecisionError(already_decided(review), 410 if review.status == "timed_out" else 409)
+        self.waiting(review_id)
         verdict: Literal["approved", "rejected"] = "approved" if action == "approve" else "rejected"
         decision = Decision(
             decision=verdict, approver=who, at=self.clock(), comment=comment.strip(), channel=channel
