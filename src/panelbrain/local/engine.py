@@ -207,7 +207,8 @@ class LocalEngine:
     # -- Lambda -------------------------------------------------------------------------------
 
     def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
-        name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>], or a bare name.
+        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
         handler = self.handlers.get(name)
         event = json.loads(body) if body else {}
         started = time.perf_counter()

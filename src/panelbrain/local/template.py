@@ -75,6 +75,22 @@ class Template:
     def function_arn(self, logical_id: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{logical_id}"
 
+    def alias(self, logical_id: str) -> str | None:
+        """The function's AutoPublishAlias (its own, else the Globals'), or None."""
+        own = self.resources[logical_id].get("Properties", {}).get("AutoPublishAlias")
+        default = self.body.get("Globals", {}).get("Function", {}).get("AutoPublishAlias")
+        name = own if own is not None else default
+        return str(name) if name else None
+
+    def alias_arn(self, logical_id: str) -> str:
+        """``!Ref Fn.Alias``: SAM's reference to the alias AutoPublishAlias creates (its ARN)."""
+        if logical_id not in self.resources:
+            raise TemplateError(f"!Ref {logical_id}.Alias: no such function")
+        alias = self.alias(logical_id)
+        if alias is None:
+            raise TemplateError(f"!Ref {logical_id}.Alias: the function has no AutoPublishAlias")
+        return f"{self.function_arn(logical_id)}:{alias}"
+
     def state_machine_arn(self, logical_id: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{logical_id}"
 
@@ -89,6 +105,8 @@ class Template:
             return pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
+        if name.endswith(".Alias"):
+            return self.alias_arn(name.removesuffix(".Alias"))
         resource = self.resources.get(name)
         if resource is None:
             raise TemplateError(f"!Ref {name}: no such parameter or resource")
@@ -107,6 +125,8 @@ class Template:
         kind = self.resources[name]["Type"]
         if kind == "AWS::Serverless::Function" and attribute == "Arn":
             return self.function_arn(name)
+        if kind == "AWS::Serverless::Function" and attribute == "Alias":
+            return self.alias_arn(name)
         if kind == "AWS::Serverless::StateMachine" and attribute == "Name":
             return name
         if kind == "AWS::SNS::Topic" and attribute == "TopicName":
