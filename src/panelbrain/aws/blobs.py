@@ -11,9 +11,12 @@ import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 THRESHOLD_BYTES = 200 * 1024
 CLAIM = "claim_check"
@@ -28,14 +31,17 @@ class BlobStore(ABC):
     def get(self, uri: str) -> bytes: ...
 
 
-class S3BlobStore(LazyClient, BlobStore):
-    service = "s3"
+class S3BlobStore(BlobStore):
+    """S3 implementation; bucket from ``PAYLOAD_BUCKET`` and the client from the builder unless
+    given."""
 
-    """S3 implementation; bucket from ``PAYLOAD_BUCKET`` unless given."""
-
-    def __init__(self, bucket: str | None = None, client: Any = None) -> None:
+    def __init__(self, bucket: str | None = None, client: S3Client | None = None) -> None:
         self.bucket = bucket or os.environ["PAYLOAD_BUCKET"]
         self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        return clients.client("s3") if self._client is None else self._client
 
     def put(self, key: str, data: bytes) -> str:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")

@@ -13,9 +13,12 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TTL_SECONDS = {"real_time": 3_600, "historical": 86_400}
 
@@ -39,15 +42,20 @@ class ResultCache(ABC):
     def put(self, key: str, result: dict[str, Any], ttl_s: int) -> None: ...
 
 
-class DynamoResultCache(LazyClient, ResultCache):
-    service = "dynamodb"
+class DynamoResultCache(ResultCache):
+    """DynamoDB implementation; table from ``RESULT_CACHE_TABLE`` and the client from the
+    builder unless given; TTL attribute ``expires_at``."""
 
-    """DynamoDB implementation; table from ``RESULT_CACHE_TABLE``, TTL attribute ``expires_at``."""
-
-    def __init__(self, table_name: str | None = None, client: Any = None, clock: Any = time.time) -> None:
+    def __init__(
+        self, table_name: str | None = None, client: DynamoDBClient | None = None, clock: Any = time.time
+    ) -> None:
         self.table_name = table_name or os.environ["RESULT_CACHE_TABLE"]
         self._client = client
         self._clock = clock
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return clients.client("dynamodb") if self._client is None else self._client
 
     def get(self, key: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"cache_key": {"S": key}}).get("Item")

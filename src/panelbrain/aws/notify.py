@@ -12,12 +12,16 @@ import sys
 import unicodedata
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import clients
 from panelbrain.review import render
 from panelbrain.review.models import Review
 from panelbrain.review.service import Notifier
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,17 @@ class SlackConfig:
     signing_secret: str
 
 
-class Secrets(LazyClient):
-    service = "secretsmanager"
+class Secrets:
+    """The review secrets, each read once; the client from the builder unless given."""
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: SecretsManagerClient | None = None) -> None:
         self._client = client
         self._key: bytes | None = None
         self._slack: SlackConfig | None = None
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        return clients.client("secretsmanager") if self._client is None else self._client
 
     def signing_key(self) -> bytes:
         if self._key is None:
@@ -59,12 +67,16 @@ def sns_subject(text: str) -> str:
     return " ".join(ascii_text.split())[:99] or "panelbrain review"
 
 
-class AwsNotifier(LazyClient, Notifier):
-    service = "sns"
+class AwsNotifier(Notifier):
+    """E-mail through SNS (the client from the builder unless given), Slack through its webhook."""
 
-    def __init__(self, secrets: Secrets, client: Any = None) -> None:
+    def __init__(self, secrets: Secrets, client: SNSClient | None = None) -> None:
         self._client = client
         self.secrets = secrets
+
+    @property
+    def client(self) -> SNSClient:
+        return clients.client("sns") if self._client is None else self._client
 
     def notify(
         self,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING
 
-from panelbrain.aws import LazyClient
+from panelbrain.aws import clients
 from panelbrain.models import QueryMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 class QueryQueue(ABC):
@@ -15,14 +18,17 @@ class QueryQueue(ABC):
     def send(self, message: QueryMessage) -> None: ...
 
 
-class SqsQueryQueue(LazyClient, QueryQueue):
-    service = "sqs"
+class SqsQueryQueue(QueryQueue):
+    """SQS implementation; queue URL from ``QUERY_QUEUE_URL`` and the client from the builder
+    unless given."""
 
-    """SQS implementation; queue URL from ``QUERY_QUEUE_URL`` unless given."""
-
-    def __init__(self, queue_url: str | None = None, client: Any = None) -> None:
+    def __init__(self, queue_url: str | None = None, client: SQSClient | None = None) -> None:
         self.queue_url = queue_url or os.environ["QUERY_QUEUE_URL"]
         self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        return clients.client("sqs") if self._client is None else self._client
 
     def send(self, message: QueryMessage) -> None:
         self.client.send_message(

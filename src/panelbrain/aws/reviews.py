@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import LazyClient, conditional_write
+from panelbrain.aws import clients, conditional_write
 from panelbrain.review.models import Decision, Review
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputPaginateTypeDef
 
 CLOSED = ("approved", "rejected", "timed_out")
 
@@ -55,14 +59,17 @@ class ReviewStore(ABC):
     def of_query(self, query_id: str) -> list[Review]: ...
 
 
-class DynamoReviewStore(LazyClient, ReviewStore):
-    """DynamoDB implementation; table name from ``REVIEWS_TABLE`` unless given."""
+class DynamoReviewStore(ReviewStore):
+    """DynamoDB implementation; table name from ``REVIEWS_TABLE`` and the client from the
+    builder unless given."""
 
-    service = "dynamodb"
-
-    def __init__(self, table_name: str | None = None, client: Any = None) -> None:
+    def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name or os.environ["REVIEWS_TABLE"]
         self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return clients.client("dynamodb") if self._client is None else self._client
 
     def open(self, review: Review, token: str) -> Review:
         content = review.model_dump(
@@ -161,16 +168,16 @@ class DynamoReviewStore(LazyClient, ReviewStore):
     ) -> list[str]:
         """Review ids from an index (the indexes project keys only)."""
         ids: list[str] = []
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            IndexName=index,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            **({"ExpressionAttributeNames": names} if names else {}),
-            PaginationConfig={"MaxItems": limit},
-        )
-        for page in pages:
+        request: QueryInputPaginateTypeDef = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "PaginationConfig": {"MaxItems": limit},
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        for page in self.client.get_paginator("query").paginate(**request):
             ids.extend(item["review_id"]["S"] for item in page["Items"])
         return ids
 

@@ -10,10 +10,13 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import LazyClient, conditional_write
+from panelbrain.aws import clients, conditional_write
 from panelbrain.models import TerminalRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TERMINAL = ("answered", "rejected", "failed")
 
@@ -43,14 +46,17 @@ def _event(status: str, **detail: Any) -> dict[str, Any]:
     return {"L": [{"S": json.dumps({"status": status, "at": time.time(), **detail})}]}
 
 
-class DynamoQueryStore(LazyClient, QueryStore):
-    service = "dynamodb"
+class DynamoQueryStore(QueryStore):
+    """DynamoDB implementation; table name from ``QUERIES_TABLE`` and the client from the
+    builder unless given."""
 
-    """DynamoDB implementation; table name from ``QUERIES_TABLE`` unless given."""
-
-    def __init__(self, table_name: str | None = None, client: Any = None) -> None:
+    def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name or os.environ["QUERIES_TABLE"]
         self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return clients.client("dynamodb") if self._client is None else self._client
 
     def put_record(self, record: TerminalRecord) -> bool:
 
