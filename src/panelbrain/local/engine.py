@@ -187,10 +187,12 @@ class LocalEngine:
                     )
                 self._env.setdefault(key, os.environ.get(key))
                 os.environ[key] = value
-        # Review functions keep their clients and keys for the life of a container; a new
-        # emulator is a new account, so they must build them again.
+        # Handlers keep their clients, and the review functions their keys, for the life of a
+        # container; a new emulator is a new account, so they must build them again.
+        from panelbrain.aws import clients
         from panelbrain.functions import review_common
 
+        clients.reset()
         review_common.service.cache_clear()
         review_common.secrets.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
