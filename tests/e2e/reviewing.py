@@ -117,11 +117,16 @@ class Reviewing:
         raise AssertionError(f"no Slack message for {review_id}")
 
 
+REVIEW_TIMINGS = {"ReviewTimeoutSeconds", "ReviewHeartbeatSeconds", "ReviewReminderSeconds"}
+
+
 @contextlib.contextmanager
 def reviewing(parameters: dict[str, str], schedule_s: float = 0.3) -> Iterator[Reviewing]:
     slack = SlackHook()
     with LocalEngine.running(
-        parameters={"Reviewers": REVIEWERS, "SlackSecretName": SLACK_SECRET, **parameters}
+        parameters={"Reviewers": REVIEWERS, "SlackSecretName": SLACK_SECRET, **parameters},
+        # Review timings of seconds, not minutes: the sweeper runs every schedule_s to match.
+        bent_limits=REVIEW_TIMINGS & set(parameters),
     ) as engine:
         engine.clients["secretsmanager"].create_secret(
             Name=SLACK_SECRET,

@@ -89,11 +89,8 @@ def test_every_agent_alias_has_scheduled_provisioned_concurrency() -> None:
             "global.anthropic.claude-haiku-4-5-20251001-v1:0",
         ),
         (
-            {
-                "InferenceProfilePrefix": "none",
-                "WorkerProvisionedThroughputArn": "arn:aws:bedrock:us-east-1:1:provisioned-model/w",
-            },
-            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            {"WorkerProvisionedThroughputArn": "arn:aws:bedrock:us-east-1:1:provisioned-model/w"},
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
             "arn:aws:bedrock:us-east-1:1:provisioned-model/w",
         ),
     ],
@@ -158,3 +155,24 @@ def test_no_resource_depends_on_itself(auth: str) -> None:
     for name in sorted(names):
         if name not in state:
             visit(name, [])
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused"),
+    [
+        # Sonnet 4.5 / Haiku 4.5 on demand only through an inference profile: a bare model id is refused.
+        ({"InferenceProfilePrefix": "none", "Reviewers": "a@example.com"}, "allowed values are us, eu, apac, global"),
+        # An empty allow-list refuses every decision: every deployed review would time out.
+        ({}, "Parameters: [Reviewers] must have values"),
+        ({"Reviewers": ""}, "Reviewers=''"),
+        # The sweeper heartbeats every minute: a heartbeat interval under two sweeps fails reviews.
+        ({"Reviewers": "a@example.com", "ReviewHeartbeatSeconds": "90"}, "must be between 120"),
+    ],
+)
+def test_parameters_aws_would_make_useless_are_refused_before_deploy(
+    parameters: dict[str, str], refused: str
+) -> None:
+    from panelbrain.local.template import Template, TemplateError
+
+    with pytest.raises(TemplateError, match=re.escape(refused)):
+        Template.load(ROOT / "template.yaml", parameters).check_parameters()

@@ -19,13 +19,31 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from panelbrain.local.lambda_rules import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_S,
+    LATEST,
+    ApiIntegrationError,
+    ExecutionEnvironments,
+    LambdaFunctionError,
+    ProvisionedTarget,
+    ServedBy,
+    api_integration,
+    function_setting,
+    integration_problem,
+    provisioned_targets,
+    split_function_arn,
+    timed_out_error,
+    unknown_qualifier,
+    unqualified_problem,
+)
 from panelbrain.local.template import Template, TemplateError
 
 # Credentials and region for the emulator only; nothing leaves the process.
@@ -53,9 +71,16 @@ class LambdaContext:
     aws_request_id: str
     invoked_function_arn: str
     memory_limit_in_mb: int = 512
+    # time.monotonic() at which Lambda stops the handler (the function's Timeout from the start);
+    # None for a context built outside the engine (tests calling a handler directly).
+    deadline: float | None = None
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        """Counts down to the function's Timeout, so a handler can stop itself in time
+        (https://docs.aws.amazon.com/lambda/latest/dg/python-context.html)."""
+        if self.deadline is None:
+            return 60_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -74,10 +99,18 @@ class StateTrace:
 
 @dataclass
 class Invocation:
+    """One Lambda invocation: which version ran it (the alias, or ``$LATEST`` when invoked
+    unqualified), whether a provisioned instance or an on-demand one served it, and whether
+    that on-demand instance started cold."""
+
     function: str
     started: float
     seconds: float
     error: str | None
+    qualifier: str = LATEST
+    served_by: ServedBy = "on_demand"
+    cold_start: bool = False
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))  # wall clock, to place it in a state
 
 
 @dataclass
@@ -95,13 +128,17 @@ class LocalEngine:
     @classmethod
     @contextmanager
     def running(
-        cls, template_path: Path | None = None, parameters: dict[str, str] | None = None
+        cls,
+        template_path: Path | None = None,
+        parameters: dict[str, str] | None = None,
+        bent_limits: Collection[str] = (),
     ) -> Iterator[LocalEngine]:
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         path = template_path or find_template()
         engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}))
+        engine.template.check_parameters(frozenset(bent_limits))
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:

@@ -49,6 +49,7 @@ class Template:
     region: str = "us-east-1"
     account: str = "123456789012"
     parameters: dict[str, str] = field(default_factory=dict)
+    _given: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path, parameters: dict[str, str] | None = None) -> Template:
@@ -62,7 +63,40 @@ class Template:
             if name not in template.parameters:
                 raise TemplateError(f"the template has no parameter {name!r}")
             template.parameters[name] = str(value)
+            template._given.add(name)
         return template
+
+    def check_parameters(self, bent: frozenset[str] = frozenset()) -> None:
+        """Refuse parameter values CloudFormation would refuse before creating anything: a
+        parameter with no value and no default, or a value outside its AllowedValues,
+        AllowedPattern, MinLength/MaxLength or MinValue/MaxValue.
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+
+        ``bent`` names parameters a test deliberately takes past their limits (review timeouts of
+        seconds, with the sweeper's schedule compressed to match)."""
+        for name, spec in self.body.get("Parameters", {}).items():
+            value = self.parameters.get(name, "")
+            if name in bent:
+                continue
+            if "Default" not in spec and name not in self._given:
+                raise TemplateError(f"Parameters: [{name}] must have values ({spec.get('Description', '')})")
+            allowed = spec.get("AllowedValues")
+            if allowed is not None and value not in [str(v) for v in allowed]:
+                raise TemplateError(f"parameter {name}={value!r}: allowed values are {', '.join(map(str, allowed))}")
+            pattern = spec.get("AllowedPattern")
+            if pattern is not None and re.fullmatch(pattern, value) is None:
+                why = spec.get("ConstraintDescription", f"it must match {pattern}")
+                raise TemplateError(f"parameter {name}={value!r}: {why}")
+            if not (int(spec.get("MinLength", 0)) <= len(value) <= int(spec.get("MaxLength", 4096))):
+                raise TemplateError(f"parameter {name}={value!r}: length outside MinLength/MaxLength")
+            if spec.get("Type") == "Number":
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise TemplateError(f"parameter {name}={value!r}: not a number") from None
+                low, high = spec.get("MinValue"), spec.get("MaxValue")
+                if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+                    raise TemplateError(f"parameter {name}={value!r}: must be between {low} and {high}")
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -153,8 +187,13 @@ class Template:
                 condition, when_true, when_false = value["Fn::If"]
                 return self.resolve(when_true if self.condition(condition) else when_false)
             if set(value) == {"Fn::Sub"}:
-                text = value["Fn::Sub"]
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_one(m.group(1)), text)
+                body = value["Fn::Sub"]
+                text, names = (body[0], self.resolve(body[1])) if isinstance(body, list) else (body, {})
+                return re.sub(
+                    r"\$\{([^}!]+)\}",
+                    lambda m: str(names[m.group(1)]) if m.group(1) in names else self._sub_one(m.group(1)),
+                    text,
+                )
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
