@@ -1,8 +1,9 @@
 """API -> queue -> poller -> pipeline on the local engine, with the events/ files as inputs.
 
-The duplicate-delivery test replaces the Step Functions client with a counter, so moto's own
-deduplication of Express execution names (which AWS does not do) proves nothing here: only our
-conditional write stands between two deliveries and two executions.
+The duplicate-delivery test replaces the Step Functions client with a counter (through
+``clients.override``, the one substitution point), so moto's own deduplication of Express
+execution names (which AWS does not do) proves nothing here: only our conditional write stands
+between two deliveries and two executions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from panelbrain.aws import clients
 from panelbrain.aws.cache import DynamoResultCache, cache_key
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions import api, poller
@@ -35,10 +37,7 @@ def engine() -> Iterator[LocalEngine]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_clients(engine: LocalEngine) -> Iterator[None]:
-    # Handlers keep their clients between invocations, as in Lambda; start each test clean.
-    for getter in (api.store, api.queue, api.cache, poller.store, poller.stepfunctions):
-        getter.cache_clear()  # type: ignore[attr-defined]
+def empty_cache_and_queue(engine: LocalEngine) -> Iterator[None]:
     engine.clear_table("ResultCacheTable")
     engine.empty_queue("QueryQueue")
     yield
@@ -143,43 +142,36 @@ class CountingStepFunctions:
         return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:x:{kwargs['name']}"}
 
 
-def test_duplicate_delivery_starts_one_execution(
-    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_duplicate_delivery_starts_one_execution(engine: LocalEngine) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
-    counter = CountingStepFunctions()
-    monkeypatch.setattr(poller, "stepfunctions", lambda: counter)
     delivery = event("poller/one_query.json")
     record = delivery["Records"][0]
     record["body"] = json.dumps({**json.loads(record["body"]), "query_id": query_id})
-    first = poller.handler(copy.deepcopy(delivery), None)
-    second = poller.handler(copy.deepcopy(delivery), None)  # SQS delivers at least once
+    with clients.override("stepfunctions", CountingStepFunctions()) as counter:
+        first = poller.handler(copy.deepcopy(delivery), None)
+        second = poller.handler(copy.deepcopy(delivery), None)  # SQS delivers at least once
     assert first == second == {"batchItemFailures": []}
     assert counter.starts == [query_id]
 
 
-def test_partial_batch_failure_is_reported_per_record(
-    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
-    monkeypatch.setattr(poller, "stepfunctions", CountingStepFunctions)
     delivery = event("poller/one_query.json")
     good = delivery["Records"][0]
     good["body"] = json.dumps({**json.loads(good["body"]), "query_id": query_id})
     bad = {**copy.deepcopy(good), "messageId": "bad-message", "body": "{truncated"}
     delivery["Records"].append(bad)
-    assert poller.handler(delivery, None) == {"batchItemFailures": [{"itemIdentifier": "bad-message"}]}
+    with clients.override("stepfunctions", CountingStepFunctions()) as counter:
+        assert poller.handler(delivery, None) == {"batchItemFailures": [{"itemIdentifier": "bad-message"}]}
+    assert counter.starts == [query_id]
 
 
-def test_poison_message_reaches_the_dlq_and_its_query_is_failed(
-    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEngine) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
-    failing = CountingStepFunctions(fail=True)
-    monkeypatch.setattr(poller, "stepfunctions", lambda: failing)
-    for _ in range(3):  # maxReceiveCount 3: three deliveries, each failing
-        response = engine.deliver("QueryQueue", "PollerFunction")
-        assert response is not None and len(response["batchItemFailures"]) == 1
+    with clients.override("stepfunctions", CountingStepFunctions(fail=True)) as failing:
+        for _ in range(3):  # maxReceiveCount 3: three deliveries, each failing
+            response = engine.deliver("QueryQueue", "PollerFunction")
+            assert response is not None and len(response["batchItemFailures"]) == 1
     assert engine.deliver("QueryQueue", "PollerFunction") is None  # moved on
     sqs = engine.clients["sqs"]
     dlq = engine.template.resolve({"Ref": "QueryDeadLetterQueue"})
@@ -193,12 +185,11 @@ def test_poison_message_reaches_the_dlq_and_its_query_is_failed(
     assert failing.starts == [query_id] * 3  # every delivery tried: the claim was released
 
     # Redrive (the DLQ runbook): the message goes back to the source queue and now starts, once.
-    working = CountingStepFunctions()
-    monkeypatch.setattr(poller, "stepfunctions", lambda: working)
     source = engine.template.resolve({"Ref": "QueryQueue"})
     for message in dead:
         sqs.send_message(QueueUrl=source, MessageBody=message["Body"])
-    assert engine.deliver("QueryQueue", "PollerFunction") == {"batchItemFailures": []}
+    with clients.override("stepfunctions", CountingStepFunctions()) as working:
+        assert engine.deliver("QueryQueue", "PollerFunction") == {"batchItemFailures": []}
     assert working.starts == [query_id]
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from panelbrain.agents import bedrock
-from panelbrain.agents.bedrock import BedrockProvider, BedrockSettings, CircuitBreaker, ModelSpec
+from panelbrain.agents.bedrock import CircuitBreaker
+from panelbrain.aws import clients
 from panelbrain.local.ask import ask
 from panelbrain.local.engine import LocalEngine
 from panelbrain.pricing import cost_usd
@@ -21,11 +22,14 @@ MODEL_SQL = (
 
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingClient]:
-    recording = RecordingClient()
-    settings = BedrockSettings(ModelSpec(BRAIN), ModelSpec(WORKER), "us-east-1")
-    monkeypatch.setattr(BedrockProvider, "from_env", classmethod(lambda cls: cls(settings, recording.client)))
+    # The agents' handlers read their models from the environment (the template's) and their
+    # bedrock-runtime client from the builder, as deployed.
+    monkeypatch.setenv("PANELBRAIN_BRAIN_MODEL_ID", BRAIN)
+    monkeypatch.setenv("PANELBRAIN_WORKER_MODEL_ID", WORKER)
     monkeypatch.setattr(bedrock, "BREAKER", CircuitBreaker())
-    yield recording
+    recording = RecordingClient()
+    with clients.override("bedrock-runtime", recording.client):
+        yield recording
 
 
 def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: RecordingClient) -> None:

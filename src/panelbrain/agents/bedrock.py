@@ -15,13 +15,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from panelbrain.aws import clients
 from panelbrain.data.dictionary import Dataset
 from panelbrain.errors import BadInputError, PanelbrainError
 from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Usage, Worker
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
 Role = Literal["brain", "worker"]
 Model = TypeVar("Model", bound=BaseModel)
@@ -149,26 +153,30 @@ Data dictionary:
 class BedrockProvider:
     """Structured calls to Bedrock for one role each; clients injected for tests."""
 
-    def __init__(self, settings: BedrockSettings, client: Any = None) -> None:
+    def __init__(self, settings: BedrockSettings, client: BedrockRuntimeClient | None = None) -> None:
         self.settings = settings
         self._client = client
 
     @classmethod
-    def from_env(cls, client: Any = None) -> BedrockProvider:
+    def from_env(cls, client: BedrockRuntimeClient | None = None) -> BedrockProvider:
         return cls(BedrockSettings.from_env(), client)
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(retries={"mode": "adaptive", "max_attempts": self.settings.max_attempts})
+    def client(self) -> BedrockRuntimeClient:
+        """The given client, else the builder's: one per container (a provider is made per
+        invocation), so the adaptive retry rate that botocore learns on a client carries over
+        from one invocation to the next."""
+        if self._client is not None:
+            return self._client
+        return clients.client(
+            "bedrock-runtime",
+            region=self.settings.region,
             # On a laptop the local engine fills the environment with the emulator's fake
             # credentials; a named profile (read from ~/.aws) reaches the real Bedrock instead.
-            session = boto3.Session(profile_name=os.environ.get("PANELBRAIN_BEDROCK_PROFILE") or None)
-            self._client = session.client("bedrock-runtime", region_name=self.settings.region, config=config)
-        return self._client
+            profile=os.environ.get("PANELBRAIN_BEDROCK_PROFILE") or None,
+            # https://docs.aws.amazon.com/boto3/latest/guide/retries.html (adaptive mode)
+            config={"retries": {"mode": "adaptive", "max_attempts": self.settings.max_attempts}},
+        )
 
     def _chat(self, role: Role) -> Any:
         from langchain_aws import ChatBedrockConverse

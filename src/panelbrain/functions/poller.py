@@ -18,16 +18,15 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from panelbrain.aws import boto3_client
+from panelbrain.aws import clients
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import QueryMessage, TerminalRecord
 
 # Report every failed record, even when all of them failed, rather than failing the
 # invocation: the outcome for SQS is the same, and the response says which ones.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-# Built on first use and kept for the container's life, as Lambda reuses them.
+# Built on first use and kept for the container's life, as Lambda reuses it.
 store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
-stepfunctions = boto3_client("stepfunctions")
 
 
 def start(message: QueryMessage) -> None:
@@ -37,7 +36,7 @@ def start(message: QueryMessage) -> None:
     scale = float(os.environ.get("PANELBRAIN_LATENCY_SCALE", "0") or 0)
     payload = {"query": {**message.model_dump(mode="json"), "latency_scale": scale}}
     try:
-        stepfunctions().start_execution(
+        clients.client("stepfunctions").start_execution(
             stateMachineArn=os.environ["PIPELINE_STATE_MACHINE_ARN"],
             name=message.query_id,
             input=json.dumps(payload),

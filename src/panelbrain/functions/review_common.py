@@ -1,7 +1,7 @@
 """The review service as the review functions build it: once per container, on first use.
 
 ``service.cache_clear()`` and ``secrets.cache_clear()`` forget them: the local engine does so for
-each new emulator, whose secrets are new.
+each new emulator, whose secrets are new. Clients come from :mod:`panelbrain.aws.clients`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from panelbrain.aws import clients
 from panelbrain.review.service import ReviewService
 
 if TYPE_CHECKING:
@@ -24,15 +25,13 @@ def secrets() -> Secrets:
 
 @functools.cache
 def service() -> ReviewService:
-    import boto3
-
     from panelbrain.aws.notify import AwsNotifier
     from panelbrain.aws.reviews import DynamoReviewStore
     from panelbrain.review.service import ReviewSettings
 
     return ReviewService(
         store=DynamoReviewStore(),
-        stepfunctions=boto3.client("stepfunctions"),
+        stepfunctions=clients.client("stepfunctions"),
         notifier=AwsNotifier(secrets()),
         signing_key=secrets().signing_key,
         settings=ReviewSettings.from_env(),

@@ -9,17 +9,12 @@ import json
 import os
 from typing import Any
 
+from panelbrain.aws import clients
 from panelbrain.models import Synthesis, TerminalRecord
-
-_client: Any = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _client
-    if _client is None:
-        import boto3
-
-        _client = boto3.client("stepfunctions")
+    stepfunctions = clients.client("stepfunctions")
     synthesis = Synthesis.model_validate(event["synthesis"])
     review_input = {
         "query_id": synthesis.query_id,
@@ -32,8 +27,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
     }
     # A repeated delivery finds the review already under way.
-    with contextlib.suppress(_client.exceptions.ExecutionAlreadyExists):
-        _client.start_execution(
+    with contextlib.suppress(stepfunctions.exceptions.ExecutionAlreadyExists):
+        stepfunctions.start_execution(
             stateMachineArn=os.environ["REVIEW_STATE_MACHINE_ARN"],
             name=synthesis.query_id,
             input=json.dumps(review_input),
