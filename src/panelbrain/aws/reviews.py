@@ -52,8 +52,11 @@ class ReviewStore(ABC):
         """True the first time only: one reminder per review."""
 
     @abstractmethod
-    def with_status(self, status: str, limit: int = 100) -> list[Review]:
-        """Reviews with ``status``, oldest first."""
+    def with_status(
+        self, status: str, limit: int | None = 100, *, newest_first: bool = False
+    ) -> list[Review]:
+        """Reviews with ``status``, oldest first (newest first if asked): at most ``limit``,
+        or all of them when ``limit`` is None."""
 
     @abstractmethod
     def of_query(self, query_id: str) -> list[Review]: ...
@@ -164,26 +167,46 @@ class DynamoReviewStore(ReviewStore):
         )
 
     def _query(
-        self, index: str, condition: str, values: dict[str, Any], limit: int, names: dict[str, str]
+        self,
+        index: str,
+        condition: str,
+        values: dict[str, Any],
+        limit: int | None,
+        names: dict[str, str],
+        *,
+        forward: bool = True,
     ) -> list[str]:
-        """Review ids from an index (the indexes project keys only)."""
+        """Review ids from an index (the indexes project keys only), in its sort key's order
+        (``forward``) or the reverse, every page of them unless ``limit`` stops earlier.
+
+        A Query returns at most 1 MB a call and says where to go on (LastEvaluatedKey); the
+        paginator follows it (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.Pagination.html).
+        ScanIndexForward false reads the sort key descending
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html).
+        """
         ids: list[str] = []
         request: QueryInputPaginateTypeDef = {
             "TableName": self.table_name,
             "IndexName": index,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
-            "PaginationConfig": {"MaxItems": limit},
+            "ScanIndexForward": forward,
         }
+        if limit is not None:
+            request["PaginationConfig"] = {"MaxItems": limit}
         if names:
             request["ExpressionAttributeNames"] = names
         for page in self.client.get_paginator("query").paginate(**request):
             ids.extend(item["review_id"]["S"] for item in page["Items"])
         return ids
 
-    def with_status(self, status: str, limit: int = 100) -> list[Review]:
-        # Read each review whole, consistently (reviews are few; the index lags a write).
-        ids = self._query("by_status", "#s = :s", {":s": {"S": status}}, limit, {"#s": "status"})
+    def with_status(
+        self, status: str, limit: int | None = 100, *, newest_first: bool = False
+    ) -> list[Review]:
+        # Read each review whole, consistently (the index lags a write).
+        ids = self._query(
+            "by_status", "#s = :s", {":s": {"S": status}}, limit, {"#s": "status"}, forward=not newest_first
+        )
         return [r for r in map(self.get, ids) if r is not None and r.status == status]
 
     def of_query(self, query_id: str) -> list[Review]:

@@ -107,6 +107,17 @@ class ReviewService:
         self, *, query_id: str, level: int, token: str, synthesis: dict[str, Any], timeout_s: int
     ) -> Review:
         now = self.clock()
+        table = synthesis.get("table") or []
+        review_reasons = list(synthesis.get("review_reasons") or [])
+        if isinstance(table, dict):
+            # Too large to travel inline (panelbrain.aws.blobs): its first rows travel with it,
+            # and the reviewer is told the rest exist.
+            head = table.get("head") or []
+            review_reasons.append(
+                f"the table has {table.get('rows', 0):,} rows, too many to show here: the first "
+                f"{len(head):,} are below; the answer, once approved, carries them all"
+            )
+            table = head
         review = Review(
             review_id=self.review_id(query_id, level),
             query_id=query_id,
@@ -116,11 +127,11 @@ class ReviewService:
             question=synthesis["question"],
             dataset=synthesis["dataset"],
             answer=synthesis["answer"],
-            table=synthesis.get("table") or [],
+            table=table,
             sql=synthesis.get("sql"),
             confidence=synthesis["confidence"],
             confidence_reasons=synthesis.get("confidence_reasons") or [],
-            review_reasons=synthesis.get("review_reasons") or [],
+            review_reasons=review_reasons,
         )
         stored = self.store.open(review, token)
         if stored.status == "open":
@@ -241,7 +252,8 @@ class ReviewService:
 
         now = self.clock()
         report = SweepReport()
-        for review in self.store.with_status("open"):
+        # Every open review, not a page of them: one left out misses its heartbeat and times out.
+        for review in self.store.with_status("open", limit=None):
             token = self.store.token(review.review_id)
             try:
                 self.stepfunctions.send_task_heartbeat(taskToken=token)
@@ -281,7 +293,17 @@ class ReviewService:
         return [(r, *self.links(r)) for r in self.store.with_status("open")]
 
     def history(self, limit: int = 50) -> list[Review]:
-        closed = [r for s in ("approved", "rejected", "timed_out") for r in self.store.with_status(s, limit)]
+        """The ``limit`` latest decisions, latest first.
+
+        The index orders reviews by creation: the ``limit`` newest of each status are read,
+        then ordered by decision time. Reviews are decided in about the order they open (each
+        within its timeout), so a decision is missed only if ``limit`` reviews of its status
+        opened after it and were all decided before it."""
+        closed = [
+            r
+            for s in ("approved", "rejected", "timed_out")
+            for r in self.store.with_status(s, limit, newest_first=True)
+        ]
         closed.sort(key=lambda r: r.decision.at if r.decision else 0.0, reverse=True)
         return closed[:limit]
 
