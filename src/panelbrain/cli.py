@@ -229,6 +229,8 @@ def capacity(
         )
     for name, figure in result["lambda_concurrency_at_peak"].items():
         grid.add_row(f"{name} concurrency at peak", str(figure["value"]), figure["formula"])
+    for name, figure in result["provisioned_concurrency_at_peak"].items():
+        grid.add_row(f"{name} provisioned at peak", str(figure["value"]), figure["formula"])
     for name, figure in result["step_functions"].items():
         grid.add_row(name.replace("_", " "), f"{figure['value']:,.0f}", figure["formula"])
     out.print(grid)
@@ -287,7 +289,19 @@ def cost(
 def simulate(
     queries_per_day: Annotated[float, typer.Option(help="Average queries a day.")],
     days: Annotated[float, typer.Option(help="Days to simulate.")] = 1.0,
-    scaling: Annotated[str, typer.Option(help="seed (schedule + alarm rules) or none.")] = "seed",
+    scaling: Annotated[
+        str,
+        typer.Option(
+            help="template (the schedule + target tracking deployed), seed-steps (the seed's step rules, "
+            "a what-if: AWS refuses step scaling for Lambda) or none."
+        ),
+    ] = "template",
+    surge: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Extra load HH:MM,MINUTES,PER_MINUTE on the first day (repeatable), e.g. 11:00,30,200."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     model_units: Annotated[
         str, typer.Option(help="on-demand (assumed quotas) or recommended (`panelbrain capacity` units).")
@@ -298,17 +312,21 @@ def simulate(
     """Discrete-event simulation of the deployed pipeline: latency, cold starts, throttles, queue."""
     from rich.progress import Progress
 
-    from panelbrain.ops.simulate import SimConfig, Simulation
+    from panelbrain.ops.simulate import SCALING_MODES, SimConfig, Simulation, parse_surge
 
-    if scaling not in ("seed", "none"):
-        raise BadInputError(f"--scaling must be seed or none, got {scaling!r}")
+    if scaling not in SCALING_MODES:
+        raise BadInputError(f"--scaling must be one of {', '.join(SCALING_MODES)}, got {scaling!r}")
+    try:
+        surges = tuple(parse_surge(text) for text in surge or [])
+    except ValueError as exc:
+        raise BadInputError(f"--surge: {exc}") from None
     if plot is not None and plot.suffix.lower() != ".png":
         raise BadInputError(f"--plot {str(plot)!r} must end in .png")
     if queries_per_day <= 0 or not 0 < days <= 14:
         raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
     if model_units not in ("on-demand", "recommended"):
         raise BadInputError(f"--model-units must be on-demand or recommended, got {model_units!r}")
-    config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed)
+    config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed, surges=surges)
     if model_units == "recommended":
         from panelbrain.ops.capacity import recommended_tpm_quota
 
@@ -337,9 +355,25 @@ def simulate(
             else str(value),
         )
         for key, value in result.items()
+        if key != "functions"
     ]
     title = f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
     out.print(_figure_table(title, "value", rows))
+    served = Table(title="Agent invocations: on provisioned instances or on demand")
+    for column in ("function", "calls", "provisioned", "share", "on demand", "cold", "instances"):
+        served.add_column(column, justify="left" if column == "function" else "right", no_wrap=True)
+    for name, counts in result["functions"].items():
+        share = counts["provisioned"] / counts["invocations"] if counts["invocations"] else 0.0
+        served.add_row(
+            name.removesuffix("Function"),
+            f"{counts['invocations']:,}",
+            f"{counts['provisioned']:,}",
+            f"{share:.1%}",
+            f"{counts['on_demand']:,}",
+            f"{counts['cold_starts']:,}",
+            f"{counts['provisioned_min']}-{counts['provisioned_max']}",
+        )
+    out.print(served)
 
 
 def _figure_table(title: str, unit: str, rows: list[tuple[str, str]]) -> Table:

@@ -152,6 +152,7 @@ def plan(
     return {
         "queries_per_day": queries_per_day,
         "peak_factor": peak_factor,
+        "provisioned_concurrency_at_peak": provisioned_at_peak(peak_per_second * 60),
         "tokens_per_query": _figure(
             tokens_per_query,
             "sum(calls * tokens_per_call)",
@@ -178,6 +179,37 @@ def plan(
         },
         "recommendation": recommendation(queries_per_day),
     }
+
+
+def provisioned_at_peak(queries_per_minute: float) -> dict[str, dict[str, Any]]:
+    """Provisioned instances each agent's scaling settles at under a steady ``queries_per_minute``
+    in business hours: the most of the schedule's minimum and each target-tracking policy's
+    ceil(load / target), within the target's maximum (the policy with the largest capacity wins:
+    https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html).
+    """
+    from panelbrain.ops.template_scaling import scaling
+
+    agents = scaling().agents
+    out: dict[str, dict[str, Any]] = {}
+    for name, agent in FUNCTIONS.items():
+        deployed = agents[name]
+        business = max(deployed.bounds_at(t * 3600)[0] for t in range(24))  # Monday's highest minimum
+        busy = queries_per_minute / 60 * SEED_LATENCY_S[agent]
+        demand, utilisation = deployed.policy("demand"), deployed.policy("utilisation")
+        by_demand = math.ceil(queries_per_minute / demand.target - 1e-9) if demand else 0
+        by_utilisation = math.ceil(busy / utilisation.target - 1e-9) if utilisation else 0
+        out[name] = _figure(
+            min(deployed.max_capacity, max(business, by_demand, by_utilisation)),
+            "min(max_capacity, max(schedule_minimum, ceil(queries_per_minute / demand_target), "
+            "ceil(queries_per_minute / 60 * duration_s / utilisation_target)))",
+            queries_per_minute=queries_per_minute,
+            schedule_minimum=business,
+            demand_target=demand.target if demand else None,
+            utilisation_target=utilisation.target if utilisation else None,
+            duration_s=SEED_LATENCY_S[agent],
+            max_capacity=deployed.max_capacity,
+        )
+    return out
 
 
 def recommended_tpm_quota(queries_per_day: float, peak_factor: float = 4.0) -> dict[str, float]:

@@ -2,9 +2,11 @@
 
 Lines are the spend with prompt caching (Bedrock per model and token kind: input, output, cache
 reads, cache writes) and every other component as if every query ran and provisioned
-concurrency were always on; then the result cache's and the schedule's savings as negative
-lines. The total is the sum of the counted lines; the prompt-caching saving is a memo line,
-because the Bedrock lines already carry it. A saving is computed from the very spend it
+concurrency stayed all week at the most the deployed scaling reaches; then the result cache's
+savings and those of the schedule and target tracking (a week of them, minute by minute:
+:func:`panelbrain.ops.tracking.tracked_week`) as negative lines. The total is the sum of the
+counted lines; the prompt-caching saving is a memo line, because the Bedrock lines already
+carry it. A saving is computed from the very spend it
 reduces, so it can never exceed it (the seed's table listed USD 10,000 of caching savings
 against USD 4,000 of spend).
 Assumptions not in the seed are named in :class:`Assumptions` and printed with the table.
@@ -21,8 +23,9 @@ from typing import Any
 import yaml
 
 from panelbrain.agents.latency import SEED_LATENCY_S
-from panelbrain.ops.capacity import ANSWERED_PATH_STATES, SEED_PROFILE, CallProfile
+from panelbrain.ops.capacity import ANSWERED_PATH_STATES, FUNCTIONS, SEED_PROFILE, CallProfile
 from panelbrain.ops.template_scaling import scaling
+from panelbrain.ops.tracking import tracked_week
 from panelbrain.pricing import cost_usd
 
 BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -37,7 +40,6 @@ AGENT_MEMORY_GB = {
     "synthesise": 0.5,
     "formatter": 0.25,
 }
-WEEK_HOURS = {"business": 45, "off_hours": 75, "weekend": 48}  # 9-18 weekdays / other weekday hours / weekend
 OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
 
 
@@ -54,8 +56,19 @@ class Assumptions:
     log_kb_per_query: float = 20.0
     write_units_per_query: int = 12  # query record writes (~1 KB each) + an ~8 KB answer
     read_units_per_query: int = 6
-    alarms: int = 12
+    alarm_metrics: int | None = None  # None: counted from template.yaml, target tracking's included
     custom_metrics: int = 2
+    peak_factor: float = 4.0  # busiest minute over the day's average minute (shapes the tracking)
+
+
+@cache
+def _tracked_week(function: str, queries_per_day: float, peak_factor: float) -> tuple[int, ...]:
+    agent = FUNCTIONS[function]
+    return tuple(
+        tracked_week(
+            scaling().agents[function], queries_per_day, SEED_LATENCY_S[agent], peak_factor=peak_factor
+        )
+    )
 
 
 @cache
@@ -187,20 +200,25 @@ def monthly_cost(
         )
     )
 
-    provisioned = scaling().provisioned  # from template.yaml
-    weekly_scheduled = sum(
-        gb * (full * WEEK_HOURS["business"] + off * WEEK_HOURS["off_hours"] + weekend * WEEK_HOURS["weekend"])
-        for full, off, weekend, gb in provisioned.values()
-    )
-    hours_scheduled = weekly_scheduled * a.days_per_month / 7
-    hours_always = sum(gb * full * 168 for full, _, _, gb in provisioned.values()) * a.days_per_month / 7
+    # Provisioned concurrency as deployed: each agent's schedule and target tracking over a week.
+    agents = scaling().agents
+    weeks = a.days_per_month / 7
+    gb_hours_tracked = gb_hours_peak = 0.0
+    peak_instances: dict[str, int] = {}
+    for name in FUNCTIONS:
+        week = _tracked_week(name, queries_per_day, a.peak_factor)
+        gb = agents[name].memory_gb
+        peak_instances[name] = max(week)
+        gb_hours_tracked += sum(week) / 60 * gb * weeks
+        gb_hours_peak += max(week) * 168 * gb * weeks
     per_gb_hour = lam["provisioned_per_gb_second"] * 3600
     lines.append(
         _line(
-            "Provisioned concurrency (always on)",
-            hours_always * per_gb_hour,
-            "sum(count * GB) * 168 h/week * price",
-            gb_hours=hours_always,
+            "Provisioned concurrency (always on at its peak)",
+            gb_hours_peak * per_gb_hour,
+            "sum(most instances in the week * GB) * 168 h/week * price",
+            gb_hours=gb_hours_peak,
+            peak_instances=peak_instances,
         )
     )
 
@@ -235,21 +253,23 @@ def monthly_cost(
         )
     )
     cw = aws["cloudwatch"]
+    alarm_metrics = a.alarm_metrics if a.alarm_metrics is not None else scaling().alarm_metrics
     lines.append(
         _line(
             "CloudWatch",
             a.custom_metrics * cw["per_custom_metric_month"]
-            + a.alarms * cw["per_alarm_month"]
+            + alarm_metrics * cw["per_alarm_month"]
             + cw["per_dashboard_month"]
             + queries * a.log_kb_per_query / 1e6 * cw["logs_ingest_per_gb"],
-            "metrics + alarms + dashboard + log ingestion",
+            "metrics + alarm metrics + dashboard + log ingestion",
+            alarm_metrics=alarm_metrics,
         )
     )
 
     # Savings, each from the spend it reduces.
     variable = with_cache + lambda_requests + lambda_duration + express
     result_saving = a.result_cache_hit_rate * variable
-    schedule_saving = (hours_always - hours_scheduled) * per_gb_hour
+    schedule_saving = (gb_hours_peak - gb_hours_tracked) * per_gb_hour
     lines.append(
         _line(
             "Result-cache savings",
@@ -260,10 +280,10 @@ def monthly_cost(
     )
     lines.append(
         _line(
-            "Provisioned-concurrency schedule savings",
+            "Provisioned-concurrency savings (schedule + target tracking)",
             -schedule_saving,
-            "(always-on GB-hours - scheduled GB-hours) * price",
-            scheduled_gb_hours=hours_scheduled,
+            "(always-on GB-hours - GB-hours the schedule and target tracking provision) * price",
+            tracked_gb_hours=gb_hours_tracked,
         )
     )
     return {

@@ -5,8 +5,17 @@ day's average minute. Each question waits in SQS for a poller slot (MaximumConcu
 runs plan -> the three workers in parallel -> synthesise -> formatter. Every agent call needs a
 Lambda instance: a provisioned or still-warm one, or a cold start of 1-3 s. Model calls take
 2-30 s (log-normal around the seed's latencies) and draw on a tokens-a-minute quota per model;
-past the quota they are throttled and retried with backoff. Provisioned concurrency follows the
-template's schedule and, with ``scaling="seed"``, the IncomingQueryCount step-scaling rules.
+past the quota they are throttled and retried with backoff.
+
+Provisioned concurrency (``scaling``):
+- ``template`` (default): what template.yaml deploys: each agent's scheduled minimum and its two
+  target-tracking policies, acted on minute by minute as Application Auto Scaling does
+  (:mod:`panelbrain.ops.tracking`). Time 0 is a Monday 00:00 in the schedule's timezone.
+- ``seed-steps``: the seed's step rules on IncomingQueryCount with the same schedule, a what-if
+  (Application Auto Scaling refuses StepScaling for Lambda).
+- ``none``: no provisioned concurrency.
+Every agent invocation is counted as served by a provisioned instance or on demand (warm or
+a cold start), per function.
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ import math
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 import simpy
@@ -23,6 +31,7 @@ import simpy
 from panelbrain.agents.latency import SEED_LATENCY_S
 from panelbrain.ops.capacity import SEED_PROFILE
 from panelbrain.ops.template_scaling import scaling
+from panelbrain.ops.tracking import MinuteMetrics, SeedStepRules, TargetTracking, base_rate_per_s
 
 AGENT_FUNCTION = {
     "plan": "BrainPlanFunction",
@@ -41,6 +50,7 @@ AGENT_MODEL = {
     "formatter": None,
 }
 TOKENS = {p.model: p.tokens_per_call for p in SEED_PROFILE}
+SCALING_MODES = ("template", "seed-steps", "none")
 
 
 @dataclass
@@ -51,7 +61,9 @@ class SimConfig:
     peak_factor: float = 4.0
     poller_concurrency: int = 10
     poller_seconds: float = 0.2
-    scaling: str = "seed"  # seed: schedule + alarms; none: no provisioned concurrency
+    scaling: str = "template"  # one of SCALING_MODES
+    # Extra arrivals: (start s, end s, queries a minute) on top of the day's profile.
+    surges: tuple[tuple[float, float, float], ...] = ()
     keep_warm_s: float = 600.0
     # On-demand tokens-a-minute quotas assumed per model (account quotas vary: check yours).
     tpm_quota: dict[str, float] = field(default_factory=lambda: {"sonnet": 200_000.0, "haiku": 400_000.0})
@@ -68,49 +80,57 @@ class _Pool:
     provisioned: int = 0
     busy_provisioned: int = 0
     idle_on_demand: list[float] = field(default_factory=list)  # expiry times
+    running: int = 0  # invocations in progress, provisioned or not
+    started: int = 0  # invocations started this minute
+    busy_area: float = 0.0  # provisioned instance-seconds busy this minute
+    since: float = 0.0  # when busy_provisioned last changed
+    # Per hour of day: [served by provisioned instances, on demand (warm or cold), cold starts].
+    by_hour: list[list[int]] = field(default_factory=lambda: [[0, 0, 0] for _ in range(24)])
+
+    def account(self, now: float) -> None:
+        self.busy_area += self.busy_provisioned * (now - self.since)
+        self.since = now
 
 
-def _shape(hour: float, peak_factor: float, width: float = 2.2) -> float:
-    """Quiet nights, a busy working day peaking at 13:30; mean 1 over the day, peak ``peak_factor``."""
-    spread = width * math.sqrt(math.pi) / 24  # the bump's share of the day's mean
-    amplitude = (peak_factor - 1) / (1 - spread)
-    return (peak_factor - amplitude) + amplitude * math.exp(-(((hour - 13.5) / width) ** 2))
+def parse_surge(text: str) -> tuple[float, float, float]:
+    """``HH:MM,MINUTES,PER_MINUTE`` (extra queries a minute from HH:MM on the first day) as
+    (start s, end s, queries a minute)."""
+    try:
+        at, minutes, rate = (part.strip() for part in text.split(","))
+        hours, mins = (int(x) for x in at.split(":"))
+        start, length, per_minute = hours * 3600 + mins * 60, float(minutes) * 60, float(rate)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HH:MM,MINUTES,PER_MINUTE (e.g. 11:00,30,200)") from None
+    if not (0 <= hours < 24 and 0 <= mins < 60 and length > 0 and per_minute > 0):
+        raise ValueError(f"{text!r}: the time must be a clock time, minutes and the rate positive")
+    return float(start), float(start + length), per_minute
 
 
 def arrival_rate_per_s(config: SimConfig, t: float) -> float:
-    """Arrivals a second at time ``t``: the day's average times the business-hours shape."""
-    hour = (t / 3600) % 24
-    return (
-        config.queries_per_day / 86_400 * _shape(hour, config.peak_factor) / _mean_shape(config.peak_factor)
-    )
-
-
-@cache
-def _mean_shape(peak_factor: float) -> float:
-    return sum(_shape(m / 60, peak_factor) for m in range(1440)) / 1440  # exact, not the integral
-
-
-def scheduled_provisioned(function: str, t: float) -> int:
-    """The template's schedule: business hours, weekday off-hours, weekends (days 5 and 6)."""
-    full, off_hours, weekend, _ = scaling().provisioned[function]
-    day, hour = int(t // 86_400) % 7, (t / 3600) % 24
-    if day >= 5:
-        return weekend
-    return full if 9 <= hour < 18 else off_hours
+    """Arrivals a second at time ``t``: the day's profile plus any surge under way."""
+    extra = sum(rate for start, end, rate in config.surges if start <= t < end) / 60
+    return base_rate_per_s(config.queries_per_day, config.peak_factor, t) + extra
 
 
 class Simulation:
     def __init__(self, config: SimConfig, progress: Callable[[float], None] | None = None) -> None:
+        if config.scaling not in SCALING_MODES:
+            raise ValueError(f"scaling must be one of {', '.join(SCALING_MODES)}, got {config.scaling!r}")
         self.config = config
         self.random = random.Random(config.seed)
         self.env = simpy.Environment()
         self.poller = simpy.Resource(self.env, capacity=config.poller_concurrency)
         self.pools = {name: _Pool() for name in AGENT_FUNCTION.values()}
-        self.scale = 1.0
+        agents = scaling().agents
+        self.scalers: dict[str, TargetTracking | SeedStepRules] = {}
+        if config.scaling == "template":
+            self.scalers = {name: TargetTracking(agents[name]) for name in self.pools}
+        elif config.scaling == "seed-steps":
+            self.scalers = {name: SeedStepRules(agents[name]) for name in self.pools}
+        self.memory_gb = {name: agents[name].memory_gb for name in self.pools}
         self.quotas = {
             m: simpy.Container(self.env, capacity=quota, init=quota) for m, quota in config.tpm_quota.items()
         }
-        self.minute = -1
         self.arrivals_per_minute: list[int] = []
         self.latencies: list[float] = []
         self.invocations = 0
@@ -118,7 +138,8 @@ class Simulation:
         self.throttles = 0
         self.on_demand_busy = 0
         self.reviewed: list[float] = []
-        self.lambda_gb_seconds = 0.0
+        # Lambda bills duration on provisioned instances at a lower rate than on demand.
+        self.gb_seconds = {"provisioned": 0.0, "on_demand": 0.0}
         self.model_calls: dict[str, int] = {}
         self.throttles_by_model: dict[str, int] = {}
         self.max_queue_depth = 0
@@ -127,13 +148,16 @@ class Simulation:
         self.progress = progress
         # Per minute: provisioned instances, instances in use, queue depth; per query: (end, latency).
         self.series: dict[str, list[float]] = {"provisioned": [], "in_use": [], "queue_depth": []}
+        self.capacity: dict[str, list[int]] = {name: [] for name in self.pools}  # per function, per minute
         self.completions: list[tuple[float, float]] = []
 
     # -- processes ------------------------------------------------------------------------
 
     def arrivals(self) -> Generator[simpy.Event, Any, None]:
         end = self.config.days * 86_400
-        peak = max(arrival_rate_per_s(self.config, h * 60.0) for h in range(1440))
+        peak = max(arrival_rate_per_s(self.config, h * 60.0) for h in range(1440)) + sum(
+            rate / 60 for _, _, rate in self.config.surges
+        )
         while self.env.now < end:  # thinning: exact non-homogeneous Poisson arrivals
             yield self.env.timeout(self.random.expovariate(peak))
             if self.random.random() < arrival_rate_per_s(self.config, self.env.now) / peak:
@@ -163,19 +187,29 @@ class Simulation:
             self.completions.append((self.env.now, self.env.now - arrived))
 
     def agent(self, agent: str) -> Generator[simpy.Event, Any, None]:
-        pool = self.pools[AGENT_FUNCTION[agent]]
+        function = AGENT_FUNCTION[agent]
+        pool = self.pools[function]
         self.invocations += 1
         now = self.env.now
+        served = pool.by_hour[int(now // 3600) % 24]
+        pool.started += 1
+        pool.running += 1
         pool.idle_on_demand = [t for t in pool.idle_on_demand if t > now]
+        # Provisioned instances take an invocation first; past them Lambda scales on demand:
+        # https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
         on_provisioned = pool.busy_provisioned < pool.provisioned
         if on_provisioned:
+            pool.account(now)
             pool.busy_provisioned += 1
-        elif pool.idle_on_demand:
-            pool.idle_on_demand.pop()  # a warm on-demand instance
+            served[0] += 1
         else:
-            self.cold_starts += 1  # a new instance
-            yield self.env.timeout(self.random.uniform(1.0, 3.0))
-        if not on_provisioned:
+            served[1] += 1
+            if pool.idle_on_demand:
+                pool.idle_on_demand.pop()  # a warm on-demand instance
+            else:
+                self.cold_starts += 1  # a new instance
+                served[2] += 1
+                yield self.env.timeout(self.random.uniform(1.0, 3.0))
             self.on_demand_busy += 1
         try:
             model = AGENT_MODEL[agent]
@@ -185,12 +219,15 @@ class Simulation:
             duration = min(
                 max(self.random.lognormvariate(math.log(mean), self.config.latency_sigma), 2.0), 30.0
             )
-            self.lambda_gb_seconds += duration * scaling().provisioned[AGENT_FUNCTION[agent]][3]
+            kind = "provisioned" if on_provisioned else "on_demand"
+            self.gb_seconds[kind] += duration * self.memory_gb[function]
             if model is not None:
                 self.model_calls[model] = self.model_calls.get(model, 0) + 1
             yield self.env.timeout(duration)
         finally:
+            pool.running -= 1
             if on_provisioned:
+                pool.account(self.env.now)
                 pool.busy_provisioned -= 1
             else:
                 self.on_demand_busy -= 1
@@ -214,11 +251,13 @@ class Simulation:
                     yield bucket.put(min(room, self.config.tpm_quota[model] / 60))
 
     def clock(self) -> Generator[simpy.Event, Any, None]:
-        """Once a minute: apply schedules and the alarm rules, bill provisioned concurrency."""
+        """Once a minute: the scaling of each agent sees the minute's metrics and sets its
+        provisioned instances for the next; provisioned concurrency is billed."""
         while True:
             self._scale()
             for name, pool in self.pools.items():
-                self.provisioned_gb_seconds += pool.provisioned * scaling().provisioned[name][3] * 60
+                self.provisioned_gb_seconds += pool.provisioned * self.memory_gb[name] * 60
+                self.capacity[name].append(pool.provisioned)
             self.series["provisioned"].append(sum(p.provisioned for p in self.pools.values()))
             self.series["in_use"].append(
                 sum(p.busy_provisioned for p in self.pools.values()) + self.on_demand_busy
@@ -237,19 +276,42 @@ class Simulation:
         self.arrivals_per_minute[minute] += 1
 
     def _scale(self) -> None:
-        if self.config.scaling == "none":
-            return
-        rules = scaling()  # the IncomingQueryCount alarm thresholds of template.yaml
-        recent = self.arrivals_per_minute[-3:]
-        quiet = self.arrivals_per_minute[-10:]
-        if len(recent) == 3 and min(recent) > rules.surge_per_minute:
-            self.scale = min(self.scale * 2.0, 20.0)
-        elif len(recent) == 3 and min(recent) > rules.scale_up_per_minute:
-            self.scale = min(self.scale * 1.5, 20.0)
-        elif len(quiet) == 10 and max(quiet) < rules.scale_down_per_minute:
-            self.scale = max(self.scale * 0.75, 1.0)
+        now = self.env.now
+        minute = int(now // 60) - 1  # the minute that just ended
+        queries = self.arrivals_per_minute[minute] if 0 <= minute < len(self.arrivals_per_minute) else 0
         for name, pool in self.pools.items():
-            pool.provisioned = min(100, max(1, round(scheduled_provisioned(name, self.env.now) * self.scale)))
+            pool.account(now)
+            metrics = MinuteMetrics(
+                queries=queries,
+                busy_provisioned=pool.busy_area / 60,
+                active=pool.started > 0 or pool.running > 0,
+            )
+            pool.busy_area, pool.started = 0.0, 0
+            scaler = self.scalers.get(name)
+            if scaler is not None:
+                pool.provisioned = scaler.tick(now, metrics if minute >= 0 else None)
+
+    def served(self) -> dict[str, dict[str, int]]:
+        """Per function: invocations served by provisioned instances, on demand, and cold starts."""
+        out: dict[str, dict[str, int]] = {}
+        for name, pool in self.pools.items():
+            provisioned, on_demand, cold = (sum(h[i] for h in pool.by_hour) for i in range(3))
+            capacity = self.capacity[name] or [0]
+            out[name] = {
+                "invocations": provisioned + on_demand,
+                "provisioned": provisioned,
+                "on_demand": on_demand,
+                "cold_starts": cold,
+                "provisioned_min": min(capacity),
+                "provisioned_max": max(capacity),
+            }
+        return out
+
+    def provisioned_share(self, hours: range = range(24)) -> float:
+        """Share of agent invocations in ``hours`` (of the day) served by provisioned instances."""
+        provisioned = sum(p.by_hour[h][0] for p in self.pools.values() for h in hours)
+        total = provisioned + sum(p.by_hour[h][1] for p in self.pools.values() for h in hours)
+        return provisioned / total if total else 0.0
 
     def run(self) -> dict[str, Any]:
         self.env.process(self.arrivals())
@@ -263,10 +325,12 @@ class Simulation:
 
         return {
             "queries": len(latencies) + len(self.reviewed),
+            "scaling": self.config.scaling,
             "p50_s": pct(0.50),
             "p95_s": pct(0.95),
             "p99_s": pct(0.99),
             "cold_start_fraction": self.cold_starts / self.invocations if self.invocations else 0.0,
+            "provisioned_fraction": self.provisioned_share(),
             "throttles": self.throttles,
             "max_queue_depth": self.max_queue_depth,
             "max_queue_age_s": self.max_queue_age,
@@ -277,6 +341,7 @@ class Simulation:
             "cost_usd": self._cost(),
             "saturated_first": self._bottleneck(),
             "tpm_quota": dict(self.config.tpm_quota),
+            "functions": self.served(),
         }
 
     def _cost(self) -> float:
@@ -300,7 +365,8 @@ class Simulation:
         lam, sfn = aws_prices()["lambda"], aws_prices()["step_functions"]
         return float(
             tokens
-            + self.lambda_gb_seconds * lam["per_gb_second"]
+            + self.gb_seconds["on_demand"] * lam["per_gb_second"]
+            + self.gb_seconds["provisioned"] * lam["provisioned_duration_per_gb_second"]
             + self.invocations * lam["per_million_requests"] / 1e6
             + self.provisioned_gb_seconds * lam["provisioned_per_gb_second"]
             + (len(self.latencies) + len(self.reviewed)) * sfn["express_per_million_requests"] / 1e6
