@@ -147,6 +147,11 @@ def _print_answer(result: dict[str, Any]) -> None:
     cost = result["cost_usd"]
     priced = f"USD {cost:.4f}" if cost is not None else "not priced"
     out.print(f"[dim]model cost: {priced}; provider {result['provider']}[/]")
+    served = result.get("invocations") or {"provisioned": 0, "on_demand": 0, "cold_starts": 0}
+    out.print(
+        f"[dim]Lambda: {served['provisioned']} invocation(s) on provisioned instances, "
+        f"{served['on_demand']} on demand ({served['cold_starts']} cold start(s))[/]"
+    )
 
 
 @app.command()

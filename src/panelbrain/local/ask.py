@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.errors import BadInputError, PanelbrainError
-from panelbrain.local.engine import LOCAL_REVIEWER, LocalEngine, StateTrace
+from panelbrain.local.engine import LOCAL_REVIEWER, Invocation, LocalEngine, StateTrace
 from panelbrain.models import QueryInput, Usage
 from panelbrain.review.models import Review
 
@@ -73,7 +73,36 @@ def _cost(usage: dict[str, dict[str, int]]) -> float:
     )
 
 
-def _trace_rows(traces: list[StateTrace]) -> list[dict[str, Any]]:
+def _served_by_state(
+    engine: LocalEngine | None, traces: list[StateTrace], invocations: list[Invocation]
+) -> list[Invocation | None]:
+    """For each traced state, the Lambda invocation that served it (the last attempt when the
+    state retried): an invocation of the state's function that began while the state ran. moto
+    stamps history events to the millisecond, so the invocation's start is compared at that
+    precision."""
+    if engine is None:
+        return [None] * len(traces)
+    functions = {machine: engine.task_functions(machine) for machine in {t.machine for t in traces}}
+    served: list[Invocation | None] = []
+    for trace in traces:
+        function = functions[trace.machine].get(trace.state)
+        end = trace.ended_at
+        hits = [
+            i
+            for i in invocations
+            if function is not None
+            and i.function == function
+            and end is not None
+            and trace.started_at <= i.at.replace(microsecond=i.at.microsecond // 1000 * 1000) <= end
+        ]
+        served.append(hits[-1] if hits else None)
+    return served
+
+
+def _trace_rows(
+    traces: list[StateTrace], invocations: list[Invocation], engine: LocalEngine | None
+) -> list[dict[str, Any]]:
+    served = _served_by_state(engine, traces, invocations)
     return [
         {
             "state": t.state,
@@ -81,8 +110,11 @@ def _trace_rows(traces: list[StateTrace]) -> list[dict[str, Any]]:
             "started_at": t.started_at.isoformat(),
             "ended_at": t.ended_at.isoformat() if t.ended_at else None,
             "duration_ms": round(t.duration_ms, 1) if t.duration_ms is not None else None,
+            # Which Lambda instance ran the state: "provisioned", "on_demand", or None (no Lambda).
+            "served_by": s.served_by if s else None,
+            "cold_start": s.cold_start if s else None,
         }
-        for t in traces
+        for t, s in zip(traces, served, strict=True)
     ]
 
 
@@ -117,16 +149,14 @@ def decide(
 
 
 def submit(engine: LocalEngine, query: QueryInput) -> str:
-    """POST the question to the API function and run the queue's event source until it is
-    drained: the path a deployed question takes, API -> SQS -> poller -> pipeline."""
-    from panelbrain.functions import api
-
+    """POST the question through the API's integration and run the queue's event source until
+    it is drained: the path a deployed question takes, API -> SQS -> poller -> pipeline."""
     body = json.dumps({"question": query.question, "dataset": query.dataset, "provider": query.provider})
     # The function's EMF metric lines go to stdout in Lambda (CloudWatch reads them there);
     # locally they are kept on the engine, so stdout stays the command's own.
     emitted = io.StringIO()
     with contextlib.redirect_stdout(emitted):
-        response = api.handler(api_gateway_event("POST", "/queries", body), None)
+        response = engine.api_call(api_gateway_event("POST", "/queries", body))
     engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
     document = json.loads(response["body"])
     if response["statusCode"] == 200 and document.get("cached"):
@@ -204,6 +234,7 @@ def ask(
     """Run ``question`` to its terminal state and return the ``--json`` document."""
     checked = query_input(question, dataset, provider, latency_scale, new_query_id())
     started = time.perf_counter()
+    first_invocation = len(engine.invocations)
     query_id = submit(engine, checked)
     query = checked.model_copy(update={"query_id": query_id})
     store = DynamoQueryStore()
@@ -225,11 +256,18 @@ def ask(
         engine.wait(review_arn, on_state=on_state)
         traces += engine.trace(review_arn)
         record = store.get(query.query_id) or record
-    return document(query, record, traces, time.perf_counter() - started)
+    # This run's invocations (ask runs one question at a time on its engine).
+    invocations = engine.invocations[first_invocation:]
+    return document(query, record, traces, time.perf_counter() - started, invocations, engine)
 
 
 def document(
-    query: QueryInput, record: dict[str, Any], traces: list[StateTrace], seconds: float
+    query: QueryInput,
+    record: dict[str, Any],
+    traces: list[StateTrace],
+    seconds: float,
+    invocations: list[Invocation] | None = None,
+    engine: LocalEngine | None = None,
 ) -> dict[str, Any]:
     result = record.get("result") or {}
     synthesis = result.get("document") or result.get("synthesis") or {}
@@ -249,7 +287,10 @@ def document(
         "table": synthesis.get("table", []),
         "sql": synthesis.get("sql"),
         "weighting": synthesis.get("weighting"),
-        "trace": _trace_rows(traces),
+        "trace": _trace_rows(traces, invocations or [], engine),
+        # Lambda invocations of this run by the instance that served them (provisioned
+        # concurrency on the alias at the engine's clock, else on demand; cold starts on demand).
+        "invocations": LocalEngine.served(invocations or []),
         "usage": usage,
         "cost_usd": _cost(usage),
         "elapsed_ms": round(seconds * 1000, 1),

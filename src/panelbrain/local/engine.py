@@ -123,6 +123,17 @@ class LocalEngine:
     invocations: list[Invocation] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     metric_lines: list[str] = field(default_factory=list)
+    # Strict: an invocation AWS would serve but should not (a function with an alias invoked
+    # unqualified) is refused, so every test fails if the template regresses; not strict: it is
+    # served on demand and reported in ``violations``.
+    strict: bool = True
+    # The time the provisioned-concurrency schedules are read at (tests set a weekday 10:00).
+    clock: Callable[[], datetime] = field(default_factory=lambda: _utc_now)
+    # Seconds a function may run instead of its template Timeout (tests shorten it).
+    timeout_overrides: dict[str, float] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    environments: ExecutionEnvironments = field(default_factory=ExecutionEnvironments)
+    _provisioned: dict[str, ProvisionedTarget] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -158,7 +169,7 @@ class LocalEngine:
             def invoke(
                 _backend: Any, name: str, qualifier: Any, body: Any, headers: Any, response: Any
             ) -> bytes:
-                return engine._invoke(name, body, response)
+                return engine._invoke(name, qualifier, body, response)
 
             LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
             stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
@@ -245,28 +256,159 @@ class LocalEngine:
 
     # -- Lambda -------------------------------------------------------------------------------
 
-    def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
-        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>], or a bare name.
-        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
-        handler = self.handlers.get(name)
-        event = json.loads(body) if body else {}
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            if handler is None:
-                raise TemplateError(f"no function {name!r} in the template")
-            for fault in self.faults:
-                fault(name, event)
-            context = LambdaContext(name, f"local-{time.monotonic_ns()}", self.template.function_arn(name))
-            result = handler(event, context)
-            payload = json.dumps(result, allow_nan=False)
-        except Exception as exc:  # Lambda's contract: the class name is the error type
-            error = type(exc).__name__
+    def _invoke(
+        self, function_name: str, qualifier: str | None, body: Any, response_headers: dict[str, str]
+    ) -> bytes:
+        """Lambda's Invoke API as moto's Step Functions interpreter calls it: ``function_name`` is a
+        name or ARN (an alias ARN ends in ``:<alias>``), ``qualifier`` the Qualifier parameter."""
+        name, qualifier = split_function_arn(function_name, qualifier)
+        payload, error = self._run(name, qualifier, json.loads(body) if body else {})
+        if error is not None:  # Lambda's contract: FunctionError header, errorType in the payload
             response_headers["x-amz-function-error"] = "Unhandled"
-            payload = json.dumps({"errorType": error, "errorMessage": str(exc)})
-        with self._lock:
-            self.invocations.append(Invocation(name, started, time.perf_counter() - started, error))
+            return json.dumps(error).encode()
         return payload.encode()
+
+    def call(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke ``function`` as its event sources do: SAM connects every event source (SQS,
+        schedules, API) to the AutoPublishAlias alias
+        (https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification-generated-resources-function.html).
+        Raises :class:`LambdaFunctionError` with Lambda's errorType and errorMessage."""
+        payload, error = self._run(function, self.template.alias(function), event)
+        if error is not None:
+            raise LambdaFunctionError(function, error["errorType"], error["errorMessage"])
+        return json.loads(payload)
+
+    def api_call(self, event: dict[str, Any]) -> dict[str, Any]:
+        """What API Gateway does with a REST proxy ``event``: the route's integration comes from
+        the OpenAPI body of the template's API, is refused as AWS would refuse it, then the
+        function its URI names (and the qualifier it names) is invoked."""
+        integration = api_integration(self.template, event["httpMethod"], event["path"])
+        if integration is None:
+            raise ApiIntegrationError(
+                f"no route {event['httpMethod']} {event['path']} in the template's APIs", 404
+            )
+        problem = integration_problem(self.template, integration)
+        if problem is not None:
+            raise ApiIntegrationError(problem, 500)
+        payload, error = self._run(integration.function, integration.qualifier, event)
+        if error is not None:
+            raise LambdaFunctionError(integration.function, error["errorType"], error["errorMessage"])
+        response: dict[str, Any] = json.loads(payload)
+        return response
+
+    @property
+    def provisioned(self) -> dict[str, ProvisionedTarget]:
+        """Each function's provisioned-concurrency target, from the template."""
+        if self._provisioned is None:
+            self._provisioned = provisioned_targets(self.template)
+        return self._provisioned
+
+    def timeout_s(self, function: str) -> float:
+        """How long ``function`` may run: its Timeout, else the Globals', else Lambda's 3 s."""
+        if function in self.timeout_overrides:
+            return self.timeout_overrides[function]
+        return float(function_setting(self.template, function, "Timeout", DEFAULT_TIMEOUT_S))
+
+    def _run(
+        self, name: str, qualifier: str | None, event: dict[str, Any]
+    ) -> tuple[str, dict[str, str] | None]:
+        """One invocation as Lambda runs it: (the JSON result, None) or ("", the error payload)."""
+        t = self.template
+        handler = self.handlers.get(name)
+        if handler is None:
+            return "", {"errorType": "TemplateError", "errorMessage": f"no function {name!r} in the template"}
+        unknown = unknown_qualifier(t, name, qualifier)
+        if unknown is not None:
+            return "", {"errorType": "ResourceNotFoundException", "errorMessage": unknown}
+        unqualified = unqualified_problem(t, name, qualifier)
+        if unqualified is not None:
+            with self._lock:
+                self.violations.append(unqualified)
+            if self.strict:
+                return "", {
+                    "errorType": "UnqualifiedInvocationError",
+                    "errorMessage": f"{unqualified} The local engine is strict; with strict=False "
+                    "it serves the invocation on demand and lists it in LocalEngine.violations.",
+                }
+        version = qualifier or LATEST
+        target = self.provisioned.get(name)
+        capacity = target.capacity_at(self.clock()) if target is not None and target.alias == version else 0
+        served_by, cold_start = self.environments.acquire(name, version, capacity)
+        timeout_s = self.timeout_s(name)
+        request_id = f"local-{secrets.token_hex(8)}"
+        context = LambdaContext(
+            name,
+            request_id,
+            t.function_arn(name) + (f":{qualifier}" if qualifier else ""),
+            int(function_setting(t, name, "MemorySize", DEFAULT_MEMORY_MB)),
+            deadline=time.monotonic() + timeout_s,
+        )
+        outcome: list[tuple[str, dict[str, str] | None]] = []
+
+        def work() -> None:
+            try:
+                for fault in self.faults:
+                    fault(name, event)
+                outcome.append((json.dumps(handler(event, context), allow_nan=False), None))
+            except Exception as exc:  # Lambda's contract: the class name is the error type
+                outcome.append(("", {"errorType": type(exc).__name__, "errorMessage": str(exc)}))
+
+        # Python cannot stop a thread: the handler runs in one, and the caller gets Lambda's
+        # timeout error at the deadline while the thread runs on unobserved (Lambda would have
+        # frozen the environment). Handlers can stop themselves: the context counts down.
+        at, started = datetime.now(UTC), time.perf_counter()
+        worker = threading.Thread(target=work, name=f"lambda-{name}", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        finished = outcome[0] if outcome else None
+        payload, error = finished if finished is not None else ("", timed_out_error(request_id, timeout_s))
+        self.environments.release(name, version, served_by, reusable=finished is not None)
+        record = Invocation(
+            name,
+            started,
+            time.perf_counter() - started,
+            error["errorType"] if error else None,
+            qualifier=version,
+            served_by=served_by,
+            cold_start=cold_start,
+            at=at,
+        )
+        with self._lock:
+            self.invocations.append(record)
+        return payload, error
+
+    @staticmethod
+    def served(invocations: list[Invocation]) -> dict[str, int]:
+        """How ``invocations`` were served: {provisioned, on_demand, cold_starts}."""
+        return {
+            "provisioned": sum(1 for i in invocations if i.served_by == "provisioned"),
+            "on_demand": sum(1 for i in invocations if i.served_by == "on_demand"),
+            "cold_starts": sum(1 for i in invocations if i.cold_start),
+        }
+
+    def task_functions(self, machine: str) -> dict[str, str]:
+        """Each Lambda Task state of ``machine`` (Parallel and Map branches included) and the
+        function it invokes: a plain function ARN as Resource, or lambda:invoke's FunctionName."""
+        found: dict[str, str] = {}
+
+        def walk(states: dict[str, Any]) -> None:
+            for state_name, state in states.items():
+                resource = str(state.get("Resource", ""))
+                target = (
+                    state.get("Parameters", {}).get("FunctionName")
+                    if ":states:::lambda:" in resource
+                    else resource
+                )
+                if state.get("Type") == "Task" and isinstance(target, str) and ":function:" in target:
+                    found[state_name] = split_function_arn(target)[0]
+                for branch in state.get("Branches", []):
+                    walk(branch["States"])
+                for key in ("Iterator", "ItemProcessor"):
+                    if key in state:
+                        walk(state[key]["States"])
+
+        walk(json.loads(self.template.definition(machine))["States"])
+        return found
 
     def clear_table(self, table: str) -> None:
         """Empty a table (tests use it to start from a cold result cache)."""
@@ -306,10 +448,7 @@ class LocalEngine:
             return None
         arn = self.template.resolve({"Fn::GetAtt": [queue, "Arn"]})
         event = {"Records": [_sqs_record(m, arn, self.template.region) for m in received]}
-        context = LambdaContext(
-            function, f"local-{time.monotonic_ns()}", self.template.function_arn(function)
-        )
-        response: dict[str, Any] = self.handlers[function](event, context) or {}
+        response: dict[str, Any] = self.call(function, event) or {}
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         for message in received:
             if message["MessageId"] not in failed:
@@ -342,11 +481,7 @@ class LocalEngine:
             "resources": [f"arn:aws:events:{self.template.region}:{self.template.account}:rule/{function}"],
             "detail": {},
         }
-        response: dict[str, str] = {}
-        result = json.loads(self._invoke(function, json.dumps(event), response))
-        if response.get("x-amz-function-error"):
-            raise TemplateError(f"{function} failed: {result.get('errorType')}: {result.get('errorMessage')}")
-        return result
+        return self.call(function, event)
 
     # -- executions ---------------------------------------------------------------------------
 
@@ -528,6 +663,10 @@ def _as_trace(event: dict[str, Any], execution_arn: str) -> StateTrace | None:
         name = event["stateExitedEventDetails"]["name"]
         return StateTrace(name, machine, event["timestamp"], event["timestamp"])
     return None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _import_handler(path: str) -> Handler:

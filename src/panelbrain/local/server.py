@@ -26,6 +26,7 @@ from typing import Any
 from panelbrain.errors import PanelbrainError
 from panelbrain.local.ask import ReviewWaitError, api_gateway_event, decide
 from panelbrain.local.engine import LocalEngine
+from panelbrain.local.lambda_rules import ApiIntegrationError, LambdaFunctionError
 from panelbrain.review.service import DecisionError
 
 _CAPTURE = threading.Lock()
@@ -126,12 +127,10 @@ class LocalServer:
     def call_api(
         self, method: str, path: str, body: str | None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], str]:
-        from panelbrain.functions import api, review_api
-
-        bare = path.partition("?")[0]
-        handler = review_api.handler if bare.startswith(("/reviews", "/slack/")) else api.handler
+        """The route's integration, as the template's OpenAPI body declares it (the function and
+        qualifier its URI names), invoked through the engine's Lambda rules."""
         with self._captured() as emitted:
-            response = handler(api_gateway_event(method, path, body, headers=headers), None)
+            response = self.engine.api_call(api_gateway_event(method, path, body, headers=headers))
         self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
         # A REST API proxy response may carry its headers in either field (Powertools answers a
         # multi-value event with multiValueHeaders); API Gateway merges both.
@@ -205,6 +204,13 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     self._send(404, json.dumps({"error": f"no route {method} {self.path}"}))
             except _TooLarge:
                 self._send(413, json.dumps({"error": f"body larger than {MAX_BODY_BYTES:,} bytes"}))
+            except ApiIntegrationError as exc:  # what API Gateway answers, and why (it logs why)
+                sys.stderr.write(f"{self.command} {self.path}: {exc.message}\n")
+                message = "Internal server error" if exc.status >= 500 else "Not Found"
+                self._send(exc.status, json.dumps({"message": message, "error": exc.message}))
+            except LambdaFunctionError as exc:  # a proxy integration's function failed: 502
+                sys.stderr.write(f"{self.command} {self.path}: {exc.message}\n")
+                self._send(502, json.dumps({"message": "Internal server error"}))
             except PanelbrainError as exc:
                 status = (
                     HTTPStatus.UNPROCESSABLE_ENTITY
