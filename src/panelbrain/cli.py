@@ -811,6 +811,29 @@ def bench_size(
         raise PanelbrainError(f"over Lambda's limits: {', '.join(too_big)}")
 
 
+@app.command()
+def check(
+    root: Annotated[
+        Path | None, typer.Option(help="Project folder (template.yaml, samconfig.toml); default: found.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The production checklist: AWS's rules over SAM's output, the ASL and samconfig.toml."""
+    from panelbrain.local.engine import find_template
+    from panelbrain.ops.checklist import report_lines, run
+
+    report = run(root or find_template().parent)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        typer.echo("\n".join(report_lines(report)))
+    if report.failed:
+        names = ", ".join(r.rule.id for r in report.failed)
+        raise BadInputError(
+            f"{len(report.failed)} checklist rule(s) fail: {names} (see docs/production-checklist.md)"
+        )
+
+
 def main() -> NoReturn:
     """Entry point: map every failure onto the exit-code contract, never a traceback."""
     debug = bool(os.environ.get("PANELBRAIN_DEBUG"))
