@@ -19,7 +19,11 @@ from panelbrain.aws.cache import DynamoResultCache
 SRC = Path(__file__).parent.parent.parent / "src" / "panelbrain"
 # Where boto3 may still build a client itself: the builder, and the local engine's set-up of the
 # emulator's resources (its own clients, not a handler's). Paths relative to src/panelbrain.
-ALLOWED = {("aws/clients.py", "_build"), ("local/engine.py", "LocalEngine._deploy")}
+ALLOWED = {
+    ("aws/clients.py", "_build"),
+    ("local/engine.py", "LocalEngine._deploy"),
+    ("local/aws_rules.py", "deploy"),
+}
 FACTORIES = {"boto3.client", "boto3.resource", "boto3.Session", "boto3.session.Session"}
 
 
