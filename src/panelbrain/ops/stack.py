@@ -280,16 +280,24 @@ def _machines(
     machines: dict[str, Machine] = {}
     errors: dict[str, str] = {}
     for name, body in source.template.get("Resources", {}).items():
-        if body.get("Type") != "AWS::Serverless::StateMachine" or name not in resources:
+        kind = body.get("Type")
+        if kind not in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
             continue
+        if name not in resources:
+            continue  # its Condition is false in this deployment
         properties = body.get("Properties", {})
         uri = properties.get("DefinitionUri")
-        if isinstance(uri, str):
+        if kind == "AWS::Serverless::StateMachine" and isinstance(uri, str):
             text = json.dumps(source.asl[uri])
         elif isinstance(properties.get("Definition"), dict):
             text = json.dumps(properties["Definition"])
+        elif isinstance(properties.get("DefinitionString"), str):
+            text = properties["DefinitionString"]
         else:
-            errors[name] = "has no local DefinitionUri or inline Definition the checklist can read"
+            errors[name] = (
+                "has no local DefinitionUri, Definition or literal DefinitionString the checklist can "
+                "read: keep the ASL in a file of this repository"
+            )
             continue
         deployed = resources[name].get("Properties", {})
         for key, value in deployed.get("DefinitionSubstitutions", {}).items():
@@ -301,8 +309,12 @@ def _machines(
                 "Step Functions would receive it literally"
             )
             continue
-        kind = str(deployed.get("StateMachineType", "STANDARD"))
-        machines[name] = Machine(name, kind, json.loads(text))
+        try:
+            definition = json.loads(text)
+        except json.JSONDecodeError as exc:
+            errors[name] = f"ASL is not valid JSON once substituted ({exc})"
+            continue
+        machines[name] = Machine(name, str(deployed.get("StateMachineType", "STANDARD")), definition)
     return machines, errors
 
 
