@@ -91,3 +91,9 @@ class TransientError(PanelbrainError):
 
 class ReviewRejectedError(PanelbrainError):
     """A reviewer rejected an answer; the review workflow catches this name."""
+
+
+class PayloadTooLargeError(PanelbrainError):
+    """A payload would not fit a workflow state or a DynamoDB item even with its bulk in S3;
+    raised before Step Functions would fail the execution uncatchably (States.DataLimitExceeded),
+    so the workflow's Catch records why."""

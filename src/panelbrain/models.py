@@ -101,6 +101,16 @@ class Plan(_Model):
     latency_scale: float = 0.0
 
 
+class ClaimCheck(_Model):
+    """A payload too large to travel inline, kept in S3 (:mod:`panelbrain.aws.blobs`): where it
+    is and how big; for a table, how many rows and the first of them."""
+
+    claim_check: str
+    bytes: int
+    rows: int | None = None
+    head: list[dict[str, Any]] | None = None
+
+
 class WorkerResult(_Model):
     """Every worker returns this envelope: skipped workers say so."""
 
@@ -117,9 +127,10 @@ class Synthesis(_Model):
     question: str
     dataset: str
     answer: str
-    table: list[dict[str, Any]]
+    # In a workflow state, a table or weighting too large to travel inline is a claim check.
+    table: ClaimCheck | list[dict[str, Any]] = Field(union_mode="left_to_right")
     sql: str | None
-    weighting: dict[str, Any] | None
+    weighting: ClaimCheck | dict[str, Any] | None = Field(union_mode="left_to_right")
     confidence: float = Field(ge=0.0, le=1.0)
     confidence_reasons: list[str]
     provider: str
@@ -133,7 +144,7 @@ class FormattedAnswer(_Model):
     """Markdown for people; programs read the synthesis itself, which travels beside it."""
 
     query_id: str
-    markdown: str
+    markdown: ClaimCheck | str = Field(union_mode="left_to_right")
 
 
 class TerminalRecord(_Model):

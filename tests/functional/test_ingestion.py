@@ -228,16 +228,17 @@ def test_cache_key_changes_with_data_version_not_with_spelling() -> None:
 
 
 def test_oversized_state_is_offloaded_and_read_back_intact(engine: LocalEngine) -> None:
-    from panelbrain.aws.blobs import THRESHOLD_BYTES, offload, resolve
+    from panelbrain.aws.blobs import offload, resolve
+    from panelbrain.aws.budgets import WORKER_INLINE_BYTES
 
-    # GIVEN a worker output larger than the 200 KB threshold (10,000 rows of SQL output)
+    # GIVEN a worker output larger than a worker's inline budget (10,000 rows of SQL output)
     big = {"columns": ["id", "label"], "rows": [[i, f"respondent {i:06d} " * 3] for i in range(10_000)]}
-    assert len(json.dumps(big)) > THRESHOLD_BYTES
+    assert len(json.dumps(big)) > WORKER_INLINE_BYTES
     # WHEN it is offloaded
-    claim = offload(big)
+    claim = offload(big, budget=WORKER_INLINE_BYTES)
     # THEN the state carries a small claim check, and resolving it gives the same payload back
     assert set(claim) == {"claim_check", "bytes"} and len(json.dumps(claim)) < 200
     assert claim["claim_check"].startswith("s3://payloadbucket/payloads/")
     assert resolve(claim) == big
     small = {"rows": [[1, "a"]]}
-    assert offload(small) is small and resolve(small) is small
+    assert offload(small, budget=WORKER_INLINE_BYTES) is small and resolve(small) is small

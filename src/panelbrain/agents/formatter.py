@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from panelbrain.agents.latency import simulate_latency
 from panelbrain.data.dictionary import load_dictionary
+from panelbrain.errors import PanelbrainError
 from panelbrain.models import FormattedAnswer, Synthesis
 
 
@@ -22,7 +23,13 @@ def run(synthesis: Synthesis, latency_scale: float = 0.0) -> FormattedAnswer:
     def fmt(value: float) -> str:
         return number.format(value)
 
-    for row in synthesis.table:
+    rows = synthesis.table
+    if not isinstance(rows, list):
+        raise PanelbrainError(
+            f"query {synthesis.query_id}: the formatter was given the table's claim check, not the "
+            "table: resolve it first (panelbrain.aws.blobs.resolve)"
+        )
+    for row in rows:
         group = by.value_label(row["group"]) if by and row["group"] != "All" else row["group"]
         value = measure.value_label(row["category"]) if row["category"] else measure.label
         mark = " *" if row["significant"] else ""

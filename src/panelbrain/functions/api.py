@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 
+from panelbrain.aws.blobs import resolve_all
 from panelbrain.aws.cache import DynamoResultCache, ResultCache, cache_key
 from panelbrain.aws.queue import QueryQueue, SqsQueryQueue
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
@@ -97,7 +98,10 @@ def get_query(query_id: str) -> dict[str, Any]:
     record = store().get(query_id) if QUERY_ID.fullmatch(query_id) else None
     if record is None:
         raise NotFoundError(f"no query {query_id!r}")
-    return record
+    # What was too large for a workflow state or a DynamoDB item is read back from S3, so the
+    # caller gets the whole result (a Lambda response may hold 6 MB:
+    # https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html).
+    return {**record, "result": resolve_all(record.get("result") or {})}
 
 
 def _unsupported_media(event: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,9 +3,17 @@
 from typing import Any
 
 from panelbrain.agents import formatter
+from panelbrain.aws.blobs import KEPT, offload, resolve
+from panelbrain.aws.budgets import MARKDOWN_INLINE_BYTES
 from panelbrain.models import Synthesis
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    synthesis = Synthesis.model_validate(event["synthesis"])
-    return formatter.run(synthesis, float(event.get("latency_scale", 0.0))).model_dump(mode="json")
+    # The markdown shows every row, so a table that travels as a claim check is read back here.
+    raw = event["synthesis"]
+    synthesis = Synthesis.model_validate({**raw, "table": resolve(raw["table"])})
+    answer = formatter.run(synthesis, float(event.get("latency_scale", 0.0)))
+    # The markdown travels beside the synthesis and into the query item: held to its budget.
+    document = answer.model_dump(mode="json")
+    document["markdown"] = offload(answer.markdown, budget=MARKDOWN_INLINE_BYTES, prefix=KEPT)
+    return document

@@ -4,6 +4,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from panelbrain.aws.blobs import fit
+from panelbrain.aws.budgets import RESULT_INLINE_BYTES
 from panelbrain.aws.cache import TTL_SECONDS, DynamoResultCache, ResultCache, cache_key
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import load_dictionary
@@ -15,11 +17,15 @@ cache: Callable[[], ResultCache] = functools.cache(DynamoResultCache)
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = TerminalRecord.model_validate(event)
-    written = store().put_record(record)
+    # A DynamoDB item holds at most 400 KB: a larger result goes to S3, field by field, and the
+    # query item (and the cache item) keep the claim checks; readers resolve them.
+    result = fit(record.result, RESULT_INLINE_BYTES, what=f"query {record.query_id}'s result")
+    written = store().put_record(record.model_copy(update={"result": result}))
     document = record.result.get("document") if record.status == "answered" else None
     if written and document:
         # Answers (confident or approved) serve repeats of the question until they expire.
         spec = load_dictionary(document["dataset"])
         key = cache_key(document["question"], spec.name, spec.data_version)
-        cache().put(key, {**record.result, "route": record.route}, TTL_SECONDS[spec.freshness])
-    return {**record.model_dump(mode="json"), "written": written}
+        cache().put(key, {**result, "route": record.route}, TTL_SECONDS[spec.freshness])
+    # The reply stays in the workflow state beside the result it wrote: say what, not it again.
+    return {"query_id": record.query_id, "status": record.status, "route": record.route, "written": written}

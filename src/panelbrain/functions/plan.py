@@ -3,8 +3,12 @@
 from typing import Any
 
 from panelbrain.agents import plan
+from panelbrain.aws.budgets import PLAN_BYTES, ensure_within
 from panelbrain.models import QueryInput
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return plan.run(QueryInput.model_validate(event)).model_dump(mode="json")
+    result = plan.run(QueryInput.model_validate(event)).model_dump(mode="json")
+    # The plan travels in every state up to the synthesis (and inside it): held to its budget.
+    ensure_within(result, PLAN_BYTES, "the plan")
+    return result

@@ -3,8 +3,9 @@
 from typing import Any
 
 from panelbrain.agents import synthesise
-from panelbrain.aws.blobs import resolve
-from panelbrain.models import Plan, WorkerResult
+from panelbrain.aws.blobs import KEPT, fit, head, offload, resolve
+from panelbrain.aws.budgets import SYNTHESIS_BYTES, TABLE_PREVIEW_BYTES, json_bytes
+from panelbrain.models import ClaimCheck, Plan, WorkerResult
 from panelbrain.review.policy import ReviewPolicy
 
 
@@ -13,9 +14,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = [WorkerResult.model_validate(r) for r in event["workers"]]
     results = [r.model_copy(update={"output": resolve(r.output)}) for r in results]
     synthesis = synthesise.run(plan, results)
+    table, weighting = synthesis.table, synthesis.weighting
+    assert isinstance(table, list) and not isinstance(weighting, ClaimCheck)  # only offloaded below
     # Route by the policy in the workflow's settings (thresholds and review rules).
     policy = ReviewPolicy.model_validate(event.get("settings") or {})
-    route, reasons = policy.route(
-        synthesis.query_id, synthesis.confidence, synthesis.table, synthesis.weighting
-    )
-    return synthesis.model_copy(update={"route": route, "review_reasons": reasons}).model_dump(mode="json")
+    route, reasons = policy.route(synthesis.query_id, synthesis.confidence, table, weighting)
+    routed = synthesis.model_copy(update={"route": route, "review_reasons": reasons})
+    return _travelling(routed.model_dump(mode="json"))
+
+
+def _travelling(document: dict[str, Any]) -> dict[str, Any]:
+    """The synthesis as it travels: within SYNTHESIS_BYTES, its table (then its weighting) in S3
+    when it does not fit. Stored queries refer to them, so they are kept, not expired."""
+    if json_bytes(document) <= SYNTHESIS_BYTES:
+        return document
+    rows = document["table"]
+    preview = head(rows, TABLE_PREVIEW_BYTES)  # what a reviewer's e-mail and page show
+    table = offload(rows, budget=0, prefix=KEPT, rows=len(rows), head=preview)
+    return fit({**document, "table": table}, SYNTHESIS_BYTES, what="the synthesis", fields=["weighting"])

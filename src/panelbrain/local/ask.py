@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
+from panelbrain.aws.blobs import resolve_all
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.errors import BadInputError, PanelbrainError
 from panelbrain.local.engine import LOCAL_REVIEWER, Invocation, LocalEngine, StateTrace
@@ -269,7 +270,8 @@ def document(
     invocations: list[Invocation] | None = None,
     engine: LocalEngine | None = None,
 ) -> dict[str, Any]:
-    result = record.get("result") or {}
+    # What was too large for a workflow state or a DynamoDB item is read back from S3.
+    result = resolve_all(record.get("result") or {})
     synthesis = result.get("document") or result.get("synthesis") or {}
     usage = _usage_totals(synthesis.get("usage", []))
     return {

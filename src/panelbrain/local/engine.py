@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from panelbrain.local import aws_rules
 from panelbrain.local.lambda_rules import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
@@ -133,6 +134,9 @@ class LocalEngine:
     timeout_overrides: dict[str, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     environments: ExecutionEnvironments = field(default_factory=ExecutionEnvironments)
+    # AWS's service rules moto lacks (payload limits, the Express duration, SQS's clock...);
+    # tests may shorten the time-based ones. See aws_rules.py.
+    rules: aws_rules.AwsRules = field(default_factory=aws_rules.AwsRules)
     _provisioned: dict[str, ProvisionedTarget] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,6 +180,7 @@ class LocalEngine:
             _reuse_task_clients(stack)
             _reuse_parse_trees(stack)
             _honour_early_outcomes(stack)
+            aws_rules.hold(stack, engine.rules)
             engine._deploy()
             stack.callback(engine._undeploy_env)
             yield engine
@@ -250,6 +255,7 @@ class LocalEngine:
                 roleArn=f"arn:aws:iam::{t.account}:role/{name}Role",
                 type=resource["Properties"].get("Type", "STANDARD"),
             )
+        aws_rules.deploy(t, self.clients)
 
     def _undeploy_env(self) -> None:
         _restore_env(self._env)
@@ -432,8 +438,10 @@ class LocalEngine:
     def deliver(self, queue: str, function: str, *, max_messages: int = 10) -> dict[str, Any] | None:
         """One poll of ``queue`` for ``function``, as Lambda's SQS event source does: receive a
         batch, invoke the handler, delete what succeeded. Returns the handler's response (None
-        when the queue was empty); failed records stay and come back after the visibility timeout
-        (here at once), up to the queue's maxReceiveCount, then go to its dead-letter queue."""
+        when no message is visible); failed records stay hidden for the queue's VisibilityTimeout
+        (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html)
+        on the engine's SQS clock (``rules.advance_queue_clock`` lets that time pass), then come
+        back, up to the queue's maxReceiveCount, then go to its dead-letter queue."""
         sqs = self.clients["sqs"]
         url = self.template.resolve({"Ref": queue})
         received = sqs.receive_message(
@@ -441,7 +449,6 @@ class LocalEngine:
             MaxNumberOfMessages=max_messages,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            VisibilityTimeout=0,
             WaitTimeSeconds=0,
         ).get("Messages", [])
         if not received:

@@ -134,6 +134,7 @@ class Template:
             "AWS::AccountId": self.account,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": "panelbrain-local",
         }
         if name in pseudo:
             return pseudo[name]
