@@ -161,7 +161,10 @@ def test_no_resource_depends_on_itself(auth: str) -> None:
     ("parameters", "refused"),
     [
         # Sonnet 4.5 / Haiku 4.5 on demand only through an inference profile: a bare model id is refused.
-        ({"InferenceProfilePrefix": "none", "Reviewers": "a@example.com"}, "allowed values are us, eu, apac, global"),
+        (
+            {"InferenceProfilePrefix": "none", "Reviewers": "a@example.com"},
+            "allowed values are us, eu, apac, global",
+        ),
         # An empty allow-list refuses every decision: every deployed review would time out.
         ({}, "Parameters: [Reviewers] must have values"),
         ({"Reviewers": ""}, "Reviewers=''"),

@@ -82,7 +82,9 @@ class Template:
                 raise TemplateError(f"Parameters: [{name}] must have values ({spec.get('Description', '')})")
             allowed = spec.get("AllowedValues")
             if allowed is not None and value not in [str(v) for v in allowed]:
-                raise TemplateError(f"parameter {name}={value!r}: allowed values are {', '.join(map(str, allowed))}")
+                raise TemplateError(
+                    f"parameter {name}={value!r}: allowed values are {', '.join(map(str, allowed))}"
+                )
             pattern = spec.get("AllowedPattern")
             if pattern is not None and re.fullmatch(pattern, value) is None:
                 why = spec.get("ConstraintDescription", f"it must match {pattern}")
