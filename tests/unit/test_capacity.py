@@ -93,7 +93,61 @@ def test_seed_claim_parallel_workers() -> None:
 def test_scaling_parameters_come_from_the_template() -> None:
     from panelbrain.ops.template_scaling import scaling
 
-    rules = scaling(ROOT / "template.yaml")
-    assert rules.provisioned["BrainPlanFunction"] == (5, 2, 1, 0.5)
-    assert rules.provisioned["SqlWriterFunction"] == (10, 2, 1, 0.25)
-    assert (rules.scale_up_per_minute, rules.surge_per_minute, rules.scale_down_per_minute) == (50, 100, 20)
+    agents = scaling(ROOT / "template.yaml").agents
+    assert set(agents) == {
+        "BrainPlanFunction",
+        "SqlWriterFunction",
+        "WeightApplierFunction",
+        "DataProcessorFunction",
+        "BrainSynthesiseFunction",
+        "FormatterFunction",
+    }
+    plan_fn, sql = agents["BrainPlanFunction"], agents["SqlWriterFunction"]
+    assert plan_fn.minimum_by_action() == {"business-hours": 5, "off-hours": 2, "weekends": 1}
+    assert (sql.minimum_by_action()["business-hours"], sql.memory_gb, sql.max_capacity) == (10, 0.25, 100)
+    for agent in agents.values():
+        utilisation, demand = agent.policy("utilisation"), agent.policy("demand")
+        assert utilisation is not None and utilisation.target == 0.7
+        # Queries a minute one instance serves at 70 % busy.
+        assert demand is not None and agent.seed_duration_s is not None
+        assert demand.target == pytest.approx(0.7 * 60 / agent.seed_duration_s)
+        assert (demand.scale_out_cooldown_s, demand.scale_in_cooldown_s) == (180, 600)
+
+
+def test_the_schedule_sets_minimums_the_way_application_auto_scaling_does() -> None:
+    # A scheduled action holds until the next one fires: Monday before 09:00 is still the
+    # weekend's minimum (the off-hours action runs only on weekday evenings).
+    from panelbrain.ops.template_scaling import scaling
+
+    agent = scaling(ROOT / "template.yaml").agents["BrainPlanFunction"]
+    monday = {hour: agent.bounds_at(hour * 3600)[0] for hour in (0, 8.99, 9, 17.99, 18, 23)}
+    assert monday == {0: 1, 8.99: 1, 9: 5, 17.99: 5, 18: 2, 23: 2}
+    friday_evening, saturday = agent.bounds_at((4 * 24 + 20) * 3600), agent.bounds_at((5 * 24 + 12) * 3600)
+    assert (friday_evening[0], saturday[0]) == (2, 1)
+
+
+def test_a_step_scaling_policy_on_lambda_is_refused_as_aws_refuses_it(tmp_path: Path) -> None:
+    from panelbrain.ops.template_scaling import TemplateScalingError, scaling
+
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    policy = "      PolicyName: !Sub ${AWS::StackName}-BrainPlanFunction-demand\n      PolicyType: "
+    broken = text.replace(policy + "TargetTrackingScaling", policy + "StepScaling")
+    assert broken != text
+    (tmp_path / "template.yaml").write_text(broken, encoding="utf-8")
+    with pytest.raises(TemplateScalingError, match="BrainPlanFunctionDemand: PolicyType 'StepScaling'"):
+        scaling(tmp_path / "template.yaml")
+
+
+def test_provisioned_concurrency_at_peak_follows_target_tracking() -> None:
+    # At 5,000 a day the busiest minute (13.9 queries) needs fewer instances than the
+    # business-hours minimum; at 50,000 (139 a minute) the Demand policies set the count:
+    # ceil(139 / 8.4) = 17 for the brain, ceil(139 / 4.2) = 34 for the SQL writer.
+    low = plan(5_000)["provisioned_concurrency_at_peak"]
+    high = plan(50_000)["provisioned_concurrency_at_peak"]
+    assert {name: f["value"] for name, f in low.items()} == {
+        name: f["inputs"]["schedule_minimum"] for name, f in low.items()
+    }
+    assert high["BrainPlanFunction"]["value"] == 17
+    assert high["SqlWriterFunction"]["value"] == 34
+    assert high["FormatterFunction"]["value"] == 10  # ceil(139 / 14) = 10, the minimum anyway
+    assert all("formula" in f for f in high.values())

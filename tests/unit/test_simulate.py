@@ -1,6 +1,9 @@
-"""The simulation: its queueing machinery against Erlang C, and what it says of the seed's claims."""
+"""The simulation: its queueing machinery against Erlang C, the scaling it models against the
+rules Application Auto Scaling documents, and what it says of the seed's claims."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,12 @@ from panelbrain.ops.simulate import (
     erlang_c_mean_wait,
     simulate_mmc,
 )
+from panelbrain.ops.template_scaling import scaling
+from panelbrain.ops.tracking import ALARM, INSUFFICIENT_DATA, OK, MinuteMetrics, TargetTracking, alarm_state
+
+ROOT = Path(__file__).parent.parent.parent
+HOUR = 3600
+MONDAY_11 = 11 * HOUR
 
 
 @pytest.mark.parametrize(("arrival", "servers"), [(4.0, 5), (8.0, 10)])
@@ -27,15 +36,135 @@ def test_arrival_profile_keeps_the_volume_and_the_peak() -> None:
     assert max(per_minute) == pytest.approx(4 * 5_000 / 1440, rel=1e-3)
 
 
+# -- the scaling model against the documented rules ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("points", "state"),
+    [
+        # CloudWatch's own table for 3 of 3 with missing data treated as missing (X breaching).
+        ("0-X-X", OK),
+        ("0----", OK),
+        ("-----", INSUFFICIENT_DATA),
+        ("0XX-X", ALARM),
+        ("--X--", ALARM),  # the oldest breaching point is 3 periods old: no premature alarm
+        ("----X", OK),  # one fresh breaching point is not yet an alarm
+    ],
+)
+def test_alarm_evaluation_follows_cloudwatch_on_missing_data(points: str, state: str) -> None:
+    values = [None if c == "-" else (1.0 if c == "X" else 0.0) for c in points]
+    assert alarm_state(values, 0.5, True, 3) == state
+
+
+def _minute(queries: int, busy: float = 0.0) -> MinuteMetrics:
+    return MinuteMetrics(queries=queries, busy_provisioned=busy, active=queries > 0 or busy > 0)
+
+
+def _run(tracker: TargetTracking, start: float, minutes: list[MinuteMetrics]) -> list[int]:
+    return [tracker.tick(start + (i + 1) * 60, m) for i, m in enumerate(minutes)]
+
+
+def test_demand_scales_out_in_proportion_after_three_datapoints() -> None:
+    agent = scaling(ROOT / "template.yaml").agents["BrainPlanFunction"]  # demand target 8.4
+    tracker = TargetTracking(agent)
+    assert tracker.tick(MONDAY_11, None) == 5  # business hours: the schedule's minimum
+    # 168 incoming queries a minute are 20 instances' worth at 8.4 each.
+    capacity = _run(tracker, MONDAY_11, [_minute(168, busy=4.0)] * 4)
+    assert capacity == [5, 5, 20, 20]
+    # Twice the demand, twice the instances.
+    capacity = _run(tracker, MONDAY_11 + 240, [_minute(336, busy=10.0)] * 3)
+    assert capacity[-1] == 40
+
+
+def test_scale_in_waits_for_15_low_datapoints_and_every_policy() -> None:
+    agent = scaling(ROOT / "template.yaml").agents["BrainPlanFunction"]
+    tracker = TargetTracking(agent)
+    tracker.tick(MONDAY_11, None)
+    _run(tracker, MONDAY_11, [_minute(168, busy=4.0)] * 3)
+    assert tracker.capacity == 20
+    # Demand collapses but the instances stay busy (utilisation 0.65, above the 0.63 at which
+    # the utilisation policy would agree): no scale in.
+    busy = _run(tracker, MONDAY_11 + 180, [_minute(2, busy=13.0)] * 20)
+    assert set(busy) == {20}
+    # Both low: the 15th low datapoint of each is the first moment it may fall, back to the
+    # schedule's minimum (proportional: ceil(20 * 2 / 20 / 8.4) = 1, floored at 5).
+    quiet = _run(tracker, MONDAY_11 + 1380, [_minute(2, busy=0.2)] * 16)
+    assert quiet[:14] == [20] * 14 and quiet[14:] == [5, 5]
+
+
+def test_lowering_the_minimum_removes_nothing_until_target_tracking_scales_in() -> None:
+    agent = scaling(ROOT / "template.yaml").agents["SqlWriterFunction"]  # 10 in business hours
+    tracker = TargetTracking(agent)
+    evening = 17 * HOUR + 40 * 60
+    tracker.tick(evening, None)
+    # Busy until 18:00 (70 % of 10 instances), then quiet: the off-hours minimum of 2 applies
+    # at 18:00 but the instances go only when both policies' low alarms have 15 datapoints.
+    capacity = _run(tracker, evening, [_minute(40, busy=7.0)] * 20 + [_minute(1, busy=0.1)] * 16)
+    assert capacity[:20] == [10] * 20
+    assert capacity[20:34] == [10] * 14 and capacity[34:] == [2, 2]
+
+
+# -- the simulated pipeline --------------------------------------------------------------------
+
+
 def test_a_day_at_5000_and_what_provisioned_concurrency_changes() -> None:
-    with_pc = Simulation(SimConfig(5_000, scaling="seed")).run()
-    without = Simulation(SimConfig(5_000, scaling="none")).run()
+    day = Simulation(SimConfig(5_000))
+    with_pc, without = day.run(), Simulation(SimConfig(5_000, scaling="none")).run()
     assert with_pc["queries"] == pytest.approx(5_000, rel=0.05)
     assert with_pc["throttles"] == 0 and with_pc["max_queue_depth"] == 0
-    # Provisioned concurrency removes most cold starts; at this volume on-demand instances stay
-    # warm anyway, so even without it only about 1 % of invocations start cold.
+    # Provisioned concurrency removes about half the cold starts; at this volume on-demand
+    # instances stay warm anyway, so even without it only about 1 % of invocations start cold.
     assert with_pc["cold_start_fraction"] < without["cold_start_fraction"] < 0.05
     assert 20 < with_pc["p50_s"] < 35
+    # Every invocation is counted once, on a provisioned instance or on demand.
+    for counts in with_pc["functions"].values():
+        assert counts["provisioned"] + counts["on_demand"] == counts["invocations"]
+        assert counts["cold_starts"] <= counts["on_demand"]
+        assert counts["invocations"] == pytest.approx(with_pc["queries"], abs=5)
+    assert all(c["provisioned"] == 0 for c in without["functions"].values())
+    business = day.provisioned_share(range(9, 18))
+    print(f"5,000 a day: {business:.1%} of agent invocations in business hours on provisioned instances")
+    assert business > 0.9
+
+
+def _surge(scaling_mode: str) -> Simulation:
+    # 200 extra queries a minute from 11:00 to 11:30 on a Monday, with model quotas that do not
+    # throttle, so only Lambda scaling is under test.
+    config = SimConfig(500, days=0.55, scaling=scaling_mode, surges=((MONDAY_11, MONDAY_11 + 1800, 200.0),))
+    config.tpm_quota = {"sonnet": 1e7, "haiku": 1e7}
+    simulation = Simulation(config)
+    simulation.run()
+    return simulation
+
+
+def test_a_surge_raises_capacity_in_proportion_and_it_falls_back_no_sooner_than_the_rule() -> None:
+    simulation = _surge("template")
+    agent = scaling(ROOT / "template.yaml").agents["BrainPlanFunction"]
+    demand = agent.policy("demand")
+    assert demand is not None
+    capacity = simulation.capacity["BrainPlanFunction"]  # one value a minute from 00:00
+    start, end = MONDAY_11 // 60, (MONDAY_11 + 1800) // 60
+    surge_rate = sum(simulation.arrivals_per_minute[start:end]) / (end - start)
+    peak = max(capacity[start:end])
+    assert capacity[start - 1] == 5  # the business-hours minimum before the surge
+    # Not before three one-minute datapoints above the target.
+    assert capacity[start : start + 3] == [5, 5, 5]
+    assert surge_rate / demand.target <= peak <= 1.5 * surge_rate / demand.target
+    # No scale-in before 15 datapoints below 90 % of the target; back to the minimum after.
+    assert min(capacity[end : end + 15]) == capacity[end - 1]
+    assert capacity[end + 60] == 5
+
+
+def test_the_seeds_step_rules_overshoot_where_target_tracking_follows_the_load() -> None:
+    tracked, stepped = _surge("template"), _surge("seed-steps")
+    start, end = MONDAY_11 // 60, (MONDAY_11 + 1800) // 60
+    tracked_peak = max(tracked.capacity["BrainPlanFunction"][start:end])
+    stepped_series = stepped.capacity["BrainPlanFunction"]
+    # +100 % every 3 minutes from 5 reaches the maximum of 100, 3 to 4 times the load's need,
+    # and -25 % every 3 minutes keeps instances long after the surge.
+    assert max(stepped_series[start:end]) == 100 and tracked_peak < 50
+    assert stepped_series[end + 20] > tracked.capacity["BrainPlanFunction"][end + 20]
+    assert stepped.provisioned_gb_seconds > tracked.provisioned_gb_seconds
 
 
 def test_at_50000_the_model_quota_saturates_first_and_the_recommended_units_remove_it() -> None:
@@ -57,3 +186,8 @@ def test_reviews_and_cost_of_the_period_are_reported() -> None:
     assert result["reviewed_p50_s"] > result["p95_s"]  # a person is slower than the pipeline
     assert result["cost_usd"] > 0
     assert Simulation(SimConfig(4_000, days=0.5)).run()["cost_usd"] > result["cost_usd"]
+
+
+def test_an_unknown_scaling_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="scaling must be one of template, seed-steps, none"):
+        Simulation(SimConfig(100, scaling="seed"))

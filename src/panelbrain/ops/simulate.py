@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,8 @@ class _Pool:
 
     provisioned: int = 0
     busy_provisioned: int = 0
-    idle_on_demand: list[float] = field(default_factory=list)  # expiry times
+    # Expiry times of idle on-demand instances, in the order they went idle (so ascending).
+    idle_on_demand: deque[float] = field(default_factory=deque)
     running: int = 0  # invocations in progress, provisioned or not
     started: int = 0  # invocations started this minute
     busy_area: float = 0.0  # provisioned instance-seconds busy this minute
@@ -194,7 +196,8 @@ class Simulation:
         served = pool.by_hour[int(now // 3600) % 24]
         pool.started += 1
         pool.running += 1
-        pool.idle_on_demand = [t for t in pool.idle_on_demand if t > now]
+        while pool.idle_on_demand and pool.idle_on_demand[0] <= now:
+            pool.idle_on_demand.popleft()
         # Provisioned instances take an invocation first; past them Lambda scales on demand:
         # https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
         on_provisioned = pool.busy_provisioned < pool.provisioned
