@@ -147,12 +147,19 @@ class LocalEngine:
         template_path: Path | None = None,
         parameters: dict[str, str] | None = None,
         bent_limits: Collection[str] = (),
+        *,
+        strict: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ) -> Iterator[LocalEngine]:
+        """``strict`` refuses what AWS would serve but should not (see :attr:`strict`);
+        ``clock`` is the time provisioned-concurrency schedules are read at (default: now)."""
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         path = template_path or find_template()
-        engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}))
+        engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}), strict=strict)
+        if clock is not None:
+            engine.clock = clock
         engine.template.check_parameters(frozenset(bent_limits))
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
         original_invoke = LambdaSimpleBackend.invoke
@@ -333,8 +340,9 @@ class LocalEngine:
             if self.strict:
                 return "", {
                     "errorType": "UnqualifiedInvocationError",
-                    "errorMessage": f"{unqualified} The local engine is strict; with strict=False "
-                    "it serves the invocation on demand and lists it in LocalEngine.violations.",
+                    "errorMessage": f"{unqualified} The local engine is strict; "
+                    "LocalEngine.running(strict=False) serves such an invocation on demand, as AWS "
+                    "would, and lists it in LocalEngine.violations.",
                 }
         version = qualifier or LATEST
         target = self.provisioned.get(name)
