@@ -170,9 +170,15 @@ def test_simulate_writes_a_plot(tmp_path: Path) -> None:
     out = tmp_path / "day.png"
     result = run("simulate", "--queries-per-day", "2000", "--days", "0.25", "--plot", str(out), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["queries"] > 0
+    document = json.loads(result.stdout)
+    assert document["queries"] > 0
+    # Each agent's invocations, split between provisioned instances and on demand.
+    served = document["functions"]["BrainPlanFunction"]
+    assert served["provisioned"] + served["on_demand"] == served["invocations"] > 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert_one_line_error(run("simulate", "--queries-per-day", "10", "--plot", "day.jpg"), "must end in .png")
+    bad_surge = run("simulate", "--queries-per-day", "10", "--surge", "11:00")
+    assert_one_line_error(bad_surge, "HH:MM,MINUTES,PER_MINUTE")
 
 
 def test_cost_prices_recorded_usage(tmp_path: Path) -> None:
