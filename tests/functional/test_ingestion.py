@@ -168,10 +168,13 @@ def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> No
 
 def test_poison_message_reaches_the_dlq_and_its_query_is_failed(engine: LocalEngine) -> None:
     query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    visibility = int(engine.template.resources["QueryQueue"]["Properties"]["VisibilityTimeout"])
     with clients.override("stepfunctions", CountingStepFunctions(fail=True)) as failing:
         for _ in range(3):  # maxReceiveCount 3: three deliveries, each failing
             response = engine.deliver("QueryQueue", "PollerFunction")
             assert response is not None and len(response["batchItemFailures"]) == 1
+            assert engine.deliver("QueryQueue", "PollerFunction") is None  # hidden until...
+            engine.rules.advance_queue_clock(visibility)  # ...the queue's visibility timeout passes
     assert engine.deliver("QueryQueue", "PollerFunction") is None  # moved on
     sqs = engine.clients["sqs"]
     dlq = engine.template.resolve({"Ref": "QueryDeadLetterQueue"})
