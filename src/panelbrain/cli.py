@@ -309,7 +309,10 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     model_units: Annotated[
-        str, typer.Option(help="on-demand (assumed quotas) or recommended (`panelbrain capacity` units).")
+        str,
+        typer.Option(
+            help="on-demand (assumed quotas), recommended (`panelbrain capacity` units) or unlimited."
+        ),
     ] = "on-demand",
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of the simulated period here.")] = None,
     as_json: JsonOption = False,
@@ -329,13 +332,15 @@ def simulate(
         raise BadInputError(f"--plot {str(plot)!r} must end in .png")
     if queries_per_day <= 0 or not 0 < days <= 14:
         raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
-    if model_units not in ("on-demand", "recommended"):
-        raise BadInputError(f"--model-units must be on-demand or recommended, got {model_units!r}")
+    if model_units not in ("on-demand", "recommended", "unlimited"):
+        raise BadInputError(f"--model-units must be on-demand, recommended or unlimited, got {model_units!r}")
     config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed, surges=surges)
     if model_units == "recommended":
         from panelbrain.ops.capacity import recommended_tpm_quota
 
         config.tpm_quota = recommended_tpm_quota(queries_per_day)
+    elif model_units == "unlimited":  # no Bedrock throttling: Lambda scaling alone
+        config.tpm_quota = {model: 1e12 for model in config.tpm_quota}
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=days * 86_400)
         simulation = Simulation(config, progress=lambda now: bar.update(task, completed=now))

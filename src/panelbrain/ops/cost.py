@@ -290,6 +290,6 @@ def monthly_cost(
         "queries_per_day": queries_per_day,
         "lines": lines,
         "total_usd": math.fsum(line["usd"] for line in lines if line["counted"]),
-        "assumptions": asdict(a),
+        "assumptions": {**asdict(a), "alarm_metrics": alarm_metrics},
         "prices_as_of": aws["as_of"],
     }

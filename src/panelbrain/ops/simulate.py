@@ -148,8 +148,10 @@ class Simulation:
         self.max_queue_age = 0.0
         self.provisioned_gb_seconds = 0.0
         self.progress = progress
-        # Per minute: provisioned instances, instances in use, queue depth; per query: (end, latency).
-        self.series: dict[str, list[float]] = {"provisioned": [], "in_use": [], "queue_depth": []}
+        # Per minute: provisioned instances, instances in use (of which on demand), queue depth;
+        # per query: (end, latency).
+        series = ("provisioned", "in_use", "on_demand", "queue_depth")
+        self.series: dict[str, list[float]] = {name: [] for name in series}
         self.capacity: dict[str, list[int]] = {name: [] for name in self.pools}  # per function, per minute
         self.completions: list[tuple[float, float]] = []
 
@@ -265,6 +267,7 @@ class Simulation:
             self.series["in_use"].append(
                 sum(p.busy_provisioned for p in self.pools.values()) + self.on_demand_busy
             )
+            self.series["on_demand"].append(self.on_demand_busy)
             self.series["queue_depth"].append(len(self.poller.queue))
             if self.progress is not None:
                 self.progress(self.env.now)
@@ -434,8 +437,9 @@ def plot_day(simulation: Simulation, path: str) -> None:
     arrivals = simulation.arrivals_per_minute
     axes[0].plot([m / 60 for m in range(len(arrivals))], arrivals, linewidth=0.8)
     axes[0].set_ylabel("questions / minute")
-    axes[1].plot(minutes, simulation.series["provisioned"], label="provisioned")
+    axes[1].plot(minutes, simulation.series["provisioned"], label="provisioned (six agents)")
     axes[1].plot(minutes, simulation.series["in_use"], label="in use", linewidth=0.8)
+    axes[1].plot(minutes, simulation.series["on_demand"], label="in use on demand", linewidth=0.8)
     axes[1].set_ylabel("Lambda instances")
     axes[1].legend(loc="upper left")
     axes[2].plot(minutes, simulation.series["queue_depth"])
