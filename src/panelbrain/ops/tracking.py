@@ -35,14 +35,14 @@ from functools import cache
 
 from panelbrain.ops.template_scaling import WEEK_S, AgentScaling, TrackingPolicy
 
-# "Both CloudWatch alarms require 3 data points that hit the target average" to scale out; the
-# low alarm at 63 % is "90 percent of the 70 percent target":
-# https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
-# The scale-in threshold "usually more than 10% lower" than the target, scaling in "more gradually":
+# Scale out needs the load "to sustain for at least 3 minutes"; the low alarm is at "90 percent
+# of the 70 percent target": https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
+# The scale-in threshold is "usually more than 10% lower" than the target, scaling in "more gradually":
 # https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html
-# AWS writes the low alarm's length only as "consistently"; the AlarmLow that Application Auto
-# Scaling creates reads "< 90 % of target for 15 datapoints within 15 minutes" (seen on every
-# target-tracking policy, e.g. https://georgemao.medium.com/understanding-lambda-provisioned-concurrency-autoscaling-735eb14040cf).
+# The length of the low alarm AWS writes only as "consistently" (the Lambda page even says both
+# alarms need 3 datapoints); the AlarmLow Application Auto Scaling creates reads "15 datapoints
+# within 15 minutes" (e.g. https://georgemao.medium.com/understanding-lambda-provisioned-concurrency-autoscaling-735eb14040cf),
+# which we model: the slower scale-in is the costlier assumption.
 SCALE_OUT_DATAPOINTS = 3
 SCALE_IN_DATAPOINTS = 15
 SCALE_IN_FRACTION = 0.9
