@@ -62,6 +62,7 @@ class TrackingPolicy:
     scale_out_cooldown_s: float
     scale_in_cooldown_s: float
     scale_in_enabled: bool = True
+    quiet_minutes_count: bool = False  # the expression FILLs a minute without queries with 0
     metrics_read: int = 1  # metrics each of its two alarms reads (billed per alarm metric)
 
 
@@ -170,10 +171,13 @@ def _policy(name: str, resource: dict[str, Any]) -> TrackingPolicy:
     names = {
         m.get("MetricStat", {}).get("Metric", {}).get("MetricName") for m in customized.get("Metrics", [])
     }
-    if predefined == "LambdaProvisionedConcurrencyUtilization":
-        metric = "utilisation"
-    elif "IncomingQueryCount" in names:
-        metric = "demand"
+    if "IncomingQueryCount" in names:
+        metric, primary = "demand", "queries"
+    elif (
+        predefined == "LambdaProvisionedConcurrencyUtilization"
+        or "ProvisionedConcurrencyUtilization" in names
+    ):
+        metric, primary = "utilisation", "utilisation"
     else:
         raise TemplateScalingError(
             f"{name}: tracks neither LambdaProvisionedConcurrencyUtilization nor IncomingQueryCount "
@@ -186,6 +190,11 @@ def _policy(name: str, resource: dict[str, Any]) -> TrackingPolicy:
         scale_out_cooldown_s=float(config.get("ScaleOutCooldown", LAMBDA_DEFAULT_COOLDOWN_S)),
         scale_in_cooldown_s=float(config.get("ScaleInCooldown", LAMBDA_DEFAULT_COOLDOWN_S)),
         scale_in_enabled=not config.get("DisableScaleIn", False),
+        quiet_minutes_count=any(
+            re.search(rf"FILL\(\s*{primary}\s*,\s*0\s*\)", str(m.get("Expression", "")))
+            for m in customized.get("Metrics", [])
+            if m.get("ReturnData", True)
+        ),
         metrics_read=max(1, sum(1 for m in customized.get("Metrics", []) if "MetricStat" in m)),
     )
 

@@ -109,9 +109,13 @@ class TargetTracking:
 
     def datapoint(self, policy: TrackingPolicy, minute: MinuteMetrics) -> float | None:
         if policy.metric == "utilisation":
-            return minute.busy_provisioned / self.capacity if minute.active and self.capacity else None
+            if minute.active and self.capacity:
+                return minute.busy_provisioned / self.capacity
+            # No invocation, no datapoint: unless the expression FILLs the minute with 0.
+            return 0.0 if policy.quiet_minutes_count else None
         if minute.queries == 0:
-            return None  # no IncomingQueryCount datapoint, so the expression has none
+            # No IncomingQueryCount datapoint: the expression has none, unless it FILLs it with 0.
+            return 0.0 if policy.quiet_minutes_count else None
         # The template's expression: queries / (busy / utilisation) = queries / provisioned
         # instances, or queries / 1 in a minute with no provisioned execution.
         return minute.queries / (self.capacity if minute.busy_provisioned > 0 else 1)
