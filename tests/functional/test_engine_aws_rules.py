@@ -260,7 +260,7 @@ def test_sqs_counts_bytes_and_attributes_against_the_queues_maximum(engine: Loca
             "MaximumMessageSize"
         ]
     )
-    assert limit == 1_048_576  # the template sets none: AWS's default (and maximum), 1 MiB
+    assert limit == 262_144  # the template's cap (the execution input a message becomes); SQS allows 1 MiB
     refusals: list[dict[str, Any]] = [
         {"MessageBody": "é" * (limit // 2 + 1)},  # fewer characters than the limit, more bytes
         {
