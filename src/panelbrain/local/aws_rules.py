@@ -359,8 +359,14 @@ def _branch_errors_keep_their_names(stack: ExitStack) -> None:
     _patch(stack, iteration_worker, "CustomErrorName", named)
 
 
-def _runtime_failure(env: Any, cause: str) -> Exception:
-    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+def _states_failure(env: Any, error: str, cause: str) -> Exception:
+    """A failure moto raises as its own for a States.* error: ``error`` is the type's name in
+    moto's StatesErrorNameType (StatesRuntime, StatesStatesDataLimitExceeded)."""
+    from moto.stepfunctions.parser.api import (
+        ExecutionFailedEventDetails,
+        HistoryEventType,
+        TaskFailedEventDetails,
+    )
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
@@ -373,42 +379,20 @@ def _runtime_failure(env: Any, cause: str) -> Exception:
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    runtime = StatesErrorNameType.StatesRuntime
-    return FailureEventException(
-        failure_event=FailureEvent(
-            env=env,
-            error_name=StatesErrorName(typ=runtime),
-            event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto's TypedDicts are total
-                taskFailedEventDetails=TaskFailedEventDetails(error=runtime.to_name(), cause=cause)
-            ),
+    typ = getattr(StatesErrorNameType, error)
+    details = (
+        EventDetails(taskFailedEventDetails=TaskFailedEventDetails(error=typ.to_name(), cause=cause))  # type: ignore[typeddict-item]  # moto's TypedDicts are total
+        if error == "StatesRuntime"
+        else EventDetails(  # type: ignore[typeddict-item]
+            executionFailedEventDetails=ExecutionFailedEventDetails(error=typ.to_name(), cause=cause)
         )
     )
-
-
-def _data_limit_failure(env: Any, cause: str) -> Exception:
-    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
-        StatesErrorName,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-
-    limit = StatesErrorNameType.StatesStatesDataLimitExceeded
     return FailureEventException(
         failure_event=FailureEvent(
             env=env,
-            error_name=StatesErrorName(typ=limit),
+            error_name=StatesErrorName(typ=typ),
             event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto's TypedDicts are total
-                executionFailedEventDetails=ExecutionFailedEventDetails(error=limit.to_name(), cause=cause)
-            ),
+            event_details=details,
         )
     )
 
@@ -436,8 +420,9 @@ def _missing_path_is_runtime_error(stack: ExitStack) -> None:
                 _original(self, env)
             except NoSuchJsonPathError as missing:
                 # moto prefixes the state's name and event id, as AWS does.
-                raise _runtime_failure(
+                raise _states_failure(
                     env,
+                    "StatesRuntime",
                     f"The JSONPath '{missing.json_path}' specified for the field "
                     f"'{getattr(env, 'next_field_name', '?')}' could not be found in the input "
                     f"'{json.dumps(missing.data, separators=(',', ':'))[:1000]}'",
@@ -480,8 +465,9 @@ def _state_payload_limit(stack: ExitStack) -> None:
     def evaluate(self: Parameters, env: Any) -> None:
         original(self, env)
         if not _within_payload_limit(env.stack[-1]):
-            raise _data_limit_failure(
+            raise _states_failure(
                 env,
+                "StatesStatesDataLimitExceeded",
                 f"The state/task '{_state_name(env)}' has an input after Parameters with a size "
                 "exceeding the maximum number of bytes service limit.",
             )

@@ -7,6 +7,7 @@ references resolve to the names and ARNs the local engine gives each resource.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,37 @@ def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 
 
 _Loader.add_multi_constructor("!", lambda loader, suffix, node: _construct(loader, suffix, node))
+
+
+def evaluate_condition(
+    expression: Any,
+    *,
+    value: Callable[[Any], str],
+    condition: Callable[[str], bool],
+    refuse: Callable[[str], Exception],
+) -> bool:
+    """One of a template's Conditions (Fn::Equals, Not, And, Or, Condition): ``value`` renders an
+    Fn::Equals operand, ``condition`` evaluates a named condition, ``refuse`` makes the error for
+    what cannot be evaluated."""
+
+    def truth(node: Any) -> bool:
+        if not isinstance(node, dict) or len(node) != 1:
+            raise refuse(f"condition {node!r}")
+        ((function, arguments),) = node.items()
+        if function == "Fn::Equals":
+            left, right = (value(a) for a in arguments)
+            return left == right
+        if function == "Fn::Not":
+            return not truth(arguments[0])
+        if function == "Fn::And":
+            return all(truth(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(truth(a) for a in arguments)
+        if function == "Condition":
+            return condition(arguments)
+        raise refuse(f"condition function {function}")
+
+    return truth(expression)
 
 
 @dataclass
@@ -210,21 +242,12 @@ class Template:
         return self._truth(conditions[name])
 
     def _truth(self, expression: Any) -> bool:
-        if not isinstance(expression, dict) or len(expression) != 1:
-            raise TemplateError(f"cannot evaluate condition {expression!r}")
-        ((function, arguments),) = expression.items()
-        if function == "Fn::Equals":
-            left, right = (self.resolve(a) for a in arguments)
-            return str(left) == str(right)
-        if function == "Fn::Not":
-            return not self._truth(arguments[0])
-        if function == "Fn::And":
-            return all(self._truth(a) for a in arguments)
-        if function == "Fn::Or":
-            return any(self._truth(a) for a in arguments)
-        if function == "Condition":
-            return self.condition(arguments)
-        raise TemplateError(f"condition function {function} is not supported by the local engine")
+        return evaluate_condition(
+            expression,
+            value=lambda a: str(self.resolve(a)),
+            condition=self.condition,
+            refuse=lambda what: TemplateError(f"{what} is not supported by the local engine"),
+        )
 
     def _sub_one(self, name: str) -> str:
         if "." in name and not name.startswith("AWS::"):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from panelbrain.errors import BadInputError
+from panelbrain.local.template import evaluate_condition
 
 # A resource reference inside a rendered string: <<Name>> (Ref) or <<Name.Attr>> (Fn::GetAtt).
 REFERENCE = re.compile(r"<<([A-Za-z0-9]+)(?:\.([A-Za-z0-9.]+))?>>")
@@ -363,21 +364,12 @@ class _Renderer:
         return self._truth[name]
 
     def _evaluate(self, expression: Any) -> bool:
-        if not isinstance(expression, dict) or len(expression) != 1:
-            raise StackError(f"cannot evaluate condition {expression!r}")
-        ((function, arguments),) = expression.items()
-        if function == "Fn::Equals":
-            left, right = (render(self.resolve(a)) for a in arguments)
-            return left == right
-        if function == "Fn::Not":
-            return not self._evaluate(arguments[0])
-        if function == "Fn::And":
-            return all(self._evaluate(a) for a in arguments)
-        if function == "Fn::Or":
-            return any(self._evaluate(a) for a in arguments)
-        if function == "Condition":
-            return self.condition(arguments)
-        raise StackError(f"condition function {function} is not supported by the checklist")
+        return evaluate_condition(
+            expression,
+            value=lambda a: render(self.resolve(a)),
+            condition=self.condition,
+            refuse=lambda what: StackError(f"{what} is not supported by the checklist"),
+        )
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict):
