@@ -839,6 +839,31 @@ def check(
         )
 
 
+@app.command(name="eval")
+def eval_(
+    provider: Annotated[
+        str | None, typer.Option(help="offline (default) or bedrock (the default with --replay).")
+    ] = None,
+    set_name: Annotated[str, typer.Option("--set", help="Gold set (src/panelbrain/eval/sets).")] = "gold",
+    record: Annotated[Path | None, typer.Option(help="Keep every Bedrock response in this folder.")] = None,
+    replay: Annotated[
+        Path | None, typer.Option(help="Answer every Bedrock call from a --record folder.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a gold set through the pipeline and score it (see docs/eval.md)."""
+    import contextlib
+
+    from panelbrain.eval import report_lines, run_eval
+
+    with contextlib.nullcontext() if as_json else err.status(f"evaluating the {set_name} set"):
+        report = run_eval(set_name, provider, record=record, replay=replay)
+    if as_json:
+        _emit_json(report)
+    else:
+        typer.echo("\n".join(report_lines(report)))
+
+
 def main() -> NoReturn:
     """Entry point: map every failure onto the exit-code contract, never a traceback."""
     debug = bool(os.environ.get("PANELBRAIN_DEBUG"))
