@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from panelbrain.data.catalog import load_dataset, weight_dataset
 from panelbrain.data.estimates import ALL, weighted_means, weighted_shares
+from panelbrain.data.weighting import RakeResult, rake
 from panelbrain.errors import EstimateError
 
 Z95 = 1.959963984540054
@@ -111,3 +115,127 @@ def test_refusals_name_the_column_and_value(frame: pd.DataFrame) -> None:
         weighted_shares(frame, "answer", by="region")
     with pytest.raises(EstimateError, match="weights must be one finite, non-negative number per row"):
         weighted_shares(frame, "answer", weights=np.full(len(frame), -1.0))
+
+
+# Calibration-aware standard errors (issue 11) -------------------------------------------------
+
+
+def r_raked_se(y: np.ndarray, w: np.ndarray, in_domain: np.ndarray, margins: list[np.ndarray]) -> float:
+    """R survey's svyrecvar for a raked design, row by row as R writes it.
+
+    Influence values of the domain mean, then ten backfitting passes of
+    ``x <- x - w * ave(x / w, margin)`` over the margins, then n/(n-1) times the sum of squares
+    about the mean over every respondent (a subset of a calibrated design keeps all rows).
+    """
+    total = w[in_domain].sum()
+    mean = (w * y)[in_domain].sum() / total
+    x = np.where(in_domain, w * (y - mean) / total, 0.0)
+    for _ in range(10):
+        for margin in margins:
+            x = x - w * pd.Series(x / w).groupby(margin).transform("mean").to_numpy()
+    n = len(x)
+    return float(np.sqrt(n / (n - 1) * ((x - x.mean()) ** 2).sum()))
+
+
+@pytest.fixture
+def raked_frame() -> tuple[pd.DataFrame, RakeResult]:
+    rng = np.random.default_rng(11)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "sex": rng.choice(["f", "m"], size=n, p=[0.6, 0.4]),
+            "age": rng.choice(["young", "mid", "old"], size=n, p=[0.2, 0.3, 0.5]),
+            "region": rng.choice(["n", "s", "e", "w"], size=n),
+            "base": rng.uniform(0.5, 3.0, size=n),
+        }
+    )
+    # The answer depends on the weighting variables, as in real surveys: calibration matters.
+    p_yes = 0.2 + 0.3 * (frame.sex == "f") + 0.2 * (frame.age == "old")
+    frame["answer"] = np.where(rng.random(n) < p_yes, "yes", "no")
+    frame.loc[frame.index[:15], "answer"] = None  # some did not answer
+    frame["income"] = rng.normal(40, 8, size=n) + 10 * (frame.age == "mid")
+    targets = {
+        "sex": {"f": 0.5, "m": 0.5},
+        "age": {"young": 0.3, "mid": 0.35, "old": 0.35},
+        "region": {"n": 0.1, "s": 0.2, "e": 0.3, "w": 0.4},
+    }
+    return frame, rake(frame, targets, base_weight="base", tol=1e-14)
+
+
+def test_calibrated_se_is_r_raked_design_row_by_row(raked_frame: tuple[pd.DataFrame, RakeResult]) -> None:
+    # GIVEN a frame raked on three margins from unequal base weights, with missing answers
+    frame, raked = raked_frame
+    w = raked.weights.to_numpy()
+    margins = [frame[c].to_numpy() for c in ("sex", "age", "region")]
+    women = (frame.sex == "f").to_numpy()
+    # WHEN shares are estimated by region among women (a domain), with the default SE
+    table = weighted_shares(frame, "answer", values=["yes"], by="region", weights=raked, domain=women)
+    # THEN it is the calibrated SE, labelled, and each is R's computation done row by row: the
+    # cell sums are an exact rewriting of it, to rounding
+    assert table.se_method == "calibrated" and "calibrated to the raking margins" in table.method
+    y = (frame.answer == "yes").to_numpy(float)
+    answered = frame.answer.notna().to_numpy() & women
+    for row in table.rows:
+        group = answered if row.group == ALL else answered & (frame.region == row.group).to_numpy()
+        assert row.se == pytest.approx(r_raked_se(y, w, group, margins), rel=1e-9), row.group
+        if row.group != ALL:
+            # The test against everyone else uses the calibrated SE of the rest of the domain too.
+            rest = answered & ~group
+            rest_mean = (w * y)[rest].sum() / w[rest].sum()
+            z = abs(row.estimate - rest_mean) / np.hypot(row.se, r_raked_se(y, w, rest, margins))
+            assert row.p_vs_rest == pytest.approx(2 * (1 - NormalDist().cdf(z)), rel=1e-9)
+    # AND the same holds for means, over the whole sample
+    means = weighted_means(frame, "income", by="sex", weights=raked)
+    income = frame.income.to_numpy()
+    for row in means.rows:
+        group = np.ones(len(frame), bool) if row.group == ALL else (frame.sex == row.group).to_numpy()
+        assert row.se == pytest.approx(r_raked_se(income, w, group, margins), rel=1e-9), row.group
+
+
+def test_calibrated_se_shrinks_for_a_weighting_variable(raked_frame: tuple[pd.DataFrame, RakeResult]) -> None:
+    # GIVEN weights raked to sex: the weighted share of women is fixed by construction
+    frame, raked = raked_frame
+    # WHEN its SE is asked for THEN calibrated it is 0 (the raking fixes it), fixed it is not
+    calibrated = weighted_shares(frame, "sex", values=["f"], weights=raked)
+    fixed = weighted_shares(frame, "sex", values=["f"], weights=raked, se="fixed")
+    assert calibrated.rows[0].se == pytest.approx(0.0, abs=1e-12)
+    assert fixed.rows[0].se > 0.01
+
+
+# Today's fixed-weight figures for CES11 (weight_dataset's weights), computed before issue 11 by
+# the code of the time: se="fixed" (and `panelbrain tabulate --se fixed`) must keep giving them.
+FIXED_CES11 = {
+    ("importance", None, ALL, "very"): 0.01270661727309257,
+    ("importance", "province", "PE", "very"): 0.06468177078250739,
+    ("abortion", "province", "PE", "No"): 0.09820825952408435,  # among urban respondents
+}
+
+
+def test_fixed_se_keeps_the_figures_from_before_calibration() -> None:
+    # GIVEN CES11 raked to its default targets
+    data = load_dataset("ces11")
+    raked = weight_dataset(data)
+    urban = (data.frame.urban == "urban").to_numpy()
+    for (measure, by, group, category), expected in FIXED_CES11.items():
+        domain = urban if measure == "abortion" else None
+        # WHEN the fixed-weight SE is asked for
+        table = weighted_shares(data.frame, measure, by=by, weights=raked, domain=domain, se="fixed")
+        # THEN it is the figure from before, and the table says the weights were taken as fixed
+        row = next(r for r in table.rows if r.group == group and r.category == category)
+        assert row.se == pytest.approx(expected, rel=1e-12), (measure, by, group)
+        assert table.se_method == "fixed" and "weights taken as fixed" in table.method
+        # AND bare weights on the filtered rows (the pre-issue-11 call) give the same figure
+        rows = np.ones(len(data.frame), bool) if domain is None else domain
+        bare = weighted_shares(data.frame[rows], measure, by=by, weights=raked.weights.to_numpy()[rows])
+        assert next(r for r in bare.rows if r.group == group and r.category == category).se == row.se
+
+
+def test_calibrated_se_needs_the_margins(frame: pd.DataFrame) -> None:
+    # GIVEN bare weights (no raking margins) THEN a calibrated SE is refused with what to pass
+    with pytest.raises(EstimateError, match="pass the RakeResult of rake"):
+        weighted_shares(frame, "answer", weights="w", se="calibrated")
+    # AND without asking, bare weights give the fixed SE and unweighted tables say so too
+    assert weighted_shares(frame, "answer", weights="w").se_method == "fixed"
+    assert weighted_shares(frame, "answer").se_method == "fixed"
+    with pytest.raises(EstimateError, match="domain must be one True/False per row"):
+        weighted_shares(frame, "answer", domain=np.ones(3, dtype=bool))

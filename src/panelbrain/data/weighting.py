@@ -74,11 +74,45 @@ class RakeReport(BaseModel):
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """The margins the weights were raked to, kept for calibration-aware standard errors.
+
+    Respondents are grouped in raking cells (one combination of the weighting categories, and,
+    under a cap, one base weight); ``margins`` gives, per weighting variable, the category of
+    each cell. Every adjustment of a calibration residual is constant within a cell, so
+    :mod:`panelbrain.data.estimates` works on these few hundred cells instead of the rows.
+    """
+
+    variables: tuple[str, ...]
+    margins: tuple[np.ndarray, ...]  # per variable: per cell, index into its target categories
+    cell_count: np.ndarray  # per cell: respondents
+    _cell_ids: np.ndarray  # per row: cell id in ``_id_space`` (a dense id, or the cell itself)
+    _occupied: np.ndarray  # the id of each cell
+
+    @property
+    def cells(self) -> int:
+        return len(self.cell_count)
+
+    def row_cells(self) -> np.ndarray:
+        """Each row's cell (0 .. cells - 1), in the order of the raked frame's rows."""
+        if len(self._occupied) and self._occupied[-1] == len(self._occupied) - 1:
+            return self._cell_ids  # the ids are already the cells' positions
+        position = np.zeros(int(self._occupied[-1]) + 1, dtype=np.intp)
+        position[self._occupied] = np.arange(len(self._occupied))
+        return position.take(self._cell_ids)
+
+
+@dataclass(frozen=True)
 class RakeResult:
-    """Row weights (mean 1, aligned with the input frame's index) and their report."""
+    """Row weights (mean 1, aligned with the input frame's index) and their report.
+
+    ``calibration`` holds the margins raked to, so that estimates from these weights can take
+    the calibration into account, as R survey's raked designs do.
+    """
 
     weights: pd.Series
     report: RakeReport
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True)
@@ -445,7 +479,16 @@ def rake(
         resolved, weight, margins, offsets, n, square_sum, extremes, iterations, residual, bounds, base_weight
     )
     row_weight = _gather(adjustment, cells.of_row) if base is None else base_row_weight
-    return RakeResult(pd.Series(row_weight, index=frame.index, name="weight", copy=False), report)
+    calibration = Calibration(
+        variables=tuple(v.name for v in variables),
+        margins=tuple(cell_cats),
+        cell_count=count,
+        _cell_ids=cells.of_row,
+        _occupied=cells.occupied,
+    )
+    return RakeResult(
+        pd.Series(row_weight, index=frame.index, name="weight", copy=False), report, calibration
+    )
 
 
 def _cap_text(bounds: tuple[float, float]) -> str:
