@@ -77,8 +77,13 @@ class QueryMessage(_Model):
 
 
 class Filter(_Model):
+    """Respondents to keep: ``column`` is one of ``values`` or, with ``negate``, none of them
+    (a missing value is neither: it is left out either way, as SQL's NOT IN leaves out NULL).
+    A plan's filters all apply (AND); the values of one filter are alternatives (OR)."""
+
     column: str
     values: list[str] = Field(min_length=1)
+    negate: bool = False
 
 
 class Plan(_Model):

@@ -87,7 +87,7 @@ QUESTIONS: list[tuple[str, str, list[str], str | None, dict[str, list[str]], boo
         None,
         {"province": ["ON"]},
         True,
-        "review",
+        "formatter",
     ),
     ("Share of graduates by gender", "education", ["higher"], "gender", {}, True, "formatter"),
     (

@@ -16,7 +16,10 @@ def run(plan: Plan) -> WorkerResult:
     frame = data.frame
     keep = np.ones(len(frame), dtype=bool)
     for f in plan.filters:
-        keep &= frame[f.column].astype("string").isin(f.values).to_numpy(dtype=bool, na_value=False)
+        column = frame[f.column].astype("string")
+        chosen = column.isin(f.values).to_numpy(dtype=bool, na_value=False)
+        # Negated, a missing value is still left out: the SQL cross-check's NOT IN drops NULLs too.
+        keep &= (column.notna().to_numpy(dtype=bool) & ~chosen) if f.negate else chosen
     weights = default_weights(plan.dataset).weights.to_numpy()[keep] if plan.weighted else None
     subset = frame[keep]
     if plan.intent == "mean":

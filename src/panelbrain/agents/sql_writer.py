@@ -16,7 +16,10 @@ def _quote(value: str) -> str:
 def sql_for(plan: Plan, table: str) -> str:
     """The SQL the offline provider writes for a plan: bases per group (and category)."""
     group = f"{plan.breakdown} AS grp, " if plan.breakdown else ""
-    where = [f"{f.column} IN ({', '.join(_quote(v) for v in f.values)})" for f in plan.filters]
+    where = [
+        f"{f.column} {'NOT IN' if f.negate else 'IN'} ({', '.join(_quote(v) for v in f.values)})"
+        for f in plan.filters
+    ]
     if plan.intent == "mean":
         select = f"SELECT {group}count({plan.measure}) AS n, avg({plan.measure}) AS unweighted_mean"
         where.append(f"{plan.measure} IS NOT NULL")

@@ -30,6 +30,28 @@ class ValueLabel(_Model):
     synonyms: tuple[str, ...] = ()
 
 
+class Wording(_Model):
+    """How an answer in plain English names a value of a column, from its label.
+
+    ``{value}`` is the value's label in lower case, ``{Value}`` the label as written (for proper
+    names). ``answer`` is what respondents with the value do ("say religion is {value}": "33.7% of
+    women say religion is very important"); ``group`` names them as a group, and ``position`` says
+    where that goes around the noun "respondents": ``noun`` replaces it ("women"), ``before``
+    qualifies it ("rural respondents"), ``after`` follows it ("respondents in Quebec").
+    """
+
+    answer: str
+    group: str = "{value}"
+    position: Literal["noun", "before", "after"] = "after"
+
+    @model_validator(mode="after")
+    def _templates_name_the_value(self) -> Wording:
+        for template in (self.answer, self.group):
+            if "{value}" not in template and "{Value}" not in template:
+                raise ValueError(f"wording {template!r} must contain {{value}} or {{Value}}")
+        return self
+
+
 class Column(_Model):
     name: str
     type: ColumnType
@@ -39,6 +61,7 @@ class Column(_Model):
     values: tuple[ValueLabel, ...] = ()
     unit: str = ""
     role: ColumnRole | None = None
+    wording: Wording | None = None
 
     @model_validator(mode="after")
     def _values_only_on_categoricals(self) -> Column:
@@ -59,6 +82,9 @@ class Table(_Model):
     name: str
     label: str
     description: str = ""
+    # Words a question may use for the table's rows ("Canadians"): the offline reader reads them
+    # as "respondents", beside the generic ones it knows.
+    synonyms: tuple[str, ...] = ()
     file: str | None = None
     columns: tuple[Column, ...]
 
