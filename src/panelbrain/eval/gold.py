@@ -129,7 +129,11 @@ def load_set(name: str) -> GoldSet:
     if name not in set_names():
         raise BadInputError(f"--set: no gold set {name!r}; sets: {', '.join(set_names())}")
     text = (resources.files("panelbrain.eval") / "sets" / f"{name}.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    return parse_set(yaml.safe_load(text), name)
+
+
+def parse_set(raw: dict[str, Any], name: str) -> GoldSet:
+    """A gold set from its YAML document, every reading checked against its dictionary."""
     questions: list[GoldQuestion] = []
     seen: set[tuple[str, str]] = set()
     for dataset, entries in (raw.get("datasets") or {}).items():
