@@ -119,3 +119,25 @@ def test_a_recorded_bedrock_run_replays_without_bedrock(
     for field in ("reading", "confidence", "route", "usage", "estimate_error", "correct"):
         assert again[field] == first[field], field
     assert replayed["usage"] and replayed["usage"] == recorded["usage"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "panelbrain.cli", "eval", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "nope"], "error: --set: no gold set 'nope'; sets: gold"),
+        (["--provider", "offline", "--record", "runs/x"], "use them with --provider bedrock"),
+        (["--replay", "no-such-folder"], "record one first with `panelbrain eval --provider bedrock"),
+        (["--record", "a", "--replay", "b"], "--record and --replay exclude each other"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_anything_runs(args: list[str], message: str) -> None:
+    result = _cli(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
