@@ -201,6 +201,11 @@ def test_a_recorded_response_replays_for_the_same_request_and_never_for_another(
     assert client.converse(**CONVERSE)["output"] == REPLY["output"]
     assert recorder.count == 1
     assert json.loads((tmp_path / "responses.jsonl").read_text())["status"] == 200
+    # The builder keeps its clients for the process: once detached, the client records no more.
+    recorder.detach(client)
+    stubber.add_response("converse", REPLY)
+    client.converse(**CONVERSE)
+    assert recorder.count == 1
 
     player = Player(tmp_path)
     replaying = player.attach(replay_client())

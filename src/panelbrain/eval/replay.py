@@ -60,6 +60,11 @@ class Recorder:
         client.meta.events.register("after-call.bedrock-runtime", self._store)
         return client
 
+    def detach(self, client: Any) -> None:
+        """Stop recording: the builder keeps the client for the process, a later run reuses it."""
+        client.meta.events.unregister("before-parameter-build.bedrock-runtime", _keep_key)
+        client.meta.events.unregister("after-call.bedrock-runtime", self._store)
+
     def _store(
         self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
@@ -104,6 +109,10 @@ class Player:
         client.meta.events.register("before-call.bedrock-runtime", self._answer)
         return client
 
+    def detach(self, client: Any) -> None:
+        client.meta.events.unregister("before-parameter-build.bedrock-runtime", _keep_key)
+        client.meta.events.unregister("before-call.bedrock-runtime", self._answer)
+
     def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         from botocore.awsrequest import AWSResponse
 
@@ -125,11 +134,13 @@ class Player:
 
 
 def replay_client(region: str = "us-east-1") -> Any:
-    """A real ``bedrock-runtime`` client that never sends: every call is answered by a
-    :class:`Player` attached to it (fixed dummy credentials, so no credential lookup)."""
-    import boto3
+    """A new real ``bedrock-runtime`` client from the one builder, for one :class:`Player` to
+    answer: it never sends, so it never signs and needs no credentials. Its own user-agent
+    suffix keys it apart from the provider's clients and from other replays, so no other
+    caller meets the replay's hooks."""
+    import uuid
 
-    session = boto3.session.Session(
-        aws_access_key_id="replay", aws_secret_access_key="replay", region_name=region
-    )
-    return session.client("bedrock-runtime")
+    from panelbrain.aws import clients
+
+    tag = f"panelbrain-eval-replay/{uuid.uuid4().hex[:12]}"
+    return clients.client("bedrock-runtime", region=region, config={"user_agent_extra": tag})

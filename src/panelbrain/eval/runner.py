@@ -287,21 +287,23 @@ def _live_client() -> Any:
         "bedrock-runtime",
         region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
         profile=os.environ.get("PANELBRAIN_BEDROCK_PROFILE") or None,
-        config={"retries": {"mode": "adaptive", "max_attempts": 6}},
+        # The user-agent suffix keys it apart from the provider's own client, so the recording
+        # hooks stay on this one (and the calls show as the eval's in CloudTrail).
+        config={"retries": {"mode": "adaptive", "max_attempts": 6}, "user_agent_extra": "panelbrain-eval"},
     )
 
 
 @contextmanager
-def _model_responses(
-    provider: str, record: Path | None, replay: Path | None, notes: dict[str, Any]
-) -> Iterator[None]:
+def _model_responses(record: Path | None, replay: Path | None, notes: dict[str, Any]) -> Iterator[None]:
     from panelbrain.aws import clients
     from panelbrain.eval.replay import Player, Recorder, replay_client
 
     with ExitStack() as stack:
         if record is not None:
             recorder = Recorder(record)
-            stack.enter_context(clients.override("bedrock-runtime", recorder.attach(_live_client())))
+            live = recorder.attach(_live_client())
+            stack.callback(recorder.detach, live)
+            stack.enter_context(clients.override("bedrock-runtime", live))
             stack.callback(lambda: notes.update(recorded=recorder.count, record_dir=str(record)))
         if replay is not None:
             player = Player(replay)
@@ -348,7 +350,7 @@ def run_eval(
     plane = DataPlane()
     notes: dict[str, Any] = {}
     outcomes: list[Outcome] = []
-    with _model_responses(chosen, record, replay, notes), LocalEngine.running() as engine:
+    with _model_responses(record, replay, notes), LocalEngine.running() as engine:
         threshold = float(engine.template.parameters.get("AnswerConfidenceThreshold", "0.8"))
         for question in questions:
             document, plan = _run_one(engine, question, chosen)
