@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -114,6 +115,28 @@ def document(
 ) -> dict[str, Any]:
     route = {"answered": "formatter", "needs_review": "review", "failed": "error"}[status]
     return {"status": status, "route": route, "reason": None, "confidence": confidence, "table": table}
+
+
+def test_the_data_planes_answer_is_the_share_of_the_rows_the_filters_keep(plane: DataPlane) -> None:
+    from panelbrain.data.catalog import load_dataset, weight_dataset
+
+    data = load_dataset("ces11")
+    frame, weights = data.frame, weight_dataset(data).weights.to_numpy()
+    keep = (frame["gender"] == "Female") & (frame["province"] != "QC")
+    supports = (frame["abortion"] == "Yes")[keep].to_numpy(dtype=float)
+    entry = {
+        "q": "x",
+        "share": {"abortion": ["Yes"]},
+        "among": {"gender": ["Female"], "province": {"not": ["QC"]}},
+    }
+    weighted, unweighted = gold(entry), gold({**entry, "unweighted": True})
+    assert weighted.reading is not None and unweighted.reading is not None
+    assert plane.answer("ces11", weighted.reading) == {
+        ("All", "Yes"): pytest.approx(np.average(supports, weights=weights[keep.to_numpy()]), abs=1e-12)
+    }
+    assert plane.answer("ces11", unweighted.reading) == {
+        ("All", "Yes"): pytest.approx(supports.mean(), abs=1e-12)
+    }
 
 
 def test_a_right_reading_with_the_data_planes_numbers_is_correct(plane: DataPlane) -> None:

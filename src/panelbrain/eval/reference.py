@@ -42,13 +42,17 @@ class DataPlane:
             keep &= frame[column].astype("string").isin(sorted(codes)).to_numpy(dtype=bool, na_value=False)
         rows = frame[keep]
         w = weights[keep] if reading.weighted and weights is not None else None
+        # Only point estimates are compared: the rows subset with their weights (the pipeline
+        # takes the domain of the whole raked frame; the estimates agree, the intervals need not).
         if reading.intent == "mean":
-            table = weighted_means(rows, reading.measure, by=reading.breakdown, weights=w)
+            table = weighted_means(rows, reading.measure, by=reading.breakdown, weights=w, se="fixed")
         else:
             # Values in the dictionary's order, as the estimate table lists its categories.
             order = [v.value for v in data.spec.main_table.column(reading.measure).values]
             values = [v for v in order if v in reading.values] if reading.intent == "share" else None
-            table = weighted_shares(rows, reading.measure, values=values, by=reading.breakdown, weights=w)
+            table = weighted_shares(
+                rows, reading.measure, values=values, by=reading.breakdown, weights=w, se="fixed"
+            )
         return {(r.group, r.category): r.estimate for r in table.rows}
 
 
