@@ -1,4 +1,5 @@
-"""The bedrock provider inside the real pipeline: stubbed Converse responses drive every step."""
+"""The bedrock provider inside the real pipeline: stubbed Converse responses drive every step,
+and no model failure or unfaithful narration is published as a confident answer."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from panelbrain.agents import bedrock
-from panelbrain.agents.bedrock import CircuitBreaker
+from panelbrain.agents import providers
+from panelbrain.agents.bedrock import STEP_LIMITS
+from panelbrain.agents.providers import CircuitBreaker
 from panelbrain.aws import clients
 from panelbrain.local.ask import ask
 from panelbrain.local.engine import LocalEngine
@@ -26,7 +28,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingClient]:
     # bedrock-runtime client from the builder, as deployed.
     monkeypatch.setenv("PANELBRAIN_BRAIN_MODEL_ID", BRAIN)
     monkeypatch.setenv("PANELBRAIN_WORKER_MODEL_ID", WORKER)
-    monkeypatch.setattr(bedrock, "BREAKER", CircuitBreaker())
+    monkeypatch.setattr(providers, "BREAKER", CircuitBreaker())
     recording = RecordingClient()
     with clients.override("bedrock-runtime", recording.client):
         yield recording
@@ -43,8 +45,10 @@ def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: Re
         "confidence": 0.95,
         "reasons": ["plain question"],
     }
-    recorder.respond(converse_tool_response("PlanDraft", plan, plain=200, out=80, write=2_500))
-    recorder.respond(converse_tool_response("SqlDraft", {"sql": MODEL_SQL}, plain=300, out=50, read=4_200))
+    # Sonnet caches the planning prefix (over its 1,024-token minimum); the SQL prefix is under
+    # Haiku's 4,096 and the narration prompt under Sonnet's: no cache point, so no cache reads.
+    recorder.respond(converse_tool_response("PlanDraft", plan, plain=200, out=80, write=1_300))
+    recorder.respond(converse_tool_response("SqlDraft", {"sql": MODEL_SQL}, plain=1_500, out=50))
     recorder.respond(
         converse_tool_response("Narrative", {"answer": "One in five back a ban."}, plain=900, out=40)
     )
@@ -54,22 +58,29 @@ def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: Re
     assert result["answer"] == "One in five back a ban."
     assert result["sql"].startswith("SELECT province AS grp, abortion AS category")
     assert [r["modelId"] for r in recorder.requests] == [BRAIN, WORKER, BRAIN]
-    assert all(r["system"][-1] == {"cachePoint": {"type": "default"}} for r in recorder.requests)
+    assert [r["system"][-1] == {"cachePoint": {"type": "default"}} for r in recorder.requests] == [
+        True,
+        False,
+        False,
+    ]
+    assert [r["inferenceConfig"]["maxTokens"] for r in recorder.requests] == [
+        STEP_LIMITS[step].max_tokens for step in ("plan", "sql", "narrate")
+    ]
     assert result["usage"] == {
         BRAIN: {
             "input_tokens": 1_100,
             "output_tokens": 120,
             "cache_read_tokens": 0,
-            "cache_write_tokens": 2_500,
+            "cache_write_tokens": 1_300,
         },
         WORKER: {
-            "input_tokens": 300,
+            "input_tokens": 1_500,
             "output_tokens": 50,
-            "cache_read_tokens": 4_200,
+            "cache_read_tokens": 0,
             "cache_write_tokens": 0,
         },
     }
-    expected = cost_usd(BRAIN, 1_100, 120, 0, 2_500) + cost_usd(WORKER, 300, 50, 4_200, 0)
+    expected = cost_usd(BRAIN, 1_100, 120, 0, 1_300) + cost_usd(WORKER, 1_500, 50, 0, 0)
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-6)
     groups = {r["group"] for r in result["table"]}
     assert "QC" in groups and len(groups) == 11
@@ -98,3 +109,58 @@ def test_refused_model_sql_is_retried_with_the_reason_then_written_offline(
     assert "refused: table_function" in recorder.requests[2]["messages"][0]["content"][0]["text"]
     assert any("the model's SQL was refused twice" in r for r in result["confidence_reasons"])
     assert result["sql"].startswith("SELECT abortion AS category")
+
+
+PLAN = {
+    "intent": "share",
+    "measure": "abortion",
+    "values": ["Yes"],
+    "breakdown": None,
+    "filters": [],
+    "weighted": True,
+    "confidence": 0.95,
+    "reasons": ["plain question"],
+}
+BAN_SQL = "SELECT abortion AS category, count(*) AS n FROM ces11 GROUP BY category ORDER BY category"
+
+
+def test_a_narration_with_a_wrong_number_is_not_published(
+    engine: LocalEngine, recorder: RecordingClient
+) -> None:
+    # GIVEN a confident plan and SQL, and a narration that invents a figure and a group
+    recorder.respond(converse_tool_response("PlanDraft", PLAN, plain=10, out=10))
+    recorder.respond(converse_tool_response("SqlDraft", {"sql": BAN_SQL}, plain=10, out=10))
+    invented = "87.3 % of Albertans support a ban (n = 12,345)."
+    recorder.respond(converse_tool_response("Narrative", {"answer": invented}, plain=10, out=10))
+    # WHEN the question runs through the pipeline
+    result = ask(engine, "Share backing a ban?", provider="bedrock")
+    # THEN the deterministic text stands, the reason is recorded, and it goes to a person
+    assert "87.3" not in result["answer"] and result["answer"].startswith("20.3%")
+    assert result["route"] != "formatter" and result["confidence"] < 0.8
+    assert any(
+        r.startswith("the model's answer text failed the fidelity check (names 'Albertans'")
+        for r in result["confidence_reasons"]
+    )
+    assert any(
+        "the answer text fell back to the offline provider, so the confidence is capped at 0.79" in r
+        for r in result["confidence_reasons"]
+    )
+
+
+def test_a_model_failure_falls_back_and_is_never_published_as_confident(
+    engine: LocalEngine, recorder: RecordingClient
+) -> None:
+    # GIVEN a plan call Bedrock refuses (model access not granted), a question the offline
+    # reader answers with full confidence
+    recorder.fail("AccessDeniedException", 403, "You don't have access to the model")
+    # WHEN it runs through the pipeline
+    result = ask(engine, "share of support a ban", provider="bedrock")
+    # THEN the offline provider answered every step, said so, and the answer waits for a person
+    assert result["provider"] == "offline (bedrock fallback)"
+    assert len(recorder.requests) == 1  # the SQL and the narration did not call Bedrock again
+    assert result["confidence"] == pytest.approx(0.79) and result["route"] != "formatter"
+    reasons = result["confidence_reasons"]
+    assert reasons[0].startswith(f"Bedrock refused the plan call to {BRAIN} (AccessDeniedException")
+    assert reasons[-1].startswith(
+        "the plan fell back to the offline provider, so the confidence is capped at 0.79"
+    )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from panelbrain.agents.context import engine
 from panelbrain.agents.latency import simulate_latency
-from panelbrain.data.engine import QueryEngine, QueryResult
-from panelbrain.errors import QueryExecutionError, SqlGuardError
-from panelbrain.models import Plan, Usage, WorkerResult
+from panelbrain.agents.providers import provider_for
+from panelbrain.models import Plan, WorkerResult
 
 
 def _quote(value: str) -> str:
@@ -34,34 +33,10 @@ def sql_for(plan: Plan, table: str) -> str:
     return sql
 
 
-def _model_sql(plan: Plan, query_engine: QueryEngine) -> tuple[QueryResult | None, list[Usage], list[str]]:
-    """Ask the worker model for the SQL; one retry with the guard's reason, then give up."""
-    from panelbrain.agents.bedrock import BREAKER, BedrockProvider, ModelThrottledError, write_sql
-
-    if BREAKER.open:
-        return None, [], ["Bedrock kept throttling: the SQL was written offline"]
-    provider = BedrockProvider.from_env()
-    usages: list[Usage] = []
-    feedback: str | None = None
-    for _ in range(2):
-        try:
-            sql, usage = write_sql(provider, plan, query_engine.data.spec, feedback)
-        except ModelThrottledError:
-            return None, usages, ["Bedrock throttled the SQL writer: the SQL was written offline"]
-        usages.append(usage)
-        try:
-            return query_engine.run(sql), usages, []
-        except (SqlGuardError, QueryExecutionError) as exc:
-            feedback = exc.message
-    return None, usages, [f"the model's SQL was refused twice ({feedback}): the SQL was written offline"]
-
-
 def run(plan: Plan) -> WorkerResult:
     simulate_latency("sql_writer", plan.latency_scale)
-    query_engine = engine(plan.dataset)
-    result, usages, notes = (None, [], []) if plan.provider != "bedrock" else _model_sql(plan, query_engine)
-    if result is None:
-        result = query_engine.run(sql_for(plan, query_engine.data.table.name))
+    outcome = provider_for(plan.provider).write_sql(plan, engine(plan.dataset))
+    result = outcome.result
     return WorkerResult(
         worker="sql_writer",
         output={
@@ -69,9 +44,10 @@ def run(plan: Plan) -> WorkerResult:
             "columns": result.columns,
             "rows": [[_jsonable(v) for v in row] for row in result.rows],
             "truncated": result.truncated,
-            "notes": notes,
+            "notes": outcome.notes,
+            "fallback": outcome.fallback,
         },
-        usage=usages,
+        usage=outcome.usage,
     )
 
 

@@ -11,13 +11,19 @@ from collections import defaultdict
 from typing import Any
 
 from panelbrain.agents.latency import simulate_latency
+from panelbrain.agents.providers import FALLBACK_PROVIDER, Narration, provider_for
 from panelbrain.data.dictionary import Table, load_dictionary
-from panelbrain.models import Plan, Synthesis, Usage, WorkerResult
+from panelbrain.models import Plan, Synthesis, WorkerResult
 
 # The overall row of an estimate table (panelbrain.data.estimates.ALL, without importing pandas).
 ALL = "All"
 SMALL_BASE = 30
 LOW_EFFICIENCY = 0.5
+# The routing policy's default answer threshold (review.policy.ReviewPolicy.answer); the handler
+# passes the workflow's configured one.
+ANSWER_THRESHOLD = 0.8
+# How far below the answer threshold a fallback answer is capped.
+FALLBACK_MARGIN = 0.01
 
 
 def _by_worker(results: list[WorkerResult]) -> dict[str, WorkerResult]:
@@ -88,22 +94,36 @@ def _describe(plan: Plan, table: Table, rows: list[dict[str, Any]], weighted: bo
     return " ".join(parts)
 
 
-def _narrate(
-    plan: Plan, rows: list[dict[str, Any]], offline_answer: str
-) -> tuple[str, list[Usage], list[str]]:
-    """The brain writes the paragraph; if Bedrock is throttling, the offline text stands."""
-    from panelbrain.agents.bedrock import BREAKER, BedrockProvider, ModelThrottledError, narrate
-
-    if BREAKER.open:
-        return offline_answer, [], ["Bedrock kept throttling: the answer text was written offline"]
-    try:
-        text, usage = narrate(BedrockProvider.from_env(), plan.question, rows, plan.weighted)
-    except ModelThrottledError:
-        return offline_answer, [], ["Bedrock throttled the synthesis: the answer text was written offline"]
-    return text, [usage], []
+def _narrate(plan: Plan, table: Table, rows: list[dict[str, Any]], text: str) -> Narration:
+    """The provider's paragraph: the deterministic ``text`` offline; under Bedrock the model's,
+    if it passes the fidelity check, else ``text`` again with the reason (a fallback)."""
+    return provider_for(plan.provider).narrate(plan, table, rows, text)
 
 
-def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
+def _fell_back(plan: Plan, narration: Narration) -> list[str]:
+    """The parts of the answer a model was asked for and the offline provider wrote instead.
+    The SQL is not one: it only cross-checks the bases, and the offline SQL checks them as well
+    (its fallback is noted among the reasons)."""
+    steps = ["the plan"] if plan.provider == FALLBACK_PROVIDER else []
+    if narration.fallback:
+        steps.append("the answer text")
+    return steps
+
+
+def cap_below(confidence: float, answer_threshold: float, steps: list[str]) -> tuple[float, str | None]:
+    """An answer part-written by the fallback is never published as confident: its confidence
+    goes below the answer threshold (a reviewer sees it), and the reason says so."""
+    capped = round(answer_threshold - FALLBACK_MARGIN, 4)
+    if not steps or confidence <= capped:
+        return confidence, None
+    return capped, (
+        f"{' and '.join(steps)} fell back to the offline provider, so the confidence is capped at "
+        f"{capped:.2f}, below the answer threshold {answer_threshold:g}: "
+        "a person checks it before it goes out"
+    )
+
+
+def run(plan: Plan, results: list[WorkerResult], answer_threshold: float = ANSWER_THRESHOLD) -> Synthesis:
     simulate_latency("synthesise", plan.latency_scale)
     spec = load_dictionary(plan.dataset)
     table = spec.main_table
@@ -178,10 +198,13 @@ def run(plan: Plan, results: list[WorkerResult]) -> Synthesis:
     if sql_result is not None:
         reasons += sql_result.output.get("notes", [])
     answer = _describe(plan, table, rows, plan.weighted)
-    if plan.provider == "bedrock":
-        answer, narration_usage, note = _narrate(plan, rows, answer)
-        usage += narration_usage
-        reasons += note
+    narration = _narrate(plan, table, rows, answer)
+    answer = narration.text
+    usage += narration.usage
+    reasons += narration.notes
+    confidence, capped = cap_below(confidence, answer_threshold, _fell_back(plan, narration))
+    if capped:
+        reasons.append(capped)
     return Synthesis(
         query_id=plan.query_id,
         question=plan.question,

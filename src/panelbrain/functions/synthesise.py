@@ -13,11 +13,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.model_validate(event["plan"])
     results = [WorkerResult.model_validate(r) for r in event["workers"]]
     results = [r.model_copy(update={"output": resolve(r.output)}) for r in results]
-    synthesis = synthesise.run(plan, results)
+    # Route by the policy in the workflow's settings (thresholds and review rules); an answer the
+    # offline fallback helped write is capped below its answer threshold.
+    policy = ReviewPolicy.model_validate(event.get("settings") or {})
+    synthesis = synthesise.run(plan, results, answer_threshold=policy.answer)
     table, weighting = synthesis.table, synthesis.weighting
     assert isinstance(table, list) and not isinstance(weighting, ClaimCheck)  # only offloaded below
-    # Route by the policy in the workflow's settings (thresholds and review rules).
-    policy = ReviewPolicy.model_validate(event.get("settings") or {})
     route, reasons = policy.route(synthesis.query_id, synthesis.confidence, table, weighting)
     routed = synthesis.model_copy(update={"route": route, "review_reasons": reasons})
     return _travelling(routed.model_dump(mode="json"))

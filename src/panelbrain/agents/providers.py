@@ -1,0 +1,279 @@
+"""One provider interface for the agents: an offline and a Bedrock implementation, and one
+fallback wrapper that turns any model failure into the offline answer with a note.
+
+The agents ask :func:`provider_for` for the provider a query names and call its three steps
+(plan, SQL, narration); none of them checks which provider it has. The wrapper is the only
+place that knows Bedrock can fail: a throttle, a timeout, a refused request or output that does
+not fit comes back as the offline provider's result, flagged ``fallback`` and saying why, so a
+query is never failed by the model and an answer that fell back is never published as
+confident (the synthesiser caps it below the answer threshold). The circuit breaker lives here
+too: after repeated failures the container stops calling Bedrock for a while; every change of
+its state is logged and every opening and fallback is a Powertools metric.
+
+Nothing heavy is imported here: langchain loads only when the Bedrock implementation calls.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from panelbrain.errors import PanelbrainError
+from panelbrain.models import Plan, QueryInput, Usage
+
+if TYPE_CHECKING:
+    from panelbrain.data.dictionary import Dataset, Table
+    from panelbrain.data.engine import QueryEngine, QueryResult
+
+FALLBACK_PROVIDER = "offline (bedrock fallback)"
+
+
+class ModelError(PanelbrainError):
+    """Bedrock gave no usable result; ``usage`` holds the tokens already spent on the way."""
+
+    # Whether the failure says Bedrock is unavailable (the breaker counts it) or only that one
+    # answer was unusable (a reply came: the service is up).
+    unavailable = True
+
+    def __init__(self, message: str, usage: list[Usage] | None = None, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.usage = list(usage or [])
+
+
+class ModelThrottledError(ModelError):
+    """Bedrock kept throttling after botocore's retries (state machines retry on this name)."""
+
+
+class ModelUnavailableError(ModelError):
+    """Bedrock timed out, could not be reached, or refused the request (access, validation)."""
+
+
+class ModelOutputError(ModelError):
+    """The model's answer did not fit the schema, the dictionary, the guard or the table."""
+
+    unavailable = False
+
+
+@dataclass
+class SqlOutcome:
+    """The rows the SQL writer's statement returned, and what writing it cost."""
+
+    result: QueryResult
+    usage: list[Usage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fallback: bool = False
+
+
+@dataclass
+class Narration:
+    """The answer paragraph: the model's (checked) or the deterministic one."""
+
+    text: str
+    usage: list[Usage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fallback: bool = False
+
+
+class Provider(ABC):
+    """What every provider does for the agents, one method per model step."""
+
+    name: str
+
+    @abstractmethod
+    def plan(self, query: QueryInput, spec: Dataset) -> Plan:
+        """Read the question into a plan held to the dictionary."""
+
+    @abstractmethod
+    def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
+        """Write the bases SQL for ``plan`` and run it through the guard and the engine."""
+
+    @abstractmethod
+    def narrate(self, plan: Plan, table: Table, rows: list[dict[str, Any]], text: str) -> Narration:
+        """The answer paragraph for ``rows``; ``text`` is the deterministic one."""
+
+
+class OfflineProvider(Provider):
+    """Deterministic, from the dictionary: the embedded default and the degraded mode."""
+
+    name = "offline"
+
+    def plan(self, query: QueryInput, spec: Dataset) -> Plan:
+        from panelbrain.agents.offline import OfflinePlanner
+
+        return OfflinePlanner(spec).plan(query)
+
+    def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
+        from panelbrain.agents.sql_writer import sql_for
+
+        return SqlOutcome(engine.run(sql_for(plan, engine.data.table.name)))
+
+    def narrate(self, plan: Plan, table: Table, rows: list[dict[str, Any]], text: str) -> Narration:
+        return Narration(text)
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` failed calls in a row (throttles, timeouts, unreachable
+    endpoint, refused requests); stays open for ``cooldown_s``, then lets calls through again.
+    Each change of state is logged, and each opening is a metric, so an operator sees when a
+    container stopped calling Bedrock and when it started again."""
+
+    def __init__(self, threshold: int = 3, cooldown_s: float = 60.0) -> None:
+        self.threshold, self.cooldown_s = threshold, cooldown_s
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        with self._lock:
+            if self._opened_at is not None and time.monotonic() - self._opened_at > self.cooldown_s:
+                self._opened_at, self._failures = None, 0
+                logger().info(
+                    "Bedrock circuit closed", extra={"breaker": "closed", "after_s": self.cooldown_s}
+                )
+            return self._opened_at is not None
+
+    def record(self, failed: bool, why: str = "") -> None:
+        with self._lock:
+            self._failures = self._failures + 1 if failed else 0
+            if self._opened_at is None and self._failures >= self.threshold:
+                self._opened_at = time.monotonic()
+                logger().warning(
+                    "Bedrock circuit opened",
+                    extra={
+                        "breaker": "open",
+                        "failures": self._failures,
+                        "cooldown_s": self.cooldown_s,
+                        "why": why,
+                    },
+                )
+                emit_metric("BedrockCircuitOpened")
+
+
+BREAKER = CircuitBreaker()
+
+
+class _Stdout:
+    """Standard output as it is when a record is written (Lambda sends it to CloudWatch; a test
+    capturing it replaces ``sys.stdout`` after the logger was built)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@cache
+def logger() -> Any:
+    """The Powertools logger (structured JSON in CloudWatch); built on first use."""
+    from aws_lambda_powertools import Logger
+
+    return Logger(
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "panelbrain"), stream=cast("IO[str]", _Stdout())
+    )
+
+
+def emit_metric(name: str) -> None:
+    """One count of ``name``, flushed at once as an EMF record (the agents' handlers carry no
+    ``log_metrics`` decorator, and a fallback must be counted even if the invocation fails later)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    namespace = os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain")
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace) as metric:
+        metric.add_dimension(name="service", value="bedrock")
+
+
+class WithFallback(Provider):
+    """``primary`` (Bedrock) for every step; ``fallback`` (offline) whenever it fails or the
+    breaker is open, with a note naming the step and the failure."""
+
+    def __init__(self, primary: Provider, fallback: Provider, breaker: CircuitBreaker | None = None) -> None:
+        self.primary, self.fallback = primary, fallback
+        self._breaker = breaker
+        self.name = primary.name
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        # Looked up at call time, so a test (or a new container) can replace the module's breaker.
+        return self._breaker or BREAKER
+
+    def _skip(self, step: str) -> str | None:
+        if self.breaker.open:
+            emit_metric("BedrockFallback")
+            return f"Bedrock is paused after repeated failures: the {step} was written offline"
+        return None
+
+    def _failed(self, step: str, exc: ModelError) -> str:
+        self.breaker.record(exc.unavailable, why=type(exc).__name__)
+        logger().warning(
+            "Bedrock step fell back to the offline provider",
+            extra={"step": step, "error": type(exc).__name__, "reason": exc.message},
+        )
+        emit_metric("BedrockFallback")
+        return f"{exc.message}: the {step} was written offline"
+
+    def plan(self, query: QueryInput, spec: Dataset) -> Plan:
+        note = self._skip("plan")
+        if note is None:
+            try:
+                result = self.primary.plan(query, spec)
+            except ModelError as exc:
+                note, usage = self._failed("plan", exc), exc.usage
+            else:
+                self.breaker.record(False)
+                return result
+        else:
+            usage = []
+        plan = self.fallback.plan(query, spec)
+        return plan.model_copy(
+            update={
+                "provider": FALLBACK_PROVIDER,
+                "reasons": [note, *plan.reasons],
+                "usage": [*usage, *plan.usage],
+            }
+        )
+
+    def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
+        note = self._skip("SQL")
+        usage: list[Usage] = []
+        if note is None:
+            try:
+                outcome = self.primary.write_sql(plan, engine)
+            except ModelError as exc:
+                note, usage = self._failed("SQL", exc), exc.usage
+            else:
+                self.breaker.record(False)
+                return outcome
+        outcome = self.fallback.write_sql(plan, engine)
+        return SqlOutcome(outcome.result, [*usage, *outcome.usage], [note, *outcome.notes], fallback=True)
+
+    def narrate(self, plan: Plan, table: Table, rows: list[dict[str, Any]], text: str) -> Narration:
+        note = self._skip("answer text")
+        usage: list[Usage] = []
+        if note is None:
+            try:
+                narration = self.primary.narrate(plan, table, rows, text)
+            except ModelError as exc:
+                note, usage = self._failed("answer text", exc), exc.usage
+            else:
+                self.breaker.record(False)
+                return narration
+        narration = self.fallback.narrate(plan, table, rows, text)
+        return Narration(narration.text, [*usage, *narration.usage], [note, *narration.notes], fallback=True)
+
+
+def provider_for(name: str) -> Provider:
+    """The provider a query or plan names: ``bedrock`` (with the offline fallback), else offline
+    (which is also what a plan that already fell back names)."""
+    if name == "bedrock":
+        from panelbrain.agents.bedrock import BedrockProvider
+
+        return WithFallback(BedrockProvider.from_env(), OfflineProvider())
+    return OfflineProvider()
