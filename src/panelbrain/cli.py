@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -33,6 +33,14 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
+SeOption = Annotated[
+    str,
+    typer.Option(
+        "--se",
+        help="95 % intervals of weighted estimates: calibrated (R survey's raked design, the "
+        "default) or fixed (the weights taken as given, as before issue 11).",
+    ),
+]
 DatasetOption = Annotated[
     str, typer.Option("--dataset", "-d", help="Dataset name (see `panelbrain datasets`).")
 ]
@@ -76,6 +84,7 @@ def ask(
     latency: Annotated[
         str | None, typer.Option(help="Add the seed's model latency per agent: seed or seed:SCALE.")
     ] = None,
+    se: SeOption = "calibrated",
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question through the pipeline, on the local engine (no AWS needed)."""
@@ -84,6 +93,8 @@ def ask(
 
     if provider not in ("offline", "bedrock"):
         raise BadInputError(f"--provider must be offline or bedrock, got {provider!r}")
+    # The engine runs the handlers in this process, and the data processor reads the setting.
+    os.environ["PANELBRAIN_SE"] = _se_method(se)
     if review not in (None, "approve", "reject"):
         raise BadInputError(f"--review must be approve or reject, got {review!r}")
     scale = _parse_latency(latency)
@@ -112,6 +123,12 @@ def ask(
     _print_answer(result)
 
 
+def _se_method(value: str) -> Literal["calibrated", "fixed"]:
+    from panelbrain.config import parse_standard_errors
+
+    return parse_standard_errors(value, "--se")
+
+
 def _print_answer(result: dict[str, Any]) -> None:
     from rich.markdown import Markdown
 
@@ -128,6 +145,9 @@ def _print_answer(result: dict[str, Any]) -> None:
             out.print(f"[dim]{result['sql']}[/]")
     if result["confidence"] is not None and not result["markdown"]:
         out.print(f"Confidence {result['confidence']:.2f}: " + "; ".join(result["confidence_reasons"]))
+    weighting = result.get("weighting")
+    if isinstance(weighting, dict) and weighting.get("intervals"):
+        out.print(f"[dim]Intervals: {weighting['intervals']}[/]")
     if result["status"] == "needs_review":
         out.print(
             "[yellow]This answer waits for a reviewer.[/] The local engine ends with this command: "
@@ -618,14 +638,18 @@ def tabulate(
     ] = None,
     dataset: DatasetOption = "ces11",
     unweighted: Annotated[bool, typer.Option(help="Ignore the weights.")] = False,
+    se: SeOption = "calibrated",
     as_json: JsonOption = False,
 ) -> None:
     """Weighted table of one measure, overall and by group, with 95 % intervals."""
     from panelbrain.data.catalog import load_dataset, weight_dataset
     from panelbrain.data.estimates import weighted_means, weighted_shares
 
+    method = _se_method(se)
     data = load_dataset(dataset)
-    weights = None if unweighted else weight_dataset(data).weights
+    # The raking itself (weights and margins): the calibrated SE needs the margins.
+    weights = None if unweighted else weight_dataset(data)
+    se_method = None if unweighted else method
     table = data.table
     if measure not in table.column_names:
         raise BadInputError(
@@ -636,9 +660,9 @@ def tabulate(
             f"--by {by!r} is not a column of {dataset} (columns: {', '.join(table.column_names)})"
         )
     if table.column(measure).type == "categorical":
-        result = weighted_shares(data.frame, measure, values=value, by=by, weights=weights)
+        result = weighted_shares(data.frame, measure, values=value, by=by, weights=weights, se=se_method)
     else:
-        result = weighted_means(data.frame, measure, by=by, weights=weights)
+        result = weighted_means(data.frame, measure, by=by, weights=weights, se=se_method)
     if as_json:
         _emit_json(result.model_dump(mode="json"))
         return

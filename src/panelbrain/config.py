@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 def _int(name: str, default: int) -> int:
@@ -43,6 +44,9 @@ class DataSettings:
     row_limit: int
     statement_timeout_s: float
     cache_dir: Path
+    # Intervals of weighted estimates (PANELBRAIN_SE): "calibrated", R survey's raked design, or
+    # "fixed", the weights taken as given (docs/adr/0005-standard-errors.md).
+    standard_errors: Literal["calibrated", "fixed"] = "calibrated"
 
     @classmethod
     def from_env(cls) -> DataSettings:
@@ -51,4 +55,22 @@ class DataSettings:
             row_limit=_int("PANELBRAIN_ROW_LIMIT", 10_000),
             statement_timeout_s=_float("PANELBRAIN_STATEMENT_TIMEOUT_S", 10.0),
             cache_dir=Path(os.environ.get("PANELBRAIN_CACHE_DIR", default_cache)),
+            standard_errors=standard_errors(),
         )
+
+
+def standard_errors() -> Literal["calibrated", "fixed"]:
+    """PANELBRAIN_SE: which standard errors weighted estimates use (default calibrated)."""
+    return parse_standard_errors(
+        os.environ.get("PANELBRAIN_SE", "calibrated"), "environment variable PANELBRAIN_SE"
+    )
+
+
+def parse_standard_errors(value: str, where: str) -> Literal["calibrated", "fixed"]:
+    if value == "calibrated":
+        return "calibrated"
+    if value == "fixed":
+        return "fixed"
+    from panelbrain.errors import BadInputError
+
+    raise BadInputError(f"{where} must be calibrated or fixed, got {value!r}")

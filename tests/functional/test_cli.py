@@ -156,6 +156,26 @@ def test_tabulate_json_weighted_table() -> None:
     assert "Taylor linearisation" in table["method"]
 
 
+def test_tabulate_intervals_are_r_raked_design_unless_se_fixed() -> None:
+    # GIVEN importance of religion by province; R's raked-design SE for "very" in PEI is 0.0730
+    # (tests/fixtures/r/ces11_rake_svyby.csv), the fixed-weight one before issue 11 0.0647
+    def pei_very(*extra: str) -> tuple[float, dict[str, object]]:
+        result = run("tabulate", "importance", "--by", "province", "--value", "very", "--json", *extra)
+        assert result.returncode == 0, result.stderr
+        table = json.loads(result.stdout)
+        return next(r["se"] for r in table["rows"] if r["group"] == "PE"), table
+
+    # WHEN tabulated by default THEN R's figure, labelled as calibrated
+    se, table = pei_very()
+    assert se == pytest.approx(0.07303041641237888, abs=1e-6)
+    assert table["se_method"] == "calibrated" and "R survey's raked design" in table["method"]
+    # WHEN tabulated with --se fixed THEN the figure from before, labelled as fixed weights
+    se, table = pei_very("--se", "fixed")
+    assert se == pytest.approx(0.06468177078250739, rel=1e-12)
+    assert table["se_method"] == "fixed" and "weights taken as fixed" in table["method"]
+    assert_one_line_error(run("tabulate", "importance", "--se", "robust"), "--se must be calibrated or fixed")
+
+
 def test_export_synthetic_of_any_size(tmp_path: Path) -> None:
     out = tmp_path / "panel.csv"
     result = run("export", "synthetic", "--rows", "1234", "--seed", "9", "--out", str(out))

@@ -239,3 +239,22 @@ def test_calibrated_se_needs_the_margins(frame: pd.DataFrame) -> None:
     assert weighted_shares(frame, "answer").se_method == "fixed"
     with pytest.raises(EstimateError, match="domain must be one True/False per row"):
         weighted_shares(frame, "answer", domain=np.ones(3, dtype=bool))
+
+
+def test_calibrated_se_for_hundreds_of_groups(raked_frame: tuple[pd.DataFrame, RakeResult]) -> None:
+    # GIVEN a breakdown with more groups than are computed at once (a breakdown by respondent
+    # has thousands), some groups empty in the domain
+    frame, raked = raked_frame
+    frame = frame.assign(pair=np.arange(len(frame)) % 290)
+    w = raked.weights.to_numpy()
+    margins = [frame[c].to_numpy() for c in ("sex", "age", "region")]
+    domain = (frame.pair != 7).to_numpy()
+    # WHEN estimated by that column
+    table = weighted_means(frame, "income", by="pair", weights=raked, domain=domain)
+    rows = {r.group: r for r in table.rows}
+    # THEN empty groups are left out and groups of every chunk are R's computation
+    assert "7" not in rows and len(rows) == 290
+    income = frame.income.to_numpy()
+    for pair in (0, 1, 255, 256, 257, 289):
+        in_group = (frame.pair == pair).to_numpy() & domain
+        assert rows[str(pair)].se == pytest.approx(r_raked_se(income, w, in_group, margins), rel=1e-9)

@@ -6,6 +6,7 @@ import numpy as np
 
 from panelbrain.agents.context import dataset, default_weights
 from panelbrain.agents.latency import simulate_latency
+from panelbrain.config import standard_errors
 from panelbrain.data.estimates import weighted_means, weighted_shares
 from panelbrain.models import Plan, WorkerResult
 
@@ -20,11 +21,15 @@ def run(plan: Plan) -> WorkerResult:
         chosen = column.isin(f.values).to_numpy(dtype=bool, na_value=False)
         # Negated, a missing value is still left out: the SQL cross-check's NOT IN drops NULLs too.
         keep &= (column.notna().to_numpy(dtype=bool) & ~chosen) if f.negate else chosen
-    weights = default_weights(plan.dataset).weights.to_numpy()[keep] if plan.weighted else None
-    subset = frame[keep]
+    # The whole raked frame with the filters as a domain: the calibrated SE (R's raked design,
+    # domains by subset()) needs every respondent the weights were raked on.
+    raked = default_weights(plan.dataset) if plan.weighted else None
+    se = standard_errors() if plan.weighted else None
     if plan.intent == "mean":
-        table = weighted_means(subset, plan.measure, by=plan.breakdown, weights=weights)
+        table = weighted_means(frame, plan.measure, by=plan.breakdown, weights=raked, domain=keep, se=se)
     else:
         values = plan.values if plan.intent == "share" else None
-        table = weighted_shares(subset, plan.measure, values=values, by=plan.breakdown, weights=weights)
+        table = weighted_shares(
+            frame, plan.measure, values=values, by=plan.breakdown, weights=raked, domain=keep, se=se
+        )
     return WorkerResult(worker="data_processor", output=table.model_dump(mode="json"))

@@ -54,6 +54,7 @@ METHOD_FIXED = (
 )
 # R survey's svyrecvar backfits the raking margins a fixed ten passes, converged or not.
 _BACKFIT_PASSES = 10
+_GROUP_CHUNK = 256
 _Z = NormalDist().inv_cdf(0.975)
 ALL = "All"
 
@@ -175,56 +176,90 @@ def _calibrated_se(
     same amount, ``w_i * a_c``, so the backfitting runs on cell sums: ``x_i = w_i (u_i - a_c)``
     with ``u_i = (y_i - ybar) / W`` in the domain and 0 elsewhere, and the variance's sums of
     ``x`` and ``x^2`` expand into per-cell sums of ``u``, ``w u``, ``w^2 u`` (domain rows) and
-    ``w``, ``w^2`` (all rows). Those sums are linear in the domain, so one pass over the rows
-    gives every group, the whole base (their total) and each group's complement (the
-    difference). Every respondent of the raked sample counts in ``n``, as in R, where a subset
-    of a calibrated design keeps all its rows.
+    ``w``, ``w^2`` (all rows). Those sums are linear in the domain: a group's complement in the
+    base is the base's sums minus the group's. Every respondent of the raked sample counts in
+    ``n``, as in R, where a subset of a calibrated design keeps all its rows.
     """
-    n = len(w)
     cells = calibration.row_cells()
     n_cells = calibration.cells
     inside = np.flatnonzero(answered)
-    wm = w[inside]
-    ym = y[inside]
+    # Rows of the base sorted by group, so that a run of groups is one slice of rows.
+    order = inside[np.argsort(group[inside], kind="stable")]
+    row_group = group[order]
+    row_cell = cells[order]
+    wm = w[order]
     total_w = wm.sum()
-    ym = ym - (float(np.dot(wm, ym)) / total_w if total_w > 0 else 0.0)  # centring avoids cancellation
+    ym = y[order] - (
+        float(np.dot(wm, y[order])) / total_w if total_w > 0 else 0.0
+    )  # centred: no cancellation
     w2 = wm * wm
-    key = cells[inside] * n_groups + group[inside]
+    quantities: list[np.ndarray | None] = [None, ym, wm, wm * ym, w2, w2 * ym, w2 * ym * ym]
+    whole = [np.bincount(row_cell, weights=q, minlength=n_cells)[:, None] for q in quantities]
+    residuals = _MarginResiduals(calibration, cells, w)
+    overall = residuals.se(whole)
+    group_se = np.full(n_groups, np.nan)
+    rest_se = np.full(n_groups, np.nan)
+    bounds = np.searchsorted(row_group, np.arange(n_groups + 1))
+    present = np.flatnonzero(np.diff(bounds) > 0)
+    # Groups a chunk at a time: a breakdown by respondent has thousands, and a cells x groups
+    # table for all of them at once would not fit in a Lambda's memory.
+    for start in range(0, len(present), _GROUP_CHUNK):
+        chunk = present[start : start + _GROUP_CHUNK]
+        lo, hi = bounds[chunk[0]], bounds[chunk[-1] + 1]
+        key = row_cell[lo:hi] * len(chunk) + np.searchsorted(chunk, row_group[lo:hi])
+        columns = []
+        for q, base in zip(quantities, whole, strict=True):
+            sums = np.bincount(key, weights=None if q is None else q[lo:hi], minlength=n_cells * len(chunk))
+            sums = sums.reshape(n_cells, len(chunk))
+            columns.append(np.hstack([sums, base - sums]))  # each group, then everyone else
+        se = residuals.se(columns)
+        group_se[chunk] = se[: len(chunk)]
+        rest_se[chunk] = se[len(chunk) :]
+    return _CalibratedSE(overall=overall, group=group_se, rest=rest_se)
 
-    def by_cell(values: np.ndarray | None) -> np.ndarray:
-        sums = np.bincount(key, weights=values, minlength=n_cells * n_groups).reshape(n_cells, n_groups)
-        # Columns: the whole base, each group, then each group's complement in the base.
-        whole = sums.sum(axis=1, keepdims=True)
-        return np.hstack([whole, sums, whole - sums])
 
-    count, s_y, s_w, s_wy, s_w2, s_w2y, s_w2y2 = (
-        by_cell(v) for v in (None, ym, wm, wm * ym, w2, w2 * ym, w2 * ym * ym)
-    )
-    total = s_w.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s_wy.sum(axis=0) / total
-        u = np.nan_to_num((s_y - count * mean) / total)  # per cell: sum of u
-        wu = np.nan_to_num((s_wy - s_w * mean) / total)  # sum of w u: 0 over the domain, but for rounding
-        w2u = np.nan_to_num((s_w2y - s_w2 * mean) / total)  # sum of w^2 u
-        w2u2 = (s_w2y2.sum(axis=0) - 2 * mean * s_w2y.sum(axis=0) + mean * mean * s_w2.sum(axis=0)) / (
-            total * total
-        )
-    cell_n = calibration.cell_count
-    cell_w = np.bincount(cells, weights=w, minlength=n_cells)
-    cell_w2 = np.bincount(cells, weights=w * w, minlength=n_cells)
-    adjustment = np.zeros_like(u)
-    margin_n = [np.bincount(cats, weights=cell_n) for cats in calibration.margins]
-    for _ in range(_BACKFIT_PASSES):
-        for cats, size in zip(calibration.margins, margin_n, strict=True):
-            left = u - cell_n[:, None] * adjustment  # per cell: sum of the current residual
-            sums = np.zeros((len(size), u.shape[1]))
-            np.add.at(sums, cats, left)
-            adjustment += (sums / size[:, None])[cats]
-    sum_x = wu.sum(axis=0) - cell_w @ adjustment
-    sum_x2 = w2u2 - 2 * np.einsum("cj,cj->j", adjustment, w2u) + cell_w2 @ (adjustment * adjustment)
-    variance = np.maximum(sum_x2 - sum_x * sum_x / n, 0.0) * n / max(n - 1, 1)
-    se = np.where(total > 0, np.sqrt(variance), np.nan)
-    return _CalibratedSE(overall=se[:1], group=se[1 : n_groups + 1], rest=se[n_groups + 1 :])
+class _MarginResiduals:
+    """R's svyrecvar for a raked design, on per-cell sums of a domain's rows (one column each)."""
+
+    def __init__(self, calibration: Calibration, cells: np.ndarray, w: np.ndarray) -> None:
+        n_cells = calibration.cells
+        self.n = len(w)
+        self.cell_n = calibration.cell_count
+        self.cell_w = np.bincount(cells, weights=w, minlength=n_cells)
+        self.cell_w2 = np.bincount(cells, weights=w * w, minlength=n_cells)
+        # Per margin: the cells in category order and where each category starts (a category's
+        # sum is one np.add.reduceat: no BLAS threads, which a busy Lambda cannot spare), the
+        # respondents of each category (R's ave() divides by them), and each cell's category.
+        self.margins = []
+        for cats in calibration.margins:
+            order = np.argsort(cats, kind="stable")
+            starts = np.searchsorted(cats[order], np.arange(int(cats.max()) + 1))
+            size = np.add.reduceat(self.cell_n[order], starts)
+            self.margins.append((order, starts, size, cats))
+
+    def se(self, sums: list[np.ndarray]) -> np.ndarray:
+        """SE per column from the cells' sums of 1, y, w, w y, w^2, w^2 y, w^2 y^2 (y centred)."""
+        count, s_y, s_w, s_wy, s_w2, s_w2y, s_w2y2 = sums
+        total = s_w.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s_wy.sum(axis=0) / total
+            u = np.nan_to_num((s_y - count * mean) / total)  # per cell: sum of u
+            wu = np.nan_to_num((s_wy - s_w * mean) / total)  # sum of w u: 0 over the domain, up to rounding
+            w2u = np.nan_to_num((s_w2y - s_w2 * mean) / total)  # sum of w^2 u
+            w2u2 = (s_w2y2.sum(axis=0) - 2 * mean * s_w2y.sum(axis=0) + mean * mean * s_w2.sum(axis=0)) / (
+                total * total
+            )
+        adjustment = np.zeros_like(u)
+        for _ in range(_BACKFIT_PASSES):
+            for order, starts, size, cats in self.margins:
+                left = u - self.cell_n[:, None] * adjustment  # per cell: sum of the current residual
+                adjustment += (np.add.reduceat(left[order], starts, axis=0) / size[:, None])[cats]
+        sum_x = wu.sum(axis=0) - self.cell_w @ adjustment
+        sum_x2 = w2u2 - 2 * np.einsum("cj,cj->j", adjustment, w2u) + self.cell_w2 @ (adjustment * adjustment)
+        n = self.n
+        variance = np.maximum(sum_x2 - sum_x * sum_x / n, 0.0) * n / max(n - 1, 1)
+        result: np.ndarray = np.where(total > 0, np.sqrt(variance), np.nan)
+        return result
 
 
 class _Stats(BaseModel):
