@@ -45,10 +45,10 @@ def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: Re
         "confidence": 0.95,
         "reasons": ["plain question"],
     }
-    # Sonnet caches the planning prefix (over its 1,024-token minimum); the SQL prefix is under
-    # Haiku's 4,096 and the narration prompt under Sonnet's: no cache point, so no cache reads.
+    # Sonnet caches the planning prefix (over its 1,024-token minimum) and Haiku the SQL prefix
+    # built past its 4,096; the narration prompt is under Sonnet's minimum: no cache point.
     recorder.respond(converse_tool_response("PlanDraft", plan, plain=200, out=80, write=1_300))
-    recorder.respond(converse_tool_response("SqlDraft", {"sql": MODEL_SQL}, plain=1_500, out=50))
+    recorder.respond(converse_tool_response("SqlDraft", {"sql": MODEL_SQL}, plain=300, out=50, read=4_800))
     recorder.respond(
         converse_tool_response("Narrative", {"answer": "One in five back a ban."}, plain=900, out=40)
     )
@@ -60,7 +60,7 @@ def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: Re
     assert [r["modelId"] for r in recorder.requests] == [BRAIN, WORKER, BRAIN]
     assert [r["system"][-1] == {"cachePoint": {"type": "default"}} for r in recorder.requests] == [
         True,
-        False,
+        True,
         False,
     ]
     assert [r["inferenceConfig"]["maxTokens"] for r in recorder.requests] == [
@@ -74,13 +74,13 @@ def test_structured_output_drives_the_pipeline(engine: LocalEngine, recorder: Re
             "cache_write_tokens": 1_300,
         },
         WORKER: {
-            "input_tokens": 1_500,
+            "input_tokens": 300,
             "output_tokens": 50,
-            "cache_read_tokens": 0,
+            "cache_read_tokens": 4_800,
             "cache_write_tokens": 0,
         },
     }
-    expected = cost_usd(BRAIN, 1_100, 120, 0, 1_300) + cost_usd(WORKER, 1_500, 50, 0, 0)
+    expected = cost_usd(BRAIN, 1_100, 120, 0, 1_300) + cost_usd(WORKER, 300, 50, 4_800, 0)
     assert result["cost_usd"] == pytest.approx(expected, abs=1e-6)
     groups = {r["group"] for r in result["table"]}
     assert "QC" in groups and len(groups) == 11

@@ -419,16 +419,41 @@ def test_the_sql_prompt_has_the_guard_rules_exact_codes_and_a_worked_example_tha
     assert result.columns == ["grp", "category", "n"]
 
 
-def test_cache_points_only_where_the_prefix_reaches_the_models_minimum() -> None:
+def test_cache_points_only_where_the_prefix_reaches_the_models_minimum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     provider = bedrock(None)
+    target = provider.sql_prefix_target()
+    assert target is not None and target > MIN_CACHEABLE_TOKENS["haiku"]
     for name in ("ces11", "synthetic"):
         spec = load_dictionary(name)
-        # The plan prefix (Sonnet, minimum 1,024 tokens) is long enough; the SQL prefix on Haiku
-        # (minimum 4,096) and the narration prompt are not, so they carry no cache point.
+        # The plan prefix (Sonnet, minimum 1,024 tokens) is long enough as it is; the narration
+        # prompt is not; the SQL prefix on Haiku (minimum 4,096) only once built out with worked
+        # examples (ADR 0015), every one of which the guard accepts.
         assert provider.cacheable("plan", SYSTEM + dictionary_prompt(spec))
-        assert not provider.cacheable("sql", sql_prompt(spec))
         assert not provider.cacheable("narrate", NARRATE_SYSTEM)
-    assert MIN_CACHEABLE_TOKENS == {"sonnet": 1_024, "haiku": 4_096}
+        assert not provider.cacheable("sql", sql_prompt(spec))
+        built = sql_prompt(spec, built_to=target)
+        assert provider.cacheable("sql", built)
+        for line in built.splitlines():
+            if line.startswith("  SELECT "):
+                engine(name).run(line.strip())
+    monkeypatch.setenv("PANELBRAIN_SQL_PREFIX", "plain")  # a small deployment turns it off
+    assert provider.sql_prefix_target() is None
+
+
+def test_the_sql_writer_sends_its_built_prefix_with_a_cache_point() -> None:
+    recorder = RecordingClient()
+    sql = "SELECT abortion AS category, count(*) AS n FROM ces11 GROUP BY category ORDER BY category"
+    recorder.respond(converse_tool_response("SqlDraft", {"sql": sql}, plain=80, out=30, write=4_800))
+    plan = offline_plan(intent="share", measure="abortion", values=["Yes"])
+    outcome = with_fallback(recorder.client).write_sql(plan, engine("ces11"))
+    request = recorder.requests[0]
+    assert not outcome.fallback and request["modelId"] == WORKER
+    assert request["system"][-1] == {"cachePoint": {"type": "default"}}
+    assert request["inferenceConfig"]["maxTokens"] == STEP_LIMITS["sql"].max_tokens
+    assert request["system"][0]["text"] == sql_prompt(CES11, built_to=bedrock(None).sql_prefix_target())
+    assert outcome.usage[0].cache_write_tokens == 4_800
 
 
 def test_the_retry_budget_fits_each_functions_timeout() -> None:

@@ -63,6 +63,9 @@ ROLE: dict[Step, Literal["brain", "worker"]] = {"plan": "brain", "narrate": "bra
 # is ignored, costing nothing and saving nothing.
 # https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html (supported models table)
 MIN_CACHEABLE_TOKENS = {"sonnet": 1_024, "haiku": 4_096}
+# A prefix built to reach a minimum is built this much past it: its size here is estimated at
+# 4 characters a token, and a real count below the minimum would silently cache nothing.
+PREFIX_MARGIN = 1.15
 
 
 @dataclass(frozen=True)
@@ -264,32 +267,93 @@ def quoted_question(question: str) -> str:
     return f"<question>\n{inner}\n</question>"
 
 
-def sql_prompt(spec: Dataset) -> str:
+def sql_prompt(spec: Dataset, built_to: float | None = None) -> str:
     """The SQL writer's system prompt for a dataset, with a worked example written the way the
-    offline provider writes it (so the example is guard-clean and uses real codes)."""
+    offline provider writes it (so the example is guard-clean and uses real codes).
+
+    With ``built_to`` (tokens), more worked examples (every column, each intent, negated
+    filters) follow until the prompt reaches that size: the prefix built to reach the model's
+    cacheable minimum that ADR 0015 chose. The examples come in a fixed order, so the prefix is
+    the same text on every call and the cache can hit."""
     from panelbrain.agents.sql_writer import sql_for
 
     table = spec.main_table
-    categorical = [c for c in table.columns if c.type == "categorical" and c.values and not c.role]
-    measure, by, where = (categorical + categorical[:1] * 3)[:3]
-    example = Plan(
-        query_id="example",
-        question="example",
-        dataset=spec.name,
-        intent="share",
-        measure=measure.name,
-        values=[measure.values[0].value],
-        breakdown=by.name if by is not measure else None,
-        filters=[Filter(column=where.name, values=[where.values[0].value])] if where is not measure else [],
-        needs=dict.fromkeys(WORKERS, True),
-        confidence=1.0,
-        provider="offline",
+    examples = _example_plans(spec)
+    first = examples[0]
+    prompt = SQL_SYSTEM.format(
+        dataset=spec.name, example_plan=_plan_json(first), example_sql=sql_for(first, table.name)
     )
-    return SQL_SYSTEM.format(
-        dataset=spec.name,
-        example_plan=_plan_json(example),
-        example_sql=sql_for(example, table.name),
-    ) + dictionary_prompt(spec)
+    if built_to is not None:
+        more: list[str] = []
+        size = _tokens(prompt + dictionary_prompt(spec))
+        for plan in examples[1:]:
+            if size >= built_to:
+                break
+            shown = f"- {_plan_json(plan)}\n  {sql_for(plan, table.name)}\n"
+            more.append(shown)
+            size += _tokens(shown)
+        prompt = prompt.replace(
+            "\nData dictionary:\n",
+            "\nMore plans and the SQL that answers them:\n" + "".join(more) + "\nData dictionary:\n",
+        )
+    return prompt + dictionary_prompt(spec)
+
+
+def _example_plans(spec: Dataset) -> list[Plan]:
+    """Worked examples from the dictionary, in a fixed order: for each categorical column a share
+    broken down by the next column and filtered on a third, and its distribution among those
+    not in that third column's first value; for each numeric column a mean by the first
+    categorical; then the distribution of every categorical column by every other, and among
+    the first two values of every other."""
+    table = spec.main_table
+    categorical = [c for c in table.columns if c.type == "categorical" and c.values and not c.role]
+    numeric = [c for c in table.columns if c.type != "categorical" and not c.role]
+    plans: list[Plan] = []
+
+    def plan(**fields: Any) -> Plan:
+        return Plan(
+            query_id="example",
+            question="example",
+            dataset=spec.name,
+            needs=dict.fromkeys(WORKERS, True),
+            confidence=1.0,
+            provider="offline",
+            **fields,
+        )
+
+    count = len(categorical)
+    for i, measure in enumerate(categorical):
+        by = categorical[(i + 1) % count] if count > 1 else None
+        where = categorical[(i + 2) % count] if count > 2 else None
+        keep = [Filter(column=where.name, values=[where.values[0].value])] if where else []
+        plans.append(
+            plan(
+                intent="share",
+                measure=measure.name,
+                values=[measure.values[-1].value],
+                breakdown=by.name if by else None,
+                filters=keep,
+            )
+        )
+        if where is not None:
+            negated = Filter.model_validate(
+                {"column": where.name, "values": [where.values[0].value], "negate": True}
+            )
+            plans.append(plan(intent="distribution", measure=measure.name, filters=[negated]))
+    for measure in numeric:
+        plans.append(
+            plan(intent="mean", measure=measure.name, breakdown=categorical[0].name if categorical else None)
+        )
+    for measure in categorical:  # then every breakdown of every measure, and every filter
+        for other in categorical:
+            if other is not measure:
+                plans.append(plan(intent="distribution", measure=measure.name, breakdown=other.name))
+    for measure in categorical:
+        for other in categorical:
+            if other is not measure:
+                keep = Filter(column=other.name, values=[v.value for v in other.values[:2]])
+                plans.append(plan(intent="distribution", measure=measure.name, filters=[keep]))
+    return plans
 
 
 def _plan_json(plan: Plan) -> str:
@@ -352,6 +416,15 @@ class BedrockProvider(Provider):
             **options,
         )
 
+    def sql_prefix_target(self) -> float | None:
+        """Tokens to build the SQL writer's prefix to, or None to leave it as it is (ADR 0015:
+        the cost model says a prefix built past Haiku's minimum pays from ~1,200 queries a day;
+        ``PANELBRAIN_SQL_PREFIX=plain`` turns it off for a smaller deployment)."""
+        family = self.settings.worker.family
+        if os.environ.get("PANELBRAIN_SQL_PREFIX", "examples") == "plain" or family is None:
+            return None
+        return MIN_CACHEABLE_TOKENS[family] * PREFIX_MARGIN
+
     def cacheable(self, step: Step, prefix: str) -> bool:
         """Whether a cache point after ``prefix`` can pay: only when the prefix reaches the
         model's minimum (a shorter one is never cached, ADR 0015)."""
@@ -402,7 +475,7 @@ class BedrockProvider(Provider):
         """The worker model's SQL; refused once (by the guard, DuckDB, or for its result columns),
         it is asked again with the reason; refused twice, a ModelOutputError."""
         spec = engine.data.spec
-        system = sql_prompt(spec)
+        system = sql_prompt(spec, built_to=self.sql_prefix_target())
         expected = (["grp"] if plan.breakdown else []) + (
             ["n", "unweighted_mean"] if plan.intent == "mean" else ["category", "n"]
         )
