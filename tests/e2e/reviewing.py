@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.server import LocalServer
 
-AMBIGUOUS = "What share of people in QC support a ban"  # routes to review (confidence ~0.6)
+AMBIGUOUS = "What share of people in QC strongly support a ban"  # "strongly" is unplaced: review (0.75)
 REVIEWERS = "alice@example.com,bob@example.com,U0ALICE"
 SLACK_SECRET = "panelbrain/slack"
 SLACK_SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -13,8 +13,8 @@ from panelbrain.local.engine import LocalEngine
 from panelbrain.models import TerminalRecord
 
 CONFIDENT = "What share support a ban on abortion by province?"
-AMBIGUOUS = "What share of people in QC support a ban"  # QC read as an implicit filter: 0.75
-UNSURE = "What share of people in QC support a ban by planet"  # and no breakdown found: 0.45
+AMBIGUOUS = "What share of people in QC strongly support a ban"  # "strongly" cannot be placed: 0.75
+UNSURE = "What share of people in QC strongly support a ban by planet"  # and no breakdown found: 0.35
 
 
 def calls(engine: LocalEngine, query: Any = None) -> Counter[str]:

@@ -607,9 +607,13 @@ class OfflinePlanner:
             return pick(free[-1].column)
         subject = next((g for g in candidates if g.role == "subject"), None)
         later = [g for g in candidates if g.role in ("adjacent", "relative")]
-        outcomes = {g.column for g in later if not self._demographic(g.column)}
-        if (subject is None or self._demographic(subject.column)) and len(outcomes) == 1:
-            return pick(outcomes.pop())
+        if subject is None or self._demographic(subject.column):
+            # A value right after the filters is the main verb ("people who ... *support a ban*");
+            # then a relative clause's ("men *who support a ban*").
+            for role in ("adjacent", "relative"):
+                outcomes = {g.column for g in later if g.role == role and not self._demographic(g.column)}
+                if len(outcomes) == 1:
+                    return pick(outcomes.pop())
         if subject is not None:
             return pick(subject.column)
         relative = {g.column for g in later if g.role == "relative"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from panelbrain.agents import wording
 from panelbrain.agents.latency import simulate_latency
 from panelbrain.agents.providers import FALLBACK_PROVIDER, Narration, provider_for
 from panelbrain.data.dictionary import Table, load_dictionary
@@ -47,31 +48,40 @@ def _pct(value: float) -> str:
 
 
 def _describe(plan: Plan, table: Table, rows: list[dict[str, Any]], weighted: bool) -> str:
+    """The answer as an analyst writes it, in the dictionary's words: "33.7% of women say
+    religion is very important (95% CI ...; n = ...; weighted)". Every figure is the table's."""
     measure = table.column(plan.measure)
     fmt = _pct if plan.intent != "mean" else (lambda v: f"{v:,.2f}")
-    among = ""
-    if plan.filters:
-        among = " among " + " and ".join(
-            f"{table.column(f.column).label.lower()} = "
-            + " or ".join(table.column(f.column).value_label(v) for v in f.values)
-            for f in plan.filters
-        )
+    who = wording.population(table, plan.filters)
     basis = "weighted" if weighted else "unweighted"
     overall = [r for r in rows if r["group"] == ALL]
+
+    def interval(r: dict[str, Any]) -> str:
+        return f"95% CI {fmt(r['ci_low'])} to {fmt(r['ci_high'])}"
+
     parts: list[str] = []
-    if plan.intent == "mean":
+    if plan.intent == "mean" and overall:
         o = overall[0]
+        among = f" among {who}" if plan.filters else ""
         parts.append(
             f"The {basis} mean of {measure.label.lower()}{among} is {fmt(o['estimate'])} "
-            f"(95% CI {fmt(o['ci_low'])} to {fmt(o['ci_high'])}; n = {o['unweighted_base']:,})."
+            f"({interval(o)}; n = {o['unweighted_base']:,})."
         )
-    else:
+    elif plan.intent == "share":
         for o in overall:
             parts.append(
-                f"{fmt(o['estimate'])} of respondents{among} answer "
-                f"'{measure.value_label(o['category'])}' to '{measure.label}' "
-                f"(95% CI {fmt(o['ci_low'])} to {fmt(o['ci_high'])}; n = {o['unweighted_base']:,}; {basis})."
+                f"{fmt(o['estimate'])} of {who} {wording.answer(measure, o['category'])} "
+                f"({interval(o)}; n = {o['unweighted_base']:,}; {basis})."
             )
+    elif overall:
+        parts.append(
+            f"Of {who} (n = {overall[0]['unweighted_base']:,}; {basis}): "
+            + "; ".join(
+                f"{fmt(o['estimate'])} {wording.answer(measure, o['category'])} ({interval(o)})"
+                for o in overall
+            )
+            + "."
+        )
     if plan.breakdown:
         by = table.column(plan.breakdown)
         focus = plan.values[0] if plan.values else (overall[0]["category"] if overall else None)
@@ -79,16 +89,17 @@ def _describe(plan: Plan, table: Table, rows: list[dict[str, Any]], weighted: bo
         if groups:
             high = max(groups, key=lambda r: r["estimate"])
             low = min(groups, key=lambda r: r["estimate"])
-            label = f" answering '{measure.value_label(focus)}'" if focus is not None else ""
+            what = "the mean" if focus is None else f"the share who {wording.answer(measure, focus)}"
             parts.append(
-                f"By {by.label.lower()}{label}: highest {by.value_label(high['group'])} "
-                f"({fmt(high['estimate'])}), lowest {by.value_label(low['group'])} ({fmt(low['estimate'])})."
+                f"By {by.label.lower()}, {what} is highest among {wording.group(by, high['group'])} "
+                f"({fmt(high['estimate'])}) and lowest among {wording.group(by, low['group'])} "
+                f"({fmt(low['estimate'])})."
             )
             different = [r for r in groups if r["significant"]]
             if different:
                 parts.append(
                     "Different from the rest at the 5% level: "
-                    + ", ".join(f"{by.value_label(r['group'])} ({fmt(r['estimate'])})" for r in different)
+                    + ", ".join(f"{wording.group(by, r['group'])} ({fmt(r['estimate'])})" for r in different)
                     + "."
                 )
     return " ".join(parts)
