@@ -351,8 +351,8 @@ def _example_plans(spec: Dataset) -> list[Plan]:
     for measure in categorical:
         for other in categorical:
             if other is not measure:
-                keep = Filter(column=other.name, values=[v.value for v in other.values[:2]])
-                plans.append(plan(intent="distribution", measure=measure.name, filters=[keep]))
+                among = Filter(column=other.name, values=[v.value for v in other.values[:2]])
+                plans.append(plan(intent="distribution", measure=measure.name, filters=[among]))
     return plans
 
 
