@@ -147,7 +147,7 @@ def test_the_largest_state_of_the_pipeline_fits(engine: LocalEngine, monkeypatch
         provider="bedrock",
         plan=the_plan().model_dump(mode="json", exclude={"usage"}),
     )
-    monkeypatch.setattr(synthesise_agent, "run", lambda p, r: synthesis_model)
+    monkeypatch.setattr(synthesise_agent, "run", lambda p, r, **_: synthesis_model)
     # WHEN the workers and BrainSynthesise return
     synthesis = synthesise.handler({"plan": plan_event, "workers": workers, "settings": SETTINGS}, None)
     # THEN BrainSynthesise's output, which keeps its whole input beside the synthesis, fits a state
