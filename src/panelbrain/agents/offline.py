@@ -170,6 +170,7 @@ class _Group:
     mentions: list[_Mention] = field(default_factory=list)
     joined_by: str | None = None  # "or" / "and" when a list
     negation: str = ""  # the word that negated it ("not", "outside", ...)
+    follows_negation: str = ""  # right after a negated group: "outside 'rural'" (then Quebec)
 
     @property
     def values(self) -> list[str]:
@@ -394,6 +395,7 @@ class OfflinePlanner:
                 last.joined_by = joined
             return last
         role: Role
+        follows_negation = ""
         if pending == "mark":
             role = "marked"
         elif pending == "rel":
@@ -408,19 +410,13 @@ class OfflinePlanner:
                         GUESS_COST,
                     )
                 )
-            if last.negate and last.role == "marked":
-                reading.notes.append(
-                    (
-                        f"could not tell whether '{last.negation}' covers {mention.phrase!r} too: "
-                        f"read as {last.negation} {last.phrase!r}, and {mention.phrase!r}",
-                        GUESS_COST,
-                    )
-                )
+            if last.negate:
+                follows_negation = f"{last.negation} {last.phrase!r}"
         elif subject:
             role = "subject"
         else:
             role = "free"
-        group = _Group(mention.column, role, bool(negation), [mention], joined, negation)
+        group = _Group(mention.column, role, bool(negation), [mention], joined, negation, follows_negation)
         reading.groups.append(group)
         return group
 
@@ -533,6 +529,12 @@ class OfflinePlanner:
                 reasons.append(
                     f"read {written!r} as a filter {g.column} {'not in' if g.negate else 'in'} {listed} "
                     f"(write 'among {g.phrase}' to say so)"
+                )
+            elif g.follows_negation:
+                confidence -= GUESS_COST
+                reasons.append(
+                    f"could not tell whether {g.follows_negation} covers {g.phrase!r} too: "
+                    f"read as {g.follows_negation}, and {g.phrase!r}"
                 )
             elif g.negate or any(not m.exact for m in g.mentions):
                 reasons.append(
