@@ -484,3 +484,33 @@ def test_each_steps_client_is_built_once_per_container_with_its_timeouts(
         assert BedrockProvider.from_env().client_for("plan").meta.config.read_timeout == 7.0
     finally:
         clients.reset()
+
+
+def test_two_invocations_of_the_plan_agent_share_the_containers_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The agent makes a provider per invocation; both must reach the one client the builder keeps
+    # (its adaptive rate limiter learns across invocations): one Stubber on it answers both.
+    from botocore.stub import Stubber
+
+    from panelbrain.agents import plan as plan_agent
+
+    for name, value in {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "PANELBRAIN_BRAIN_MODEL_ID": BRAIN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PANELBRAIN_BEDROCK_PROFILE", raising=False)
+    clients.reset()
+    try:
+        stubber = Stubber(BedrockProvider.from_env().client_for("plan"))
+        for _ in range(2):
+            stubber.add_response("converse", converse_tool_response("PlanDraft", PLAN, plain=10, out=10))
+        with stubber:
+            plans = [plan_agent.run(QUERY), plan_agent.run(QUERY)]
+        stubber.assert_no_pending_responses()
+        assert [p.provider for p in plans] == ["bedrock", "bedrock"]
+    finally:
+        clients.reset()
