@@ -98,7 +98,7 @@ def table_for(plan: Plan) -> list[dict[str, Any]]:
 
 
 def events(out: str) -> list[dict[str, Any]]:
-    """The JSON lines Powertools wrote to stdout: structured logs and EMF metric records."""
+    """The JSON lines written: structured logs and EMF metric records."""
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
@@ -376,7 +376,7 @@ def test_throttling_opens_the_breaker_logs_it_and_counts_each_fallback(
         == f"Bedrock throttled the plan call to {BRAIN} after retries: the plan was written offline"
     )
     with_fallback(recorder.client).plan(QUERY, CES11)  # the second failure in a row opens it
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert metric_names(out) == ["BedrockFallback", "BedrockCircuitOpened", "BedrockFallback"]
     opened = [e for e in events(out) if e.get("message") == "Bedrock circuit opened"]
     assert opened and opened[0]["failures"] == 2 and opened[0]["level"] == "WARNING"
@@ -384,7 +384,20 @@ def test_throttling_opens_the_breaker_logs_it_and_counts_each_fallback(
     paused = with_fallback(recorder.client).plan(QUERY, CES11)  # open: Bedrock is not called at all
     assert len(recorder.requests) == 2
     assert paused.reasons[0] == "Bedrock is paused after repeated failures: the plan was written offline"
-    assert metric_names(capsys.readouterr().out) == ["BedrockFallback"]
+    assert metric_names(capsys.readouterr().err) == ["BedrockFallback"]
+
+
+def test_in_lambda_the_records_go_to_stdout_and_locally_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CloudWatch reads a function's stdout; a local `panelbrain ask --json` owns its stdout.
+    providers.emit_metric("BedrockFallback")
+    local = capsys.readouterr()
+    assert (metric_names(local.err), local.out) == (["BedrockFallback"], "")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "panelbrain-BrainPlanFunction")
+    providers.emit_metric("BedrockFallback")
+    deployed = capsys.readouterr()
+    assert (metric_names(deployed.out), deployed.err) == (["BedrockFallback"], "")
 
 
 def test_timeouts_open_the_breaker_too(fresh_breaker: CircuitBreaker) -> None:

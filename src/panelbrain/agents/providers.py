@@ -15,6 +15,7 @@ Nothing heavy is imported here: langchain loads only when the Bedrock implementa
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -159,15 +160,22 @@ class CircuitBreaker:
 BREAKER = CircuitBreaker()
 
 
-class _Stdout:
-    """Standard output as it is when a record is written (Lambda sends it to CloudWatch; a test
-    capturing it replaces ``sys.stdout`` after the logger was built)."""
+class _LogStream:
+    """Where logs and metric records go, decided when each is written. In Lambda, standard output:
+    the runtime sends it to CloudWatch Logs, which extracts EMF metrics from it (Lambda sets
+    AWS_LAMBDA_FUNCTION_NAME, https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+    Run locally, standard error: the CLI's standard output is its answer (`--json` is one
+    document). Looked up on each write, so a test capturing either stream sees the records."""
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        return _stream().write(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        _stream().flush()
+
+
+def _stream() -> IO[str]:
+    return sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else sys.stderr
 
 
 @cache
@@ -176,18 +184,21 @@ def logger() -> Any:
     from aws_lambda_powertools import Logger
 
     return Logger(
-        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "panelbrain"), stream=cast("IO[str]", _Stdout())
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "panelbrain"), stream=cast("IO[str]", _LogStream())
     )
 
 
 def emit_metric(name: str) -> None:
-    """One count of ``name``, flushed at once as an EMF record (the agents' handlers carry no
+    """One count of ``name`` as an EMF record, written at once (the agents' handlers carry no
     ``log_metrics`` decorator, and a fallback must be counted even if the invocation fails later)."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-    namespace = os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain")
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace) as metric:
-        metric.add_dimension(name="service", value="bedrock")
+    metrics = AmazonCloudWatchEMFProvider(
+        namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="bedrock"
+    )
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    _LogStream().write(json.dumps(metrics.serialize_metric_set(), separators=(",", ":")) + "\n")
 
 
 class WithFallback(Provider):
