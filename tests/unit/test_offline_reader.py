@@ -17,6 +17,7 @@ from panelbrain.agents import data_processor, sql_writer, synthesise, weight_app
 from panelbrain.agents.offline import OfflinePlanner, PlanningError
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.data.guard import guard_sql
+from panelbrain.errors import SqlGuardError
 from panelbrain.models import Plan, QueryInput
 from panelbrain.review.policy import ReviewPolicy
 
@@ -228,6 +229,61 @@ READINGS: list[tuple[str, str, str, str, list[str], str | None, list[F]]] = [
         "region",
         [],
     ),
+    # Paraphrases: the answer after the filters, a list with commas, a relative clause as filter.
+    (
+        "ces11",
+        "Do women in Ontario support a ban?",
+        "share",
+        "abortion",
+        ["Yes"],
+        None,
+        [("gender", ["Female"], False), ("province", ["ON"], False)],
+    ),
+    (
+        "ces11",
+        "What share of people in Ontario, Quebec or Alberta support a ban?",
+        "share",
+        "abortion",
+        ["Yes"],
+        None,
+        [("province", ["ON", "QC", "AB"], False)],
+    ),
+    (
+        "ces11",
+        "What share of men who support a ban are rural?",
+        "share",
+        "urban",
+        ["rural"],
+        None,
+        [("gender", ["Male"], False), ("abortion", ["Yes"], False)],
+    ),
+    (
+        "ces11",
+        "What share of high school graduates support a ban?",
+        "share",
+        "abortion",
+        ["Yes"],
+        None,
+        [("education", ["HS"], False)],
+    ),
+    (
+        "synthetic",
+        "What share of people aged 25 to 34 or 35 to 44 are very dissatisfied?",
+        "share",
+        "satisfaction",
+        ["very dissatisfied"],
+        None,
+        [("age_group", ["25-34", "35-44"], False)],
+    ),
+    (
+        "synthetic",
+        "What share of Party A voters are women?",
+        "share",
+        "gender",
+        ["Female"],
+        None,
+        [("vote_intention", ["Party A"], False)],
+    ),
 ]
 
 
@@ -296,6 +352,7 @@ UNUSED: list[tuple[str, str, str]] = [
     ("ces11", "What share of respondents outside rural Quebec support a ban?", "covers 'Quebec'"),
     ("ces11", "What share support a ban by?", "breakdown"),
     ("synthetic", "Average income by region and gender", "gender"),
+    ("ces11", "Share of graduates high school", "side by side"),
 ]
 
 
@@ -416,3 +473,18 @@ def test_a_distribution_and_a_mean_name_their_respondents_in_words() -> None:
     assert "By age group, the mean is highest among respondents aged" in answer
     # No "gender = Women", no "answer 'X' to 'Y'": the dictionary's words only.
     assert re.search(r"[a-z] = [A-Za-z]", answer) is None and "answer '" not in answer
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["province NOT IN ('QC', 'ON')", "province <> 'QC'", "NOT province IN ('QC')", "province != 'QC'"],
+)
+def test_the_guard_accepts_negated_filters_on_dictionary_columns_only(where: str) -> None:
+    schema = {"ces11": ["province", "abortion"]}
+    assert guard_sql(f"SELECT abortion, count(*) FROM ces11 WHERE {where} GROUP BY 1", schema).sql
+    with pytest.raises(SqlGuardError) as refused:
+        guard_sql(
+            f"SELECT abortion, count(*) FROM ces11 WHERE {where.replace('province', 'secret')} GROUP BY 1",
+            schema,
+        )
+    assert refused.value.rule == "unknown_column"

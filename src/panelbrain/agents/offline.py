@@ -113,6 +113,7 @@ _STRUCTURE: dict[tuple[str, ...], Kind] = {
     ("that",): "rel",
     ("and",): "and",
     ("&",): "and",
+    (",",): "and",
     ("or",): "or",
     ("nor",): "or",
     ("average",): "mean",
@@ -133,7 +134,7 @@ _STRUCTURE: dict[tuple[str, ...], Kind] = {
 _STRUCTURE_KEYS = sorted(_STRUCTURE, key=len, reverse=True)
 _NEGATION_CODES = {"not", "no"}  # as codes these would swallow the negation itself
 
-_TOKEN = re.compile(r"%|&|[^\W_][\w'+/-]*")
+_TOKEN = re.compile(r"%|&|,|[^\W_][\w'+/-]*")
 
 
 class PlanningError(BadInputError):
@@ -171,6 +172,10 @@ class _Group:
     joined_by: str | None = None  # "or" / "and" when a list
     negation: str = ""  # the word that negated it ("not", "outside", ...)
     follows_negation: str = ""  # right after a negated group: "outside 'rural'" (then Quebec)
+
+    @property
+    def start(self) -> int:
+        return self.mentions[0].start
 
     @property
     def values(self) -> list[str]:
@@ -296,7 +301,7 @@ class OfflinePlanner:
             mention = starts.get(i)
             if mention is not None:
                 i = mention.end
-                subject, after_share_of = after_share_of, False
+                subject = after_share_of
                 if pending == "by":
                     reading.columns.append((mention, "by"))
                     pending, last, gap = "by-done", None, []
@@ -305,7 +310,13 @@ class OfflinePlanner:
                     in_clause = pending in ("mark", "rel") or negate
                     reading.columns.append((mention, "clause" if in_clause else "free"))
                     gap.append("column")
-                    continue
+                    continue  # "share of people aged 18 to 24": still the subject
+                after_share_of = False
+                named = reading.columns[-1][0] if reading.columns and gap[-1:] == ["column"] else None
+                if named is not None and named.column == mention.column and reading.columns[-1][1] == "free":
+                    # "aged 25 to 34": the column names this value's group, it does not point
+                    # at the answer.
+                    reading.columns[-1] = (named, "clause")
                 last = self._place(
                     reading, mention, pending, negation_word if negate else "", subject, last, gap
                 )
@@ -343,7 +354,8 @@ class OfflinePlanner:
             if word.lower == "of" and self._share_before(words, i - 1):
                 after_share_of = True
                 continue
-            after_share_of = False
+            # "share of people aged ...": a word for the respondents keeps the subject open.
+            after_share_of = after_share_of and word.lower in self._row_nouns
             gap.append("word")
             if pending in ("mark", "by-done") and word.lower not in self._row_nouns:
                 pending = None  # "in the survey say ...": the marker found no value
@@ -390,6 +402,14 @@ class OfflinePlanner:
         # A column named between two values belongs to the second ("women aged 65 and over").
         continues = last is not None and pending is None and all(g in ("and", "or", "column") for g in gap)
         if continues and last is not None and last.column == mention.column and not negation:
+            if not joined:
+                reading.notes.append(
+                    (
+                        f"{last.phrase!r} and {mention.phrase!r} are two values of {mention.column} "
+                        "written side by side: read as either",
+                        GUESS_COST,
+                    )
+                )
             last.mentions.append(mention)
             if joined:
                 last.joined_by = joined
@@ -606,7 +626,18 @@ class OfflinePlanner:
             return pick(hinted.pop())
         free = [g for g in candidates if g.role == "free"]
         if free:
-            return pick(free[-1].column)
+            last = free[-1]
+            # "Do women in Ontario support a ban?": a demographic first, the answer after the
+            # filters that follow it; the demographic is then the subject.
+            after = {
+                g.column
+                for g in candidates
+                if g.role == "adjacent" and g.start > last.start and not self._demographic(g.column)
+            }
+            if self._demographic(last.column) and len(after) == 1:
+                last.role = "subject"
+                return pick(after.pop())
+            return pick(last.column)
         subject = next((g for g in candidates if g.role == "subject"), None)
         later = [g for g in candidates if g.role in ("adjacent", "relative")]
         if subject is None or self._demographic(subject.column):
