@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from panelbrain.agents import bedrock as bedrock_module
 from panelbrain.agents import data_processor, fidelity, providers, sql_writer, synthesise, weight_applier
 from panelbrain.agents.bedrock import (
     CALLS_PER_INVOCATION,
@@ -527,3 +528,28 @@ def test_two_invocations_of_the_plan_agent_share_the_containers_client(
         assert [p.provider for p in plans] == ["bedrock", "bedrock"]
     finally:
         clients.reset()
+
+
+def test_a_narration_sees_at_most_sixty_rows_the_overall_and_the_furthest_groups_first() -> None:
+    # A breakdown by respondent has thousands of groups; the paragraph needs the overall figure
+    # and the groups that stand out, and the call must stay within its read timeout.
+    plan = offline_plan(intent="share", measure="abortion", values=["Yes"], breakdown="province")
+    overall = {"group": "All", "category": "Yes", "estimate": 0.2, "ci_low": 0.18, "ci_high": 0.22}
+    rows = [{**overall, "weighted_base": 2_000.0, "unweighted_base": 2_000, "significant": False}] + [
+        {
+            "group": "QC",
+            "category": "Yes",
+            "estimate": 0.2 + i / 10_000,
+            "ci_low": 0.1,
+            "ci_high": 0.3,
+            "weighted_base": 1.0,
+            "unweighted_base": 1,
+            "significant": i == 7,
+        }
+        for i in range(500)
+    ]
+    sent = json.loads(
+        bedrock_module.narration_input(plan, CES11.main_table, rows).split("The table:\n", 1)[1]
+    )
+    assert len(sent["table"]) == 60 and sent["rows_shown"].startswith("60 of 501")
+    assert [r["estimate_pct"] for r in sent["table"][:3]] == [20.0, 20.1, 25.0]  # overall, flagged, furthest

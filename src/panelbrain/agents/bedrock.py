@@ -100,6 +100,8 @@ MAX_BACKOFF_S, RETRY_AFTER_EXTRA_S = 20.0, 5.0
 # Left of each function's Timeout for what is not waiting on Bedrock: importing langchain-aws on a
 # cold start (1.9-2.9 s measured, FACTS.md) and the step's own work.
 HANDLER_MARGIN_S = 3.0
+# The most table rows a narration sees (an 11-province breakdown of a 4-category measure is 48).
+NARRATED_ROWS = 60
 # The functions each step runs in (template.yaml).
 FUNCTION_OF: dict[Step, str] = {
     "plan": "BrainPlanFunction",
@@ -531,6 +533,7 @@ def narration_input(plan: Plan, table: Table, rows: list[dict[str, Any]]) -> str
     def figure(value: float) -> float:
         return round(value * 100, 1) if share else round(value, 2)
 
+    shown_rows = _narrated_rows(rows)
     shown = [
         {
             "group": by.value_label(r["group"]) if by and r["group"] != "All" else r["group"],
@@ -540,7 +543,7 @@ def narration_input(plan: Plan, table: Table, rows: list[dict[str, Any]]) -> str
             "n": r["unweighted_base"],
             "different_from_rest": r["significant"],
         }
-        for r in rows
+        for r in shown_rows
     ]
     filters = [
         f"{table.column(f.column).label}: {'not ' if getattr(f, 'negate', False) else ''}"
@@ -554,7 +557,26 @@ def narration_input(plan: Plan, table: Table, rows: list[dict[str, Any]]) -> str
         "weighted": plan.weighted,
         "table": shown,
     }
+    if len(shown_rows) < len(rows):
+        data["rows_shown"] = (
+            f"{len(shown_rows)} of {len(rows)}: the overall figures and the groups furthest from them"
+        )
     return quoted_question(plan.question) + "\n\nThe table:\n" + json.dumps(data, ensure_ascii=False)
+
+
+def _narrated_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most NARRATED_ROWS rows for the model: a breakdown by respondent has thousands of
+    groups, which no paragraph names and no read timeout waits for. The overall rows come first,
+    then the groups flagged as different, then those furthest from the overall figure."""
+    if len(rows) <= NARRATED_ROWS:
+        return rows
+    overall = {r["category"]: r["estimate"] for r in rows if r["group"] == "All"}
+    groups = [r for r in rows if r["group"] != "All"]
+    groups.sort(
+        key=lambda r: (not r["significant"], -abs(r["estimate"] - overall.get(r["category"], r["estimate"])))
+    )
+    kept = [r for r in rows if r["group"] == "All"]
+    return kept + groups[: max(NARRATED_ROWS - len(kept), 0)]
 
 
 def usage_of(model_id: str, message: Any) -> Usage:
