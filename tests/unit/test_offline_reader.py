@@ -229,6 +229,45 @@ READINGS: list[tuple[str, str, str, str, list[str], str | None, list[F]]] = [
         "region",
         [],
     ),
+    # The subject after a marker: "share with ...", "share of respondents from ...".
+    (
+        "ces11",
+        "Share with less than high school among women",
+        "share",
+        "education",
+        ["lessHS"],
+        None,
+        [("gender", ["Female"], False)],
+    ),
+    ("ces11", "What share live in rural areas?", "share", "urban", ["rural"], None, []),
+    (
+        "ces11",
+        "Share of respondents from British Columbia by gender",
+        "share",
+        "province",
+        ["BC"],
+        "gender",
+        [],
+    ),
+    (
+        "ces11",
+        "What share of people who support a ban say religion is very important?",
+        "share",
+        "importance",
+        ["very"],
+        None,
+        [("abortion", ["Yes"], False)],
+    ),
+    # A column named with no value of it and no share asked for: its distribution.
+    (
+        "synthetic",
+        "Satisfaction with public services among women aged 55 to 64",
+        "distribution",
+        "satisfaction",
+        [],
+        None,
+        [("gender", ["Female"], False), ("age_group", ["55-64"], False)],
+    ),
     # Paraphrases: the answer after the filters, a list with commas, a relative clause as filter.
     (
         "ces11",
@@ -347,7 +386,7 @@ def test_a_word_it_cannot_place_goes_below_the_answer_threshold_by_name(
 UNUSED: list[tuple[str, str, str]] = [
     ("ces11", "What share support a ban by province and education?", "education"),
     ("ces11", "What share of women support a ban on abortion religion?", "religion"),
-    ("ces11", "What share support a ban women?", "women"),
+    ("ces11", "What share support a ban and say religion is very important?", "two answers"),
     ("ces11", "What share of women or rural people support a ban?", "'or' joins"),
     ("ces11", "What share of respondents outside rural Quebec support a ban?", "covers 'Quebec'"),
     ("ces11", "What share support a ban by?", "breakdown"),

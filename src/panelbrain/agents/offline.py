@@ -61,6 +61,8 @@ FILLER = frozenset(
 )
 _ARTICLES = frozenset({"the", "a", "an", "all"})
 # Words that may stand between a filter marker and its value ("among respondents in Quebec").
+# Words between "share" and its subject that leave it the subject ("share who live in Quebec").
+_BEING = frozenset({"are", "is", "live", "lives", "living", "reside", "resides", "located", "based"})
 _ROW_NOUNS = frozenset(
     """
     of respondents respondent people person persons everyone everybody individuals adults
@@ -293,7 +295,7 @@ class OfflinePlanner:
         # "by-done" after a breakdown column (an "and" then names a second one).
         pending: str | None = None
         negate, negation_word = False, ""
-        after_share_of = False
+        after_share_of = via_relative = False
         last: _Group | None = None
         gap: list[str] = []  # what came since the last group: decides lists and adjacency
         i = 0
@@ -301,7 +303,9 @@ class OfflinePlanner:
             mention = starts.get(i)
             if mention is not None:
                 i = mention.end
-                subject = after_share_of
+                subject = after_share_of and not via_relative
+                if after_share_of and via_relative:
+                    pending = "rel"
                 if pending == "by":
                     reading.columns.append((mention, "by"))
                     pending, last, gap = "by-done", None, []
@@ -328,10 +332,13 @@ class OfflinePlanner:
                 reading.kinds.add(kind)
                 phrase = " ".join(w.text for w in words[i : i + len(key)])
                 i += len(key)
-                # "share of non-Quebec respondents": the negation stays inside the subject.
-                after_share_of = (kind == "share" and key == ("how", "many")) or (
-                    kind == "not" and after_share_of
+                # The subject may follow a marker or a negation: "share *with* a degree", "share
+                # of respondents *from* BC", "share of *non*-Quebec respondents".
+                after_share_of = kind == "share" or (
+                    kind in ("not", "exclude", "mark", "rel") and after_share_of
                 )
+                # "share of people *who* support a ban say ...": a relative clause, not the subject.
+                via_relative = kind == "rel" or (via_relative and kind != "share")
                 if kind in ("exclude", "not"):
                     if negate:
                         reading.unplaced.append(negation_word)
@@ -351,11 +358,10 @@ class OfflinePlanner:
             i += 1
             if word.lower in _ARTICLES:
                 continue  # articles keep lists and adjacency ("in the North and the South")
-            if word.lower == "of" and self._share_before(words, i - 1):
-                after_share_of = True
+            if word.lower == "of" and after_share_of:
                 continue
-            # "share of people aged ...": a word for the respondents keeps the subject open.
-            after_share_of = after_share_of and word.lower in self._row_nouns
+            # "share of people who live in ...": words for the respondents keep the subject open.
+            after_share_of = after_share_of and (word.lower in self._row_nouns or word.lower in _BEING)
             gap.append("word")
             if pending in ("mark", "by-done") and word.lower not in self._row_nouns:
                 pending = None  # "in the survey say ...": the marker found no value
@@ -373,15 +379,6 @@ class OfflinePlanner:
     @staticmethod
     def _starts_with(words: list[_Token], i: int, key: tuple[str, ...]) -> bool:
         return i + len(key) <= len(words) and all(words[i + j].lower == k for j, k in enumerate(key))
-
-    @staticmethod
-    def _share_before(words: list[_Token], i: int) -> bool:
-        j = i - 1
-        while j >= 0 and words[j].lower in _ARTICLES:
-            j -= 1
-        if j >= 1 and (words[j - 1].lower, words[j].lower) == ("per", "cent"):
-            return True
-        return j >= 0 and _STRUCTURE.get((words[j].lower,)) == "share"
 
     @staticmethod
     def _is_list(gap: list[str]) -> bool:
@@ -416,7 +413,9 @@ class OfflinePlanner:
             return last
         role: Role
         follows_negation = ""
-        if pending == "mark":
+        if subject:
+            role = "subject"
+        elif pending == "mark":
             role = "marked"
         elif pending == "rel":
             role = "relative"
@@ -432,8 +431,6 @@ class OfflinePlanner:
                 )
             if last.negate:
                 follows_negation = f"{last.negation} {last.phrase!r}"
-        elif subject:
-            role = "subject"
         else:
             role = "free"
         group = _Group(mention.column, role, bool(negation), [mention], joined, negation, follows_negation)
@@ -467,9 +464,14 @@ class OfflinePlanner:
         if intent == "mean":
             numeric = [m for m in standalone if self.table.column(m.column).type != "categorical"]
             if not numeric:
+                names = [c.name for c in self.table.columns if c.type != "categorical" and not c.role]
                 raise PlanningError(
-                    f"no numeric column named in {query.question!r}; numeric columns: "
-                    + ", ".join(c.name for c in self.table.columns if c.type != "categorical" and not c.role)
+                    f"no numeric column named in {query.question!r}; "
+                    + (
+                        f"numeric columns: {', '.join(names)}"
+                        if names
+                        else f"{self.spec.name} has none to average: ask for shares or a distribution"
+                    )
                 )
             measure = numeric[0].column
         elif intent == "distribution":
@@ -486,8 +488,11 @@ class OfflinePlanner:
                 if categorical:
                     measure = categorical[0].column
                     intent = "distribution"
-                    confidence -= 0.15
-                    reasons.append("no value to take a share of was named: showing the whole distribution")
+                    if "share" in reading.kinds:  # asked for a share, and named no value
+                        confidence -= 0.15
+                        reasons.append(
+                            "no value to take a share of was named: showing the whole distribution"
+                        )
         if measure is None:
             raise PlanningError(
                 f"nothing in {query.question!r} names a column or a value to measure in {self.spec.name}"
@@ -606,7 +611,26 @@ class OfflinePlanner:
         )
 
     def _share_measure(
-        self, groups: list[_Group], standalone: list[_Mention], reasons: list[str], confidence: float
+        self, groups: list[_Group], hints: list[_Mention], reasons: list[str], confidence: float
+    ) -> tuple[str | None, list[_Group], float]:
+        measure, chosen, confidence = self._answer(groups, hints, reasons, confidence)
+        rival = next((g for g in groups if g.role == "subject" and g not in chosen), None)
+        if (
+            measure is not None
+            and rival is not None
+            and not self._demographic(rival.column)
+            and not self._demographic(measure)
+        ):
+            # "What share support a ban and say religion is very important?": two answers.
+            confidence -= GUESS_COST
+            reasons.append(
+                f"two answers were named ({rival.phrase!r} and {measure}): read {measure} as the answer "
+                f"and {rival.phrase!r} as a filter"
+            )
+        return measure, chosen, confidence
+
+    def _answer(
+        self, groups: list[_Group], hints: list[_Mention], reasons: list[str], confidence: float
     ) -> tuple[str | None, list[_Group], float]:
         """Which values are the answer: the rest of the groups are filters.
 
@@ -621,7 +645,7 @@ class OfflinePlanner:
         def pick(column: str) -> tuple[str, list[_Group], float]:
             return column, [g for g in candidates if g.column == column], confidence
 
-        hinted = {m.column for m in standalone} & {g.column for g in candidates}
+        hinted = {m.column for m in hints} & {g.column for g in candidates}
         if len(hinted) == 1:
             return pick(hinted.pop())
         free = [g for g in candidates if g.role == "free"]
@@ -652,6 +676,8 @@ class OfflinePlanner:
         relative = {g.column for g in later if g.role == "relative"}
         if len(relative) == 1:
             return pick(relative.pop())
+        if hints:  # "Satisfaction with public services among women aged 55 to 64": its distribution
+            return None, [], confidence
         if later:
             reasons.append(
                 f"no answer was marked: read {later[-1].phrase!r} as the answer, the rest as filters"
