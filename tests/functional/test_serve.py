@@ -63,7 +63,9 @@ def test_post_then_get_returns_the_answer(server: LocalServer) -> None:
 
 
 def test_review_callback_approves_a_waiting_answer(server: LocalServer) -> None:
-    _, accepted = call(server, "POST", "/queries", {"question": "What share of people in QC strongly support a ban"})
+    _, accepted = call(
+        server, "POST", "/queries", {"question": "What share of people in QC strongly support a ban"}
+    )
     wait_for(server, accepted["query_id"], {"needs_review"})
     status, _ = call(server, "POST", f"/queries/{accepted['query_id']}/review", {"decision": "approve"})
     assert status == 202
