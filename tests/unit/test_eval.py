@@ -182,7 +182,7 @@ def test_required_words_match_whole_words_only() -> None:
 
 def test_calibration_bins_and_brier_score() -> None:
     def outcome(confidence: float | None, correct: bool) -> Outcome:
-        o = Outcome("q", "ces11", "x", "answer", [], "answered", "answered", None, confidence, None, None)
+        o = Outcome("q", "ces11", "x", "answer", [], "answered", "answered", None, confidence, [], None, None)
         o.correct = correct
         return o
 

@@ -50,6 +50,7 @@ class Outcome:
     route: str  # one of ROUTES
     reason: str | None
     confidence: float | None
+    confidence_reasons: list[str]
     provider: str | None
     reading: dict[str, Any] | None
     reading_ok: bool | None = None
@@ -126,6 +127,7 @@ def score(
         route=_route(status, str(document.get("route"))),
         reason=document.get("reason"),
         confidence=None if confidence is None else float(confidence),
+        confidence_reasons=list(document.get("confidence_reasons") or []),
         provider=document.get("provider"),
         reading=reading.to_dict() if reading is not None else None,
         elapsed_ms=float(document.get("elapsed_ms") or 0.0),
