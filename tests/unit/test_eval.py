@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.errors import BadInputError
-from panelbrain.eval.gold import GoldQuestion, load_set, parse_set, reading_of_plan
+from panelbrain.eval.gold import GoldQuestion, load_set, parse_set, reading_of_plan, set_names
 from panelbrain.eval.reference import DataPlane
 from panelbrain.eval.replay import Player, Recorder, ReplayMissError, replay_client
 from panelbrain.eval.runner import Outcome, _calibration, score
@@ -55,6 +55,12 @@ def test_the_shipped_set_covers_every_column_and_construct_the_issue_names() -> 
     assert all(q.words for q in questions if q.kind != "answer")
 
 
+@pytest.mark.parametrize("name", set_names())
+def test_every_shipped_set_loads_with_readings_the_dictionary_knows(name: str) -> None:
+    questions = load_set(name).questions
+    assert questions and len({q.id for q in questions}) == len(questions)
+
+
 def test_a_negated_filter_keeps_every_other_code() -> None:
     q = gold({"q": "x", "share": {"abortion": ["Yes"]}, "among": {"province": {"not": ["QC"]}}})
     assert q.reading is not None
@@ -79,7 +85,7 @@ def test_a_repeated_question_is_refused_the_result_cache_would_answer_it() -> No
 
 
 def test_an_unknown_set_names_the_sets_there_are() -> None:
-    with pytest.raises(BadInputError, match="no gold set 'nope'; sets: gold"):
+    with pytest.raises(BadInputError, match="no gold set 'nope'; sets: gold, holdout"):
         load_set("nope")
 
 
