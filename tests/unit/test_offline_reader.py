@@ -47,6 +47,17 @@ READINGS: list[tuple[str, str, str, str, list[str], str | None, list[F]]] = [
         None,
         [("gender", ["Female"], False), ("urban", ["rural"], False), ("province", ["QC"], False)],
     ),
+    # "live in" takes the answer, not a filter: read the other way it was confidently wrong
+    # (the share of men among rural respondents; found by the holdout set).
+    (
+        "ces11",
+        "What share of men in British Columbia or Alberta live in rural areas?",
+        "share",
+        "urban",
+        ["rural"],
+        None,
+        [("gender", ["Male"], False), ("province", ["BC", "AB"], False)],
+    ),
     (
         "ces11",
         "What share of men with a graduate degree in Ontario support a ban?",

@@ -70,7 +70,9 @@ _ROW_NOUNS = frozenset(
     """.split()  # noqa: SIM905
 )
 
-Kind = Literal["by", "mark", "exclude", "not", "rel", "and", "or", "mean", "dist", "share", "unweighted"]
+Kind = Literal[
+    "by", "mark", "lives", "exclude", "not", "rel", "and", "or", "mean", "dist", "share", "unweighted"
+]
 # Structure words, longest first where one starts another ("per cent" before "per").
 _STRUCTURE: dict[tuple[str, ...], Kind] = {
     ("broken", "down", "by"): "by",
@@ -83,6 +85,10 @@ _STRUCTURE: dict[tuple[str, ...], Kind] = {
     ("by",): "by",
     ("per",): "by",
     ("across",): "by",
+    # "... *live in* rural areas": the verb's complement is an answer, not a filter (unless in a
+    # relative clause: "people who live in Quebec").
+    ("live", "in"): "lives",
+    ("lives", "in"): "lives",
     ("among",): "mark",
     ("amongst",): "mark",
     ("in",): "mark",
@@ -350,6 +356,8 @@ class OfflinePlanner:
                         reading.unplaced.append(negation_word)
                         negate = False
                     pending = kind
+                elif kind == "lives":
+                    pending = "rel" if pending == "rel" else None
                 elif kind in ("and", "or") and pending == "by-done":
                     pending = "by"
                 gap.append(kind if kind in ("and", "or") else "word")
