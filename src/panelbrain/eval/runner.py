@@ -283,15 +283,20 @@ def _live_client() -> Any:
     """The bedrock-runtime client the provider would build for itself (region, profile and
     adaptive retries as it asks), built before the emulator starts, so it carries the
     caller's credentials rather than the emulator's fake ones."""
+    from panelbrain.agents import bedrock
     from panelbrain.aws import clients
 
+    slowest = max(bedrock.STEP_LIMITS, key=lambda step: bedrock.STEP_LIMITS[step].read_timeout_s)
     return clients.client(
         "bedrock-runtime",
         region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
         profile=os.environ.get("PANELBRAIN_BEDROCK_PROFILE") or None,
         # The user-agent suffix keys it apart from the provider's own client, so the recording
         # hooks stay on this one (and the calls show as the eval's in CloudTrail).
-        config={"retries": {"mode": "adaptive", "max_attempts": 6}, "user_agent_extra": "panelbrain-eval"},
+        # One client serves every step here: the longest step's timeouts and the provider's
+        # retry budget, so a recorded run waits as a deployed one would (no longer: the local
+        # engine stops each handler at its function's Timeout).
+        config={**bedrock.client_config(slowest), "user_agent_extra": "panelbrain-eval"},
     )
 
 
