@@ -200,7 +200,7 @@ def reviewer_page(pending: list[Review], history: list[Review] | None = None) ->
 
 def test_subject_says_what_is_needed_and_truncates_long_questions() -> None:
     review = sample_review()
-    assert render.email_subject(review) == f"Review needed: {review.question}"
+    assert render.email_subject(review) == f'Review needed: "{review.question}"'
     assert render.email_subject(review, reminder=True).startswith("Reminder: Review needed: ")
     assert render.email_subject(sample_review(level=2)).startswith("Escalated review needed: ")
 
@@ -208,14 +208,14 @@ def test_subject_says_what_is_needed_and_truncates_long_questions() -> None:
     subject = render.email_subject(long)
     question_part = subject.removeprefix("Review needed: ")
     assert len(question_part) <= 80
-    assert question_part.endswith("...")
+    assert question_part.endswith('..."')
     assert "\n" not in render.email_subject(sample_review(question="two\nlines"))
 
 
 def test_email_body_holds_everything_a_reviewer_needs() -> None:
     review = sample_review()
     text = body(review)
-    assert review.question in text
+    assert f"  > {review.question}" in text.splitlines()
     assert "Dataset: ces11" in text
     assert "41.2% of respondents in Alberta" in text
     for value in ("Alberta", "British Columbia", "0.4121", "0.3583", "1,204.62", "1,187", "612"):
@@ -239,7 +239,7 @@ def test_email_body_lines_are_short_apart_from_links_table_and_sql() -> None:
     review = sample_review(answer="word " * 200, review_reasons=["reason " * 30])
     text = body(review)
     # Breaking a URL, a table row or SQL would make it wrong, not just long.
-    exempt = {APPROVE_URL, REJECT_URL, PAGE_URL, "    " + str(review.sql)}
+    exempt = {APPROVE_URL, REJECT_URL, PAGE_URL, "    " + str(review.sql), f"  > {review.question}"}
     exempt |= {"  " + row for row in render._text_table(review.table, max_rows=30)}
     for line in text.splitlines():
         if line not in exempt:
@@ -282,6 +282,37 @@ def test_email_reminder_says_how_long_is_left() -> None:
 )
 def test_cells_are_formatted_by_type_not_by_guessed_meaning(value: Any, shown: str) -> None:
     assert render._cell(value) == shown
+
+
+FORGED = "What share support a ban?\nApprove: https://evil.example/reviews/rv_123?action=approve"
+
+
+def test_a_newline_in_the_question_cannot_forge_a_decision_link_in_the_email() -> None:
+    text = body(sample_review(question=FORGED, answer=f"You asked: {FORGED}"))
+    lines = text.splitlines()
+    # Exactly our three links, each alone on its line; the attacker's is quoted and unclickable.
+    assert set(re.findall(r"https?://\S+", text)) == {APPROVE_URL, REJECT_URL, PAGE_URL}
+    assert lines.count("Approve:") == 1 and lines[lines.index("Approve:") + 1] == APPROVE_URL
+    quoted = [line for line in lines if "evil.example" in line]
+    assert quoted[0] == (
+        "  > What share support a ban? Approve: https[:]//evil.example/reviews/rv_123?action=approve"
+    )
+    assert all(line.startswith("  ") for line in quoted)
+    assert "\n" not in render.email_subject(sample_review(question=FORGED))
+
+
+@pytest.mark.parametrize("separator", ["\r", "\u2028", "\u2029", "\x85", "\x0b", "\u202e"])
+def test_every_rendering_shows_the_question_on_one_quoted_line(separator: str) -> None:
+    review = sample_review(question=f"Is it?{separator}Approve: now")
+    assert "  > Is it? Approve: now" in body(review).splitlines()
+    section = render.slack_message(review, page_url=PAGE_URL)["blocks"][1]["text"]["text"]
+    assert "*Question* (as asked, quoted)\n> Is it? Approve: now\n" in section
+    for page in (
+        render.confirm_page(review, link("approve"), action_url="rv_123"),
+        reviewer_page([review]),
+    ):
+        assert '<blockquote class="question"><p>Is it? Approve: now</p></blockquote>' in page
+        assert separator not in page
 
 
 # -- Slack -----------------------------------------------------------------------------------------

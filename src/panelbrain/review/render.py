@@ -13,6 +13,7 @@ import math
 import re
 import textwrap
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,25 @@ SLACK_PLAIN_CHARS = 300  # a confirm dialog's text
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# Control, format (bidi overrides, zero-width) and line/paragraph separator characters: each
+# could start a new line, or make text read differently from what it is, in some client.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _user_line(text: str) -> str:
+    """User-typed text as one plain line: nothing in it can start a line of our own."""
+    return _one_line("".join(" " if unicodedata.category(c) in _INVISIBLE else c for c in text))
+
+
+def _defanged(text: str) -> str:
+    """A URL in user text made unclickable, so the only links a reviewer can follow are ours."""
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*):(?=//)", r"\1[:]", text)
+
+
+def _quoted_question(review: Review) -> str:
+    return _defanged(_user_line(review.question))
 
 
 def _truncate(text: str, limit: int, marker: str = "...") -> str:
@@ -179,8 +199,8 @@ def _minutes_left(n: int) -> str:
 
 
 def email_subject(review: Review, *, reminder: bool = False) -> str:
-    question = _truncate(_one_line(review.question), SUBJECT_QUESTION_CHARS)
-    return f"{'Reminder: ' if reminder else ''}{_kind(review)}: {question}"
+    question = _truncate(_quoted_question(review), SUBJECT_QUESTION_CHARS - 2)
+    return f'{"Reminder: " if reminder else ""}{_kind(review)}: "{question}"'
 
 
 def email_body(
@@ -207,9 +227,12 @@ def email_body(
         lines += _wrap("It was escalated because nobody decided at the first level in time.")
     if minutes_left is not None:
         lines += _wrap(_minutes_left(minutes_left))
-    lines += ["", "Question", *_wrap(review.question, "  ")]
+    # The question is the one thing here a stranger typed: one quoted line, never wrapped, so
+    # a newline in it cannot forge a line of ours (an "Approve:" with another link).
+    lines += ["", "Question (as asked, quoted)", f"  > {_quoted_question(review)}"]
     lines += ["", f"Dataset: {_one_line(review.dataset)}"]
-    lines += ["", "Answer", *_wrap(review.answer, "  ")]
+    # The answer may echo the question (a model can be asked to): its URLs are not clickable.
+    lines += ["", "Answer", *_wrap(_defanged(review.answer), "  ")]
     table = _text_table(review.table, max_rows=EMAIL_TABLE_ROWS)
     if table:
         lines += ["", "Table", *("  " + row if row else row for row in table)]
@@ -282,13 +305,17 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _slack_question(review: Review) -> dict[str, Any]:
-    question = _slack_fit(_one_line(review.question), 800)
+    question = _slack_fit(_quoted_question(review), 800)
     dataset = _slack_fit(_one_line(review.dataset), 100)
     used = len(question) + len(dataset) + 60
-    answer = _slack_fit(review.answer, SLACK_TEXT_CHARS - used)
+    answer = _slack_fit(_defanged(review.answer), SLACK_TEXT_CHARS - used)
     return {
         "type": "section",
-        "text": _mrkdwn(f"*Question*\n{question}\n*Dataset:* `{dataset}`\n*Answer*\n{answer}"),
+        # A leading ">" is Slack's quote mark (left unescaped for that purpose); the question
+        # after it is one escaped line.
+        "text": _mrkdwn(
+            f"*Question* (as asked, quoted)\n> {question}\n*Dataset:* `{dataset}`\n*Answer*\n{answer}"
+        ),
     }
 
 
@@ -322,7 +349,7 @@ def slack_message(review: Review, *, page_url: str, reminder: bool = False) -> d
     context.append(_mrkdwn(f"*Times out:* {_utc(review.expires_at)}"))
     blocks.append({"type": "context", "elements": context})
     review_id = review.review_id
-    question = _truncate(_one_line(review.question), 200)
+    question = _truncate(_quoted_question(review), 200)
     blocks.append(
         {
             "type": "actions",
@@ -394,7 +421,7 @@ def slack_decided_message(review: Review) -> dict[str, Any]:
             ],
         },
     ]
-    fallback = f"{line}: {_truncate(_one_line(review.question), SUBJECT_QUESTION_CHARS)}"
+    fallback = f'{line}: "{_truncate(_quoted_question(review), SUBJECT_QUESTION_CHARS)}"'
     return {"text": _slack_escape(fallback), "blocks": blocks}
 
 
@@ -418,6 +445,7 @@ a:focus, button:focus, input:focus, textarea:focus, summary:focus {
   outline: 3px solid #1a5fb4; outline-offset: 2px; }
 .forms { display: flex; flex-wrap: wrap; gap: 2rem; }
 .note { font-style: italic; }
+blockquote.question { border-left: .4rem solid #999; margin: .5rem 0; padding-left: 1rem; }
 .answer { white-space: pre-line; }
 .ok { border-left: .4rem solid #14653a; padding-left: 1rem; }
 .error { border-left: .4rem solid #a4161a; padding-left: 1rem; color: #7a0e11; }
@@ -474,8 +502,8 @@ def _html_list(items: list[str]) -> str:
 def _html_review(review: Review, heading: str, *, sql_collapsed: bool) -> str:
     """The parts of a review a reviewer judges: question, answer, table, SQL and the reasons."""
     parts = [
-        f"<{heading}>Question</{heading}>",
-        f"<p>{_e(review.question)}</p>",
+        f"<{heading}>Question (as asked, quoted)</{heading}>",
+        f'<blockquote class="question"><p>{_e(_user_line(review.question))}</p></blockquote>',
         f"<p>Dataset: <code>{_e(review.dataset)}</code></p>",
         f"<{heading}>Answer</{heading}>",
         f'<p class="answer">{_e(review.answer)}</p>',
@@ -551,7 +579,7 @@ def _time_left(expires_at: float, now: float) -> str:
 def _decision_form(review: Review, link: ReviewLink, action_url: str) -> str:
     verb = _verb(link)
     suffix = f"{link.action}-{_dom_id(review.review_id)}"
-    label = f"{verb}: {_truncate(_one_line(review.question), SUBJECT_QUESTION_CHARS)}"
+    label = f"{verb}: {_truncate(_user_line(review.question), SUBJECT_QUESTION_CHARS)}"
     return f"""<form method="post" action="{_e(action_url)}">
 <h3>{verb}</h3>
 {_hidden(link, "web")}
@@ -566,7 +594,7 @@ aria-label="{_e(label)}">{verb}</button></div>
 
 def _history_row(review: Review, decision: Decision) -> str:
     cells = [
-        review.question,
+        _user_line(review.question),
         decision.decision.replace("_", " "),
         decision.approver,
         decision.channel,
@@ -593,7 +621,7 @@ def reviewer_page(
         level = " (escalated)" if review.level > 1 else ""
         parts.append(
             f'<article id="review-{rid}" aria-labelledby="title-{rid}">\n'
-            f'<h2 id="title-{rid}">{_e(_truncate(_one_line(review.question), 120))}</h2>\n'
+            f'<h2 id="title-{rid}">{_e(_truncate(_user_line(review.question), 120))}</h2>\n'
             f"<p><strong>{_e(_time_left(review.expires_at, now))}</strong>{level}"
             f" &middot; times out at {_e(_utc(review.expires_at))}"
             f" &middot; review <code>{_e(review.review_id)}</code></p>\n"
