@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from panelbrain.aws.failures import aws_errors
 from panelbrain.functions.review_common import service
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     level = int(event.get("level", 1))
     review = service().close(

@@ -3,8 +3,10 @@
 from typing import Any
 
 from panelbrain.agents import error_handler
+from panelbrain.aws.failures import aws_errors
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = error_handler.run(event["query_id"], error=event.get("error"), synthesis=event.get("synthesis"))
     return record.model_dump(mode="json")

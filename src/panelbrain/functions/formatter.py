@@ -5,9 +5,11 @@ from typing import Any
 from panelbrain.agents import formatter
 from panelbrain.aws.blobs import KEPT, offload, resolve
 from panelbrain.aws.budgets import MARKDOWN_INLINE_BYTES
+from panelbrain.aws.failures import aws_errors
 from panelbrain.models import Synthesis
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The markdown shows every row, so a table that travels as a claim check is read back here.
     raw = event["synthesis"]

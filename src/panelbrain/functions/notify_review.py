@@ -6,9 +6,11 @@ signed with that id, an expiry and an HMAC.
 
 from typing import Any
 
+from panelbrain.aws.failures import aws_errors
 from panelbrain.functions.review_common import service
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     review = service().open(
         query_id=event["query_id"],

@@ -7,6 +7,7 @@ from typing import Any
 from panelbrain.aws.blobs import fit
 from panelbrain.aws.budgets import RESULT_INLINE_BYTES
 from panelbrain.aws.cache import TTL_SECONDS, DynamoResultCache, ResultCache, cache_key
+from panelbrain.aws.failures import aws_errors
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.models import TerminalRecord
@@ -15,6 +16,7 @@ store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 cache: Callable[[], ResultCache] = functools.cache(DynamoResultCache)
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = TerminalRecord.model_validate(event)
     # A DynamoDB item holds at most 400 KB: a larger result goes to S3, field by field, and the

@@ -10,9 +10,11 @@ import os
 from typing import Any
 
 from panelbrain.aws import clients
+from panelbrain.aws.failures import aws_errors
 from panelbrain.models import Synthesis, TerminalRecord
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     stepfunctions = clients.client("stepfunctions")
     synthesis = Synthesis.model_validate(event["synthesis"])

@@ -5,10 +5,12 @@ from typing import Any
 from panelbrain.agents import synthesise
 from panelbrain.aws.blobs import KEPT, fit, head, offload, resolve
 from panelbrain.aws.budgets import SYNTHESIS_BYTES, TABLE_PREVIEW_BYTES, json_bytes
+from panelbrain.aws.failures import aws_errors
 from panelbrain.models import ClaimCheck, Plan, WorkerResult
 from panelbrain.review.policy import ReviewPolicy
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.model_validate(event["plan"])
     results = [WorkerResult.model_validate(r) for r in event["workers"]]

@@ -5,9 +5,11 @@ from typing import Any
 from panelbrain.agents import weight_applier
 from panelbrain.aws.blobs import offload
 from panelbrain.aws.budgets import WORKER_INLINE_BYTES
+from panelbrain.aws.failures import aws_errors
 from panelbrain.models import Plan
 
 
+@aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = weight_applier.run(Plan.model_validate(event["plan"]))
     # Three workers' outputs travel in one state with the plan: each has a fixed share of the room
