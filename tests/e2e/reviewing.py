@@ -26,7 +26,8 @@ from panelbrain.local.engine import LocalEngine
 from panelbrain.local.server import LocalServer
 
 AMBIGUOUS = "What share of people in QC strongly support a ban"  # "strongly" is unplaced: review (0.75)
-REVIEWERS = "alice@example.com,bob@example.com,U0ALICE"
+# U0ALICE from any workspace of the app; U0BOB only from workspace T0TEAM.
+REVIEWERS = "alice@example.com,bob@example.com,U0ALICE,T0TEAM:U0BOB"
 SLACK_SECRET = "panelbrain/slack"
 SLACK_SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -217,12 +218,15 @@ def slack_request(
     age_s: float = 0,
     secret: str = SLACK_SIGNING,
     response_url: str = "https://hooks.slack.invalid/actions/1",
+    team_id: str = "T0TEAM",
+    username: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """A block_actions request as Slack sends it, signed with ``secret``, ``age_s`` old; the
     decided message is posted back to ``response_url``."""
     payload = {
         "type": "block_actions",
-        "user": {"id": user_id, "username": user_id.lower()},
+        "team": {"id": team_id, "domain": "example"},
+        "user": {"id": user_id, "username": username or user_id.lower(), "team_id": team_id},
         "actions": [{"action_id": f"review_{action}", "value": f"{action}:{review_id}"}],
         "response_url": response_url,
     }

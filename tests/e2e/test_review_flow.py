@@ -21,6 +21,7 @@ from panelbrain.review import links
 from panelbrain.review.models import Review
 from tests.e2e.reviewing import (
     Reviewing,
+    SlackHook,
     forms_in,
     http,
     links_in,
@@ -195,6 +196,49 @@ def test_refused_decisions_change_nothing(r: Reviewing) -> None:
     assert replaced and not any(b["type"] == "actions" for b in replaced[0]["blocks"])
     status, text = http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
     assert status == 409 and "already approved by u0alice" in text
+
+
+def slack_press(r: Reviewing, review: Review, action: str, user_id: str, **kw: str) -> tuple[int, str]:
+    body, headers = slack_request(review.review_id, action, user_id, **kw)
+    return http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
+
+
+def test_slack_identity_is_the_signed_user_and_team_never_a_username(r: Reviewing) -> None:
+    query_id, review, _ = open_review(r)
+    # A username is its owner's choice: naming it after an allow-listed e-mail decides nothing.
+    status, text = slack_press(r, review, "approve", "U0MALLORY", username="alice@example.com")
+    assert status == 403 and "t0team:u0mallory" in text, text
+    unchanged(r, query_id, review)
+    # U0BOB is allow-listed in workspace T0TEAM only.
+    status, text = slack_press(r, review, "approve", "U0BOB", team_id="T0OTHER")
+    assert status == 403, text
+    unchanged(r, query_id, review)
+    status, _ = slack_press(r, review, "approve", "U0BOB", response_url=r.slack.url)
+    assert status == 200
+    assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
+    decided = service().store.get(review.review_id)
+    assert decided is not None and decided.decision is not None
+    assert (decided.decision.approver, decided.decision.channel) == ("t0team:u0bob", "slack")
+
+
+def test_slack_response_url_is_only_slacks_and_never_masks_the_decision(r: Reviewing) -> None:
+    elsewhere = SlackHook()  # another origin than the configured webhook's
+    try:
+        query_id, review, _ = open_review(r)
+        status, text = slack_press(r, review, "reject", "U0ALICE", response_url=elsewhere.url)
+        assert status == 200, text
+        assert wait_status(r, query_id, {"rejected"})["route"] == "review_rejected"
+        assert elsewhere.messages == []
+        assert any(
+            "response_url refused" in line and review.review_id in line for line in r.engine.metric_lines
+        )
+    finally:
+        elsewhere.close()
+    # A response_url that cannot be posted to at all: the decision taken is still answered 200.
+    query_id, review, _ = open_review(r)
+    status, text = slack_press(r, review, "approve", "U0ALICE", response_url="not a url")
+    assert status == 200 and json.loads(text)["decision"] == "approved", text
+    assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
 
 
 def test_open_review_is_kept_alive_by_heartbeats(r: Reviewing) -> None:

@@ -84,24 +84,56 @@ def test_slack_requests_are_verified_by_signature_and_age() -> None:
 
 def test_slack_payload_gives_the_review_action_and_user() -> None:
     payload = {
-        "user": {"id": "U1", "username": "ann"},
+        "team": {"id": "T0TEAM"},
+        "user": {"id": "U0ANN", "username": "ann@example.com", "team_id": "T0TEAM"},
         "actions": [{"value": "reject:rv_9"}],
         "response_url": "u",
     }
     pressed = slack.parse_action(urlencode({"payload": json.dumps(payload)}))
-    assert (pressed.review_id, pressed.action, pressed.user_id, pressed.user_name) == (
+    assert (pressed.review_id, pressed.action, pressed.user_id, pressed.team_id) == (
         "rv_9",
         "reject",
-        "U1",
-        "ann",
+        "U0ANN",
+        "T0TEAM",
     )
     for bad in (
         "",
         "payload=notjson",
         urlencode({"payload": json.dumps({**payload, "actions": [{"value": "x:rv"}]})}),
+        urlencode({"payload": json.dumps({**payload, "user": {"username": "ann@example.com"}})}),
+        urlencode({"payload": json.dumps({**payload, "user": {"id": "ann@example.com"}})}),
+        urlencode({"payload": json.dumps({**payload, "team": {}, "user": {"id": "U0ANN"}})}),
     ):
         with pytest.raises(slack.SlackRequestError):
             slack.parse_action(bad)
+
+
+def test_slack_identity_is_the_user_id_in_its_team_never_a_username() -> None:
+    pressed = slack.SlackAction("rv_1", "approve", "U0ANN", "T0TEAM", None)
+    assert pressed.approver({"t0team:u0ann"}) == "t0team:u0ann"
+    assert pressed.approver({"u0ann"}) == "u0ann"
+    # Another workspace's U0ANN is not the allow-listed one; nor is a username, whatever it is.
+    assert pressed.approver({"t0other:u0ann", "ann@example.com"}) == "t0team:u0ann"
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://hooks.slack.com/actions/T0TEAM/1/abc", True),
+        ("https://hooks.slack.com:443/actions/T0TEAM/1/abc", True),
+        ("http://hooks.slack.com/actions/T0TEAM/1/abc", False),
+        ("https://hooks.slack.com.evil.example/actions/1", False),
+        ("https://evil.example@hooks.slack.com/actions/1", False),
+        ("https://hooks.slack.com:8443/actions/1", False),
+        ("https://169.254.169.254/latest/meta-data/", False),
+        ("http://127.0.0.1:9000/hook-2", True),  # the configured webhook's origin, below
+        ("http://127.0.0.1:9001/hook", False),
+        ("not a url", False),
+        ("https://[::1", False),
+    ],
+)
+def test_response_url_only_on_slacks_hooks_host_or_the_configured_webhook(url: str, allowed: bool) -> None:
+    assert slack.response_url_allowed(url, also=("http://127.0.0.1:9000/hook",)) is allowed
 
 
 ROWS = [{"weighted_base": 120.0}, {"weighted_base": 24.5}]

@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from panelbrain.aws.notify import post_json
 from panelbrain.errors import BadInputError
-from panelbrain.functions.review_common import service, slack_signing_secret
+from panelbrain.functions.review_common import secrets, service
 from panelbrain.review import links, render, slack
 from panelbrain.review.models import Channel, Review
 
@@ -136,36 +136,58 @@ def slack_interaction() -> Response[dict[str, Any]]:
     event = app.current_event
     body = event.decoded_body or ""
     try:
-        secret = slack_signing_secret()
-        if secret is None:
+        config = secrets().slack()
+        if config is None:
             raise BadInputError("Slack is not configured for reviews", status=404)
-        slack.verify(dict(event.headers or {}), body, secret, now=time.time())
+        slack.verify(dict(event.headers or {}), body, config.signing_secret, now=time.time())
         pressed = slack.parse_action(body)
         reviews = service()
-        approver = (
-            pressed.user_id if pressed.user_id.lower() in reviews.settings.allow_list else pressed.user_name
-        )
         review = reviews.decide(
-            pressed.review_id, pressed.action, approver=approver, comment="", channel="slack"
+            pressed.review_id,
+            pressed.action,
+            approver=pressed.approver(reviews.settings.allow_list),
+            comment="",
+            channel="slack",
         )
     except BadInputError as exc:
         # A replayed or second press is refused as on every channel: 409 says who decided.
         return Response(int(exc.detail.get("status", 400)), "application/json", {"error": exc.message})
     _observe(review)
     if pressed.response_url:
-        # Slack ignores the body of a block_actions response; the message is replaced through
-        # the response_url from the signed payload. The decision stands if this fails.
-        try:
-            post_json(
-                pressed.response_url, {"replace_original": True, **render.slack_decided_message(review)}
-            )
-        except OSError as exc:
-            print(json.dumps({"level": "ERROR", "message": "Slack response_url failed", "error": str(exc)}))
+        _replace_slack_message(pressed.response_url, review, webhook_url=config.webhook_url)
     return Response(
         200,
         "application/json",
         {"ok": True, "decision": review.decision.decision if review.decision else None},
     )
+
+
+def _log(level: str, message: str, **detail: Any) -> None:
+    # One JSON line on stdout: CloudWatch Logs keeps it with the function's other lines.
+    print(json.dumps({"level": level, "message": message, **detail}))
+
+
+def _replace_slack_message(response_url: str, review: Review, *, webhook_url: str) -> None:
+    """Slack ignores the body of a block_actions response: the message is replaced through the
+    payload's response_url. The decision is already taken and stands whatever happens here, so
+    nothing raised here may reach the caller (it would answer 502 for a decision that holds)."""
+    if not slack.response_url_allowed(response_url, also=(webhook_url,)):
+        _log(
+            "WARNING",
+            "Slack response_url refused: not on hooks.slack.com nor the configured webhook's origin",
+            review_id=review.review_id,
+            response_url=response_url[:200],
+        )
+        return
+    try:
+        post_json(response_url, {"replace_original": True, **render.slack_decided_message(review)})
+    except Exception as exc:
+        _log(
+            "ERROR",
+            "Slack response_url failed; the decision stands",
+            review_id=review.review_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 @metrics.log_metrics

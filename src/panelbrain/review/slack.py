@@ -3,6 +3,9 @@
 Slack signs each request with the app's signing secret: ``v0=`` + HMAC-SHA256 of
 ``v0:{X-Slack-Request-Timestamp}:{raw body}``. A timestamp more than five minutes from now is
 refused, so a captured request cannot be replayed later.
+
+Who pressed is the signed payload's user id within its team id, nothing else: a username or
+display name is chosen by its owner and could equal someone's e-mail entry on the allow-list.
 """
 
 from __future__ import annotations
@@ -10,14 +13,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from panelbrain.errors import RefusedError
 from panelbrain.review.models import ACTIONS, Action
 
 MAX_AGE_S = 300
+# Slack's ids: users U... or W... (Enterprise Grid), workspaces T... (E... for a Grid org).
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,20}")
+# Slack sends a response_url on hooks.slack.com ("https://hooks.slack.com/actions/T.../..."):
+# https://docs.slack.dev/reference/interaction-payloads/block_actions-payload and
+# https://docs.slack.dev/interactivity/handling-user-interaction (responding with response_url).
+SLACK_HOOKS_HOST = "hooks.slack.com"
 
 
 class SlackRequestError(RefusedError):
@@ -29,8 +40,19 @@ class SlackAction:
     review_id: str
     action: Action
     user_id: str
-    user_name: str
+    team_id: str
     response_url: str | None
+
+    def approver(self, allow_list: Collection[str]) -> str:
+        """The allow-list entry naming this user: ``team:user`` (that workspace only) or a bare
+        user id (any workspace the app is installed in). Otherwise ``team:user``, which the
+        allow-list then refuses."""
+        scoped = f"{self.team_id}:{self.user_id}".lower()
+        if scoped in allow_list:
+            return scoped
+        if self.user_id.lower() in allow_list:
+            return self.user_id.lower()
+        return scoped
 
 
 def signature(signing_secret: str, timestamp: str, body: str) -> str:
@@ -67,14 +89,44 @@ def parse_action(body: str) -> SlackAction:
         action = payload["actions"][0]
         verb, _, review_id = str(action["value"]).partition(":")
         user = payload["user"]
-    except (ValueError, KeyError, IndexError, TypeError):
+        user_id = user["id"]
+        team_id = (payload.get("team") or {}).get("id") or user.get("team_id")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise SlackRequestError("not a Slack block_actions payload with a review button", 400) from None
     if verb not in ACTIONS or not review_id:
         raise SlackRequestError(f"unknown review action {action.get('value')!r}", 400)
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+        raise SlackRequestError(f"the payload's user.id is not a Slack user id: {str(user_id)[:40]!r}", 400)
+    if not isinstance(team_id, str) or not _TEAM_ID.fullmatch(team_id):
+        raise SlackRequestError(f"the payload's team.id is not a Slack team id: {str(team_id)[:40]!r}", 400)
+    response_url = payload.get("response_url")
     return SlackAction(
         review_id=review_id,
         action=verb,
-        user_id=str(user.get("id", "")),
-        user_name=str(user.get("username") or user.get("name") or ""),
-        response_url=payload.get("response_url"),
+        user_id=user_id,
+        team_id=team_id,
+        response_url=response_url if isinstance(response_url, str) else None,
     )
+
+
+def response_url_allowed(url: str, also: Collection[str] = ()) -> bool:
+    """Whether the decided message may be posted to ``url``: https on Slack's hooks host, or
+    the origin (``scheme://host[:port]``) of a webhook the operator configured (``also``).
+
+    The payload is signed, but the URL in it is still only posted to where Slack's would be:
+    the endpoint must never become a way to make this function send requests elsewhere."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https" and parts.hostname == SLACK_HOOKS_HOST and port in (None, 443):
+        return True
+    return f"{parts.scheme}://{parts.netloc}".lower() in {_origin(o) for o in also}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
