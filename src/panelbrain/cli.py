@@ -888,6 +888,43 @@ def eval_(
         typer.echo("\n".join(report_lines(report)))
 
 
+@app.command()
+def chaos(
+    queries: Annotated[int, typer.Option(help="How many questions to run.")] = 100,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help="Fault rates, e.g. worker=0.1,throttle=0.3,duplicate=0.05,poison=0.02,malformed=0.05,"
+            "timeout=0.02,poller_crash=0.05 (the default: issue 12's rates); none for no faults."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fault choice and the reviewers' answers.")] = 12,
+    as_json: JsonOption = False,
+) -> None:
+    """Questions through the local path with faults injected; a ledger of where each one ended.
+    Exits 1 if any query is lost, stuck, duplicated or disagrees between the sources."""
+    from rich.progress import Progress
+
+    from panelbrain.ops.chaos import ChaosConfig, ChaosLedgerError, failure_line, parse_faults, run, tables
+
+    if not 1 <= queries <= 100_000:
+        raise BadInputError(f"--queries must be between 1 and 100,000, got {queries}")
+    config = ChaosConfig(queries=queries, rates=parse_faults(faults), seed=seed)
+    with Progress(console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("submitting", total=queries)
+        result = run(
+            config, progress=lambda phase, done, total: bar.update(task, description=phase, completed=done)
+        )
+    document = {"seed": seed, "faults": config.rates, **result.document()}
+    if as_json:
+        _emit_json(document)
+    else:
+        for table in tables(document):
+            out.print(table)
+    if not result.ok:
+        raise ChaosLedgerError(failure_line(result))
+
+
 def main() -> NoReturn:
     """Entry point: map every failure onto the exit-code contract, never a traceback."""
     debug = bool(os.environ.get("PANELBRAIN_DEBUG"))

@@ -1,0 +1,707 @@
+"""``panelbrain chaos``: questions through the real local path with faults injected at the Lambda
+boundary, then a ledger that proves where each question ended.
+
+The path is the deployed one, on the local engine: POST /queries through the API's integration,
+SQS, the poller (as Lambda's event source drives it), the Express pipeline and the Standard
+review workflow, reviewers deciding through the review service, and the scheduled functions
+ticked as EventBridge would. Faults are chosen from a seed by hashing (kind, function, query,
+attempt), so a run picks the same faults whatever order moto's threads run in:
+
+- ``worker``: a task function of either machine raises an unhandled error;
+- ``throttle``: a task function fails with botocore's ``ClientError`` (ThrottlingException), what
+  an AWS or Bedrock throttle raises out of a handler that does not translate it;
+- ``timeout``: a task function sleeps past its Timeout, then runs on (Lambda reports
+  ``Sandbox.Timedout``; the late side effects still happen);
+- ``malformed``: a task function's output loses one of its fields;
+- ``duplicate``: a query's message is delivered twice (SQS is at least once);
+- ``poison``: a query's message body cannot be parsed (it should end in the dead-letter queue
+  with its query failed);
+- ``poller_crash``: the poller dies between its claim and StartExecution (its invocation times
+  out; the message comes back after the queue's visibility timeout).
+
+The ledger (:func:`ledger`) reads, after the run has settled, the query store, the review table
+and the executions of both machines, and classifies every query: exactly one terminal state
+that all three agree on, or lost, stuck, duplicated or mismatched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from panelbrain.errors import BadInputError, PanelbrainError
+
+PIPELINE = "QueryPipelineStateMachine"
+REVIEW = "HumanReviewStateMachine"
+TERMINAL = ("answered", "rejected", "failed")
+FAULT_KINDS = ("worker", "throttle", "duplicate", "poison", "malformed", "timeout", "poller_crash")
+# The rates issue 12 names: the run its Acceptance asks for.
+ISSUE_RATES: dict[str, float] = {
+    "worker": 0.1,
+    "throttle": 0.3,
+    "duplicate": 0.05,
+    "poison": 0.02,
+    "malformed": 0.05,
+    "timeout": 0.02,
+    "poller_crash": 0.05,
+}
+# A confident question (answered), one the reader cannot place a word of (review, 0.75).
+QUESTIONS = (
+    "What share support a ban on abortion by province?",
+    "What share of people in QC strongly support a ban",
+)
+
+
+class ChaosLedgerError(PanelbrainError):
+    """The ledger found queries lost, stuck, duplicated or mismatched (exit 1)."""
+
+
+class ChaosWorkerError(Exception):
+    """The injected ``worker`` fault: an unhandled error no Retry names."""
+
+
+# -- choosing faults ---------------------------------------------------------------------------
+
+
+def parse_faults(text: str | None) -> dict[str, float]:
+    """``worker=0.1,throttle=0.3,...`` -> rates; None: the issue's rates; ``none``: no faults."""
+    if text is None:
+        return dict(ISSUE_RATES)
+    if text.strip().lower() == "none":
+        return {}
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, value = part.partition("=")
+        kind = kind.strip()
+        if kind not in FAULT_KINDS:
+            raise BadInputError(f"--faults: unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        try:
+            rate = float(value) if sep else float("nan")
+        except ValueError:
+            rate = float("nan")
+        if not 0 <= rate <= 1:
+            raise BadInputError(
+                f"--faults: {kind} needs a rate between 0 and 1, as {kind}=0.05; got {part!r}"
+            )
+        rates[kind] = rate
+    return rates
+
+
+def draw(seed: int, *key: object) -> float:
+    """A uniform number in [0, 1) fixed by the seed and the key (no shared RNG: threads race)."""
+    digest = hashlib.sha256("|".join(map(str, (seed, *key))).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def review_action(seed: int, index: int) -> str:
+    """What the reviewer does with query ``index``'s review: approve, reject or leave it."""
+    x = draw(seed, "review", index)
+    return "approve" if x < 0.5 else "reject" if x < 0.7 else "ignore"
+
+
+@dataclass(frozen=True)
+class Injection:
+    kind: str
+    function: str
+    query: int | None  # the query's index in the run (None: not tied to one)
+
+
+def _find_query_id(value: Any, depth: int = 0) -> str | None:
+    if isinstance(value, dict):
+        found = value.get("query_id")
+        if isinstance(found, str):
+            return found
+        if depth < 3:
+            for child in value.values():
+                hit = _find_query_id(child, depth + 1)
+                if hit:
+                    return hit
+    return None
+
+
+def _corrupt(output: Any, x: float) -> Any:
+    """The output with one field missing (chosen by ``x``), as a bug or a bad model answer
+    leaves it; a non-object output becomes an object it never was."""
+    if isinstance(output, dict) and output:
+        keys = sorted(output)
+        victim = keys[int(x * len(keys))]
+        return {k: v for k, v in output.items() if k != victim}
+    return {"malformed": True}
+
+
+# -- the ledger --------------------------------------------------------------------------------
+
+
+@dataclass
+class QueryFacts:
+    """What the three sources say about one query after the run settled."""
+
+    query_id: str
+    index: int = 0
+    submitted_at: float = 0.0
+    record: dict[str, Any] | None = None  # the query store's item (status, route, history)
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # level, status, decision
+    executions: dict[str, list[str]] = field(default_factory=dict)  # machine -> statuses
+
+
+@dataclass
+class Verdict:
+    query_id: str
+    outcome: str  # answered | rejected | failed | stuck | lost
+    route: str | None = None
+    duplicated: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+    seconds: float | None = None  # submit -> first terminal write
+
+
+def _decided_by_person(review: dict[str, Any]) -> str | None:
+    decision = review.get("decision") or {}
+    if decision.get("approver") not in (None, "system") and decision.get("decision") in (
+        "approved",
+        "rejected",
+    ):
+        return str(decision["decision"])
+    return None
+
+
+# What a review route in the query store requires of the query's last review.
+_REVIEW_ROUTES = {"review_approved": "approved", "review_rejected": "rejected", "review_timeout": "timed_out"}
+
+
+def judge(facts: QueryFacts) -> Verdict:
+    """One query: its single terminal state, or why it has none or the sources disagree."""
+    record = facts.record
+    pipeline = facts.executions.get(PIPELINE, [])
+    review_runs = facts.executions.get(REVIEW, [])
+    if record is None:
+        return Verdict(facts.query_id, "lost", stuck=["no item in the query store"])
+    status, route = str(record.get("status")), record.get("route")
+    verdict = Verdict(facts.query_id, status if status in TERMINAL else "stuck", route=route)
+    if status not in TERMINAL:
+        verdict.stuck.append(f"query store status {status!r}")
+    for machine, statuses in facts.executions.items():
+        if "RUNNING" in statuses:
+            verdict.stuck.append(f"{machine} execution still RUNNING")
+        if len(statuses) > 1:
+            verdict.duplicated.append(f"{len(statuses)} {machine} executions")
+    open_reviews = [r for r in facts.reviews if r.get("status") == "open"]
+    if open_reviews:
+        verdict.stuck.append(f"{len(open_reviews)} review(s) still open")
+    levels = Counter(int(r.get("level", 1)) for r in facts.reviews)
+    verdict.duplicated += [f"{n} reviews at level {lv}" for lv, n in levels.items() if n > 1]
+    terminal_events = [e for e in record.get("history") or [] if e.get("status") in TERMINAL]
+    if len(terminal_events) > 1:
+        verdict.duplicated.append(f"{len(terminal_events)} terminal writes in the query's history")
+    if terminal_events:
+        verdict.seconds = float(terminal_events[0]["at"]) - facts.submitted_at
+    if verdict.stuck:
+        verdict.outcome = "stuck"
+        return verdict
+    # Terminal in the store: the review table and the executions must say the same.
+    last = max(facts.reviews, key=lambda r: int(r.get("level", 1)), default=None)
+    if route in _REVIEW_ROUTES:
+        want = _REVIEW_ROUTES[str(route)]
+        if last is None:
+            verdict.mismatched.append(f"route {route} but no review in the review table")
+        elif last.get("status") != want:
+            verdict.mismatched.append(f"route {route} but the review table says {last.get('status')}")
+        if not review_runs:
+            verdict.mismatched.append(f"route {route} but no {REVIEW} execution")
+    elif route != "review_failed" and facts.reviews:
+        verdict.mismatched.append(
+            f"query {status} by route {route}, yet the review table holds "
+            + ", ".join(str(r.get("status")) for r in facts.reviews)
+        )
+    for review in facts.reviews:
+        person = _decided_by_person(review)
+        if person == "approved" and (status, route) != ("answered", "review_approved"):
+            verdict.mismatched.append(f"a reviewer approved, the query store says {status} ({route})")
+        if person == "rejected" and (status, route) != ("rejected", "review_rejected"):
+            verdict.mismatched.append(f"a reviewer rejected, the query store says {status} ({route})")
+    ended_badly = {"FAILED", "TIMED_OUT", "ABORTED"}
+    if status == "answered" and route != "cache":
+        if not pipeline:
+            verdict.mismatched.append(f"answered with no {PIPELINE} execution")
+        elif set(pipeline) & ended_badly:
+            verdict.mismatched.append(f"answered, yet the {PIPELINE} execution ended {pipeline[0]}")
+        if route == "review_approved" and set(review_runs) & ended_badly:
+            verdict.mismatched.append(f"approved, yet the {REVIEW} execution ended {review_runs[0]}")
+    return verdict
+
+
+@dataclass
+class Ledger:
+    verdicts: list[Verdict]
+    dead_letters: int = 0
+    injections: list[Injection] = field(default_factory=list)
+    indexes: dict[str, int] = field(default_factory=dict)  # query id -> index
+
+    def count(self, what: str) -> int:
+        if what in ("lost", "stuck"):
+            return sum(1 for v in self.verdicts if v.outcome == what)
+        return sum(1 for v in self.verdicts if getattr(v, what))
+
+    @property
+    def failures(self) -> dict[str, int]:
+        return {k: self.count(k) for k in ("lost", "stuck", "duplicated", "mismatched")}
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.failures.values())
+
+    def per_fault(self) -> dict[str, dict[str, int]]:
+        """For each fault kind: injections, queries hit, and how those queries ended."""
+        by_index = {self.indexes.get(v.query_id, -1): v for v in self.verdicts}
+        table: dict[str, dict[str, int]] = {}
+        for kind in FAULT_KINDS:
+            hits = [i for i in self.injections if i.kind == kind]
+            if not hits:
+                continue
+            queries = {i.query for i in hits if i.query is not None}
+            row = {"injected": len(hits), "queries": len(queries)}
+            for q in queries:
+                v = by_index.get(q)
+                if v is None:
+                    continue
+                row[v.outcome] = row.get(v.outcome, 0) + 1
+                for flag in ("duplicated", "mismatched"):
+                    if getattr(v, flag):
+                        row[flag] = row.get(flag, 0) + 1
+            table[kind] = row
+        return table
+
+    def document(self) -> dict[str, Any]:
+        seconds = sorted(v.seconds for v in self.verdicts if v.seconds is not None)
+        return {
+            "queries": len(self.verdicts),
+            "outcomes": dict(Counter(v.outcome for v in self.verdicts)),
+            "routes": dict(Counter(str(v.route) for v in self.verdicts)),
+            **self.failures,
+            "dead_letters": self.dead_letters,
+            "p50_s": round(_quantile(seconds, 0.5), 2) if seconds else None,
+            "p95_s": round(_quantile(seconds, 0.95), 2) if seconds else None,
+            "per_fault": self.per_fault(),
+            "problems": [
+                {
+                    "query_id": v.query_id,
+                    "outcome": v.outcome,
+                    "route": v.route,
+                    "stuck": v.stuck,
+                    "duplicated": v.duplicated,
+                    "mismatched": v.mismatched,
+                }
+                for v in self.verdicts
+                if v.outcome in ("lost", "stuck") or v.duplicated or v.mismatched
+            ],
+        }
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def ledger(
+    facts: list[QueryFacts], dead_letters: int = 0, injections: list[Injection] | None = None
+) -> Ledger:
+    return Ledger(
+        [judge(f) for f in facts],
+        dead_letters,
+        list(injections or []),
+        {f.query_id: f.index for f in facts},
+    )
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ChaosConfig:
+    queries: int = 30
+    rates: dict[str, float] = field(default_factory=lambda: dict(ISSUE_RATES))
+    seed: int = 12
+    # Function timeouts for the run (the template's are 8-60 s): a ``timeout`` fault sleeps
+    # past this, and the poller's timeout bounds a crash.
+    function_timeout_s: float = 10.0
+    poller_timeout_s: float = 5.0
+    review_timeout_s: int = 8
+    review_heartbeat_s: int = 4
+    tick_s: float = 1.0  # how often the scheduled functions run (the sweeper heartbeats reviews)
+    settle_timeout_s: float = 900.0
+
+
+class _Injector:
+    """The faults, wired into one engine: a boundary fault, handler wrappers for malformed
+    outputs, and StartExecution held up for a poller crash."""
+
+    def __init__(self, engine: Any, config: ChaosConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.rates = config.rates
+        self.indexes: dict[str, int] = {}
+        self.injections: list[Injection] = []
+        self.attempts: Counter[tuple[str, str]] = Counter()
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.tasks = set(engine.task_functions(PIPELINE).values()) | set(
+            engine.task_functions(REVIEW).values()
+        )
+
+    def hit(self, kind: str, *key: object) -> bool:
+        rate = self.rates.get(kind, 0.0)
+        return rate > 0 and draw(self.config.seed, kind, *key) < rate
+
+    def note(self, kind: str, function: str, query: int | None) -> None:
+        with self.lock:
+            self.injections.append(Injection(kind, function, query))
+
+    def index_of(self, query_id: str | None) -> int | None:
+        return self.indexes.get(query_id) if query_id else None
+
+    def boundary(self, name: str, event: dict[str, Any]) -> None:
+        if name == "PollerFunction":
+            self._poller(event)
+            return
+        self.local.attempt = None
+        if name not in self.tasks:
+            return
+        index = self.index_of(_find_query_id(event))
+        if index is None:
+            return
+        with self.lock:
+            self.attempts[(name, str(index))] += 1
+            attempt = self.attempts[(name, str(index))]
+        self.local.attempt = (name, index, attempt)
+        if self.hit("worker", name, index, attempt):
+            self.note("worker", name, index)
+            raise ChaosWorkerError(f"injected fault in {name} (query {index}, attempt {attempt})")
+        if self.hit("throttle", name, index, attempt):
+            from botocore.exceptions import ClientError
+
+            self.note("throttle", name, index)
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"}}, "Invoke"
+            )
+        if self.hit("timeout", name, index, attempt):
+            self.note("timeout", name, index)
+            time.sleep(self.engine.timeout_s(name) + 0.5)
+
+    def wrap(self, name: str, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[..., Any]:
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            output = handler(event, context)
+            current = getattr(self.local, "attempt", None)
+            if current is not None and current[0] == name and self.hit("malformed", *current):
+                self.note("malformed", name, current[1])
+                return _corrupt(output, draw(self.config.seed, "victim", *current))
+            return output
+
+        return wrapped
+
+    def _poller(self, event: dict[str, Any]) -> None:
+        self.local.crash = None
+        for record in event.get("Records", []):
+            query_id = ((record.get("messageAttributes") or {}).get("query_id") or {}).get("stringValue")
+            index = self.index_of(query_id)
+            if index is None:
+                continue
+            receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+            with self.lock:
+                first = query_id not in self.seen
+                self.seen.add(str(query_id))
+            if first and self.hit("duplicate", index):
+                self.note("duplicate", "PollerFunction", index)
+                self._send_copy(record)
+            if self.hit("poison", index):
+                if receives == 1 and first:
+                    self.note("poison", "PollerFunction", index)
+                record["body"] = "\x00{not json"
+            elif self.local.crash is None and self.hit("poller_crash", index, receives):
+                self.note("poller_crash", "PollerFunction", index)
+                self.local.crash = (str(query_id), time.monotonic() + self.engine.timeout_s("PollerFunction"))
+
+    def _send_copy(self, record: dict[str, Any]) -> None:
+        attributes = {
+            k: {"DataType": v["dataType"], "StringValue": v["stringValue"]}
+            for k, v in (record.get("messageAttributes") or {}).items()
+        }
+        self.engine.clients["sqs"].send_message(
+            QueueUrl=self.engine.template.resolve({"Ref": "QueryQueue"}),
+            MessageBody=record["body"],
+            MessageAttributes=attributes,
+        )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        from botocore.client import BaseClient
+
+        original_call = BaseClient._make_api_call
+        injector = self
+
+        def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            crash = getattr(injector.local, "crash", None)
+            if operation == "StartExecution" and crash is not None and params.get("name") == crash[0]:
+                # Claimed, not started: the poller's sandbox ends here, past its timeout.
+                time.sleep(max(0.0, crash[1] - time.monotonic()) + 0.2)
+                # Ends the thread as Lambda ends a timed-out sandbox: no ``except Exception``
+                # runs, and a thread ends quietly on SystemExit itself (not on a subclass).
+                raise SystemExit("the poller crashed (injected)")
+            return original_call(client, operation, params)
+
+        handlers = dict(self.engine.handlers)
+        self.engine.faults.append(self.boundary)
+        for name in self.tasks:
+            self.engine.handlers[name] = self.wrap(name, handlers[name])
+        BaseClient._make_api_call = make_api_call
+        # moto logs every failed state at ERROR; a faulted run fails thousands on purpose.
+        moto_log = logging.getLogger("moto")
+        level = moto_log.level
+        moto_log.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            moto_log.setLevel(level)
+            BaseClient._make_api_call = original_call
+            self.engine.handlers.update(handlers)
+            self.engine.faults.remove(self.boundary)
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
+    """Run ``config.queries`` questions with faults, let everything settle, return the ledger."""
+    from panelbrain.local.engine import LocalEngine
+
+    parameters = {
+        "ReviewTimeoutSeconds": str(config.review_timeout_s),
+        "ReviewHeartbeatSeconds": str(config.review_heartbeat_s),
+        "ReviewReminderSeconds": "0",
+    }
+    report = progress or (lambda phase, done, total: None)
+    # Handlers print metric lines to stdout (CloudWatch reads them in Lambda); the command's
+    # stdout is its own, so every thread's prints go to a buffer for the run.
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        LocalEngine.running(
+            parameters=parameters, bent_limits={"ReviewTimeoutSeconds", "ReviewHeartbeatSeconds"}
+        ) as engine,
+    ):
+        for name in engine.handlers:
+            engine.timeout_overrides[name] = config.function_timeout_s
+        engine.timeout_overrides["PollerFunction"] = config.poller_timeout_s
+        injector = _Injector(engine, config)
+        try:
+            with injector.installed():
+                submitted = _submit(engine, config, injector, report)
+                _settle(engine, config, injector, submitted, report)
+                facts = _facts(engine, submitted, injector.indexes)
+                dead = _queue_depth(engine, "QueryDeadLetterQueue")
+        finally:
+            _stop_running(engine)
+    return ledger(facts, dead, injector.injections)
+
+
+def _submit(engine: Any, config: ChaosConfig, injector: _Injector, report: Progress) -> dict[str, float]:
+    from panelbrain.local.ask import api_gateway_event
+
+    submitted: dict[str, float] = {}
+    for index in range(config.queries):
+        body = json.dumps({"question": QUESTIONS[index % len(QUESTIONS)], "dataset": "ces11"})
+        at = time.time()
+        response = engine.api_call(api_gateway_event("POST", "/queries", body))
+        document = json.loads(response["body"])
+        if response["statusCode"] not in (200, 202):
+            raise ChaosLedgerError(f"POST /queries answered {response['statusCode']}: {document}")
+        injector.indexes[str(document["query_id"])] = index
+        submitted[str(document["query_id"])] = at
+        report("submitting", index + 1, config.queries)
+    return submitted
+
+
+def _queue_depth(engine: Any, queue: str, *, in_flight: bool = False) -> int:
+    names = ["ApproximateNumberOfMessages"] + (["ApproximateNumberOfMessagesNotVisible"] if in_flight else [])
+    attributes = engine.clients["sqs"].get_queue_attributes(
+        QueueUrl=engine.template.resolve({"Ref": queue}), AttributeNames=names
+    )["Attributes"]
+    return sum(int(attributes.get(n, 0)) for n in names)
+
+
+def _running(engine: Any, machine: str) -> int:
+    return len(
+        engine.clients["stepfunctions"].list_executions(
+            stateMachineArn=engine.state_machine_arn(machine), statusFilter="RUNNING"
+        )["executions"]
+    )
+
+
+def _settle(
+    engine: Any, config: ChaosConfig, injector: _Injector, submitted: dict[str, float], report: Progress
+) -> None:
+    """Play the event sources and the reviewers until nothing moves: the queue drained, no
+    execution running, every review decided or timed out; or until the settle timeout."""
+    from panelbrain.functions.review_common import service
+    from panelbrain.local.lambda_rules import LambdaFunctionError
+    from panelbrain.review.service import DecisionError
+
+    visibility = float(
+        engine.clients["sqs"].get_queue_attributes(
+            QueueUrl=engine.template.resolve({"Ref": "QueryQueue"}), AttributeNames=["VisibilityTimeout"]
+        )["Attributes"]["VisibilityTimeout"]
+    )
+    deadline = time.monotonic() + config.settle_timeout_s
+    next_tick = 0.0
+    decided: set[str] = set()
+    while time.monotonic() < deadline:
+        with contextlib.suppress(LambdaFunctionError):  # a crashed poller: SQS redelivers
+            while engine.deliver("QueryQueue", "PollerFunction") is not None:
+                pass
+        for review in service().store.with_status("open", limit=None):
+            index = injector.indexes.get(review.query_id)
+            if index is None or review.review_id in decided:
+                continue
+            action = review_action(config.seed, index)
+            if action != "ignore":
+                decided.add(review.review_id)
+                with contextlib.suppress(DecisionError):
+                    service().decide(
+                        review.review_id,
+                        "approve" if action == "approve" else "reject",
+                        approver=_reviewer(),
+                        comment="chaos run",
+                        channel="web",
+                    )
+        if time.monotonic() >= next_tick:
+            for function in engine.schedules():
+                with contextlib.suppress(PanelbrainError):
+                    engine.tick(function)
+            next_tick = time.monotonic() + config.tick_s
+        waiting = _queue_depth(engine, "QueryQueue")
+        in_flight = _queue_depth(engine, "QueryQueue", in_flight=True) - waiting
+        running = _running(engine, PIPELINE) + _running(engine, REVIEW)
+        done = _terminal_count(engine, submitted)
+        report("settling", done, len(submitted))
+        if not waiting and not in_flight and not running:
+            return
+        if in_flight and not waiting and not running:
+            # Only messages a failed poller left hidden: let the queue's clock pass their timeout.
+            engine.rules.advance_queue_clock(visibility)
+        time.sleep(0.2)
+
+
+def _reviewer() -> str:
+    from panelbrain.local.engine import LOCAL_REVIEWER
+
+    return LOCAL_REVIEWER
+
+
+def _terminal_count(engine: Any, submitted: dict[str, float]) -> int:
+    dynamodb = engine.clients["dynamodb"]
+    table = engine.template.resolve({"Ref": "QueriesTable"})
+    done = 0
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table, ProjectionExpression="query_id, #s", ExpressionAttributeNames={"#s": "status"}
+    ):
+        done += sum(
+            1
+            for item in page["Items"]
+            if item["query_id"]["S"] in submitted and item["status"]["S"] in TERMINAL
+        )
+    return done
+
+
+def _facts(engine: Any, submitted: dict[str, float], indexes: dict[str, int]) -> list[QueryFacts]:
+    from panelbrain.aws.store import DynamoQueryStore
+    from panelbrain.functions.review_common import service
+
+    sfn = engine.clients["stepfunctions"]
+    executions: dict[str, dict[str, list[str]]] = {}
+    for machine in (PIPELINE, REVIEW):
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=engine.state_machine_arn(machine)
+        )
+        for page in pages:
+            for execution in page["executions"]:
+                # Executions are named by query id (a retaken start may add a suffix).
+                query_id = next((q for q in submitted if execution["name"].startswith(q)), None)
+                if query_id is not None:
+                    executions.setdefault(query_id, {}).setdefault(machine, []).append(execution["status"])
+    store = DynamoQueryStore()
+    return [
+        QueryFacts(
+            query_id=query_id,
+            index=indexes[query_id],
+            submitted_at=at,
+            record=store.get(query_id),
+            reviews=[r.model_dump(mode="json") for r in service().store.of_query(query_id)],
+            executions=executions.get(query_id, {}),
+        )
+        for query_id, at in submitted.items()
+    ]
+
+
+def _stop_running(engine: Any) -> None:
+    """Executions still running would outlive the emulator: stop them (after the ledger)."""
+    sfn = engine.clients["stepfunctions"]
+    for machine in (REVIEW, PIPELINE):
+        for execution in sfn.list_executions(
+            stateMachineArn=engine.state_machine_arn(machine), statusFilter="RUNNING"
+        )["executions"]:
+            with contextlib.suppress(Exception):
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="chaos run finished")
+    engine.settle(PIPELINE, timeout_s=10)
+    engine.settle(REVIEW, timeout_s=10)
+
+
+def failure_line(result: Ledger) -> str:
+    counts = ", ".join(f"{v} {k}" for k, v in result.failures.items())
+    return (
+        f"chaos ledger: {counts} of {len(result.verdicts)} queries (dead-letter queue: "
+        f"{result.dead_letters}); see the problems in --json"
+    )
+
+
+def tables(document: dict[str, Any]) -> list[Any]:
+    """The ledger as the command prints it: the counts, then how each fault's queries ended."""
+    from rich.table import Table
+
+    counts = Table(title=f"Chaos ledger: {document['queries']:,} queries")
+    counts.add_column("figure", no_wrap=True)
+    counts.add_column("value", justify="right", no_wrap=True)
+    for key in ("lost", "stuck", "duplicated", "mismatched", "dead_letters"):
+        counts.add_row(key.replace("_", " "), f"{document[key]:,}")
+    for outcome, n in sorted(document["outcomes"].items()):
+        counts.add_row(f"ended {outcome}", f"{n:,}")
+    for key in ("p50_s", "p95_s"):
+        value = document[key]
+        counts.add_row(f"{key[:3]} time to a terminal state", "-" if value is None else f"{value:,.2f} s")
+    faults = Table(title="Per fault: the queries it hit, and how they ended")
+    columns = (
+        "injected",
+        "queries",
+        "answered",
+        "rejected",
+        "failed",
+        "stuck",
+        "lost",
+        "duplicated",
+        "mismatched",
+    )
+    faults.add_column("fault", no_wrap=True)
+    for column in columns:
+        faults.add_column(column, justify="right", no_wrap=True)
+    for kind, row in document["per_fault"].items():
+        faults.add_row(kind, *(f"{row.get(c, 0):,}" for c in columns))
+    return [counts, faults]
