@@ -102,7 +102,8 @@ def test_approved_through_the_signed_link_is_answered(r: Reviewing) -> None:
         r.server.url,
         "POST",
         f"/reviews/{review.review_id}",
-        form={**fields, "approver": "Alice@Example.com", "comment": "checked the bases"},
+        # A channel field is the client's word: the audit records the link's issuer instead.
+        form={**fields, "approver": "Alice@Example.com", "comment": "checked the bases", "channel": "web"},
     )
     assert status == 200, page
     record = wait_status(r, query_id, {"answered"})
@@ -137,6 +138,29 @@ def test_rejected_through_the_signed_link_is_rejected(r: Reviewing) -> None:
     # Its links now open an explanation, not a form.
     status, page = http(r.server.url, "GET", found["approve"])
     assert status == 409 and "already rejected by bob@example.com" in page and "<form" not in page
+
+
+def test_the_reviewer_page_records_web_whatever_the_form_says(r: Reviewing) -> None:
+    query_id, review, _ = open_review(r)
+    status, page = http(r.server.url, "GET", "/reviews")
+    assert status == 200
+    (form,) = [
+        f
+        for f in forms_in(page)
+        if f["action"] == f"reviews/{review.review_id}" and f["fields"]["action"] == "reject"
+    ]
+    assert "channel" not in form["fields"]
+    status, page = http(
+        r.server.url,
+        "POST",
+        f"/reviews/{review.review_id}",
+        form={**form["fields"], "approver": "bob@example.com", "channel": "email"},
+    )
+    assert status == 200, page
+    assert wait_status(r, query_id, {"rejected"})["route"] == "review_rejected"
+    decided = service().store.get(review.review_id)
+    assert decided is not None and decided.decision is not None
+    assert (decided.decision.approver, decided.decision.channel) == ("bob@example.com", "web")
 
 
 def test_refused_decisions_change_nothing(r: Reviewing) -> None:

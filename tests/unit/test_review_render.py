@@ -439,7 +439,8 @@ def test_confirm_page_posts_the_signed_fields_with_one_button() -> None:
     assert form["attrs"]["method"] == "post"
     assert form["attrs"]["action"] == action_url  # escaped in the markup, exact once parsed
     hidden = {i["name"]: i["value"] for i in form["inputs"] if i.get("type") == "hidden"}
-    assert hidden == {"channel": "email", "action": "reject", "expires": str(EXPIRES), "sig": "def"}
+    # No channel field: the signature says where the link was issued, the client cannot.
+    assert hidden == {"action": "reject", "expires": str(EXPIRES), "sig": "def"}
     approver = next(i for i in form["inputs"] if i.get("name") == "approver")
     assert "required" in approver
     assert approver["id"] == "approver"

@@ -59,6 +59,15 @@ def test_the_link_url_carries_no_token_only_id_action_expiry_and_signature() -> 
     assert url.startswith("https://api.example.com/dev/reviews/rv_1?action=reject&expires=99&sig=")
 
 
+def test_a_link_signature_binds_where_it_was_issued() -> None:
+    email = links.sign(KEY, "rv_1", "approve", int(NOW) + 60)
+    web = links.sign(KEY, "rv_1", "approve", int(NOW) + 60, channel="web")
+    assert email.signature != web.signature
+    for link in (email, web):
+        verified = links.verify(KEY, "rv_1", "approve", str(link.expires), link.signature, now=NOW)
+        assert verified.channel == link.channel
+
+
 def signed(body: str, timestamp: str, secret: str = "s3cret") -> dict[str, str]:
     digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}

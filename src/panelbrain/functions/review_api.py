@@ -27,7 +27,7 @@ from panelbrain.aws.notify import post_json
 from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import secrets, service
 from panelbrain.review import links, render, slack
-from panelbrain.review.models import Channel, Review
+from panelbrain.review.models import Review, ReviewLink
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 REVIEW_ID = re.compile(r"rv_[A-Za-z0-9_-]{20}")
@@ -79,9 +79,16 @@ def _observe(review: Review) -> None:
 @app.get("/reviews")
 def reviewer_page() -> Response[str]:
     reviews = service()
+    key = reviews.signing_key()
+
+    def issued_here(link: ReviewLink) -> ReviewLink:
+        # Signed for the page: a decision taken with it is recorded as "web".
+        return links.sign(key, link.review_id, link.action, link.expires, channel="web")
+
+    pending = [(r, issued_here(a), issued_here(b)) for r, a, b in reviews.pending()]
     # Relative form actions: right behind API Gateway's stage prefix and on localhost alike.
     page = render.reviewer_page(
-        reviews.pending(), reviews.history(), action_url_for=lambda rid: f"reviews/{rid}", now=time.time()
+        pending, reviews.history(), action_url_for=lambda rid: f"reviews/{rid}", now=time.time()
     )
     return _html(200, page)
 
@@ -111,15 +118,22 @@ def decide(review_id: str) -> Response[str]:
         form = _form()
         if not REVIEW_ID.fullmatch(review_id):
             raise BadInputError(f"no review {review_id!r}", status=404)
-        channel: Channel = "web" if form.get("channel") == "web" else "email"
-        review = service().decide_link(
+        reviews = service()
+        link = links.verify(
+            reviews.signing_key(),
             review_id,
             form.get("action"),
             form.get("expires"),
             form.get("sig"),
+            now=time.time(),
+        )
+        # The audit channel is where the signed link was issued, never a field of the form.
+        review = reviews.decide(
+            review_id,
+            link.action,
             approver=form.get("approver", ""),
             comment=form.get("comment", ""),
-            channel=channel,
+            channel=link.channel,
         )
     except BadInputError as exc:
         return _error_page(exc)

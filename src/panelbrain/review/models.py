@@ -62,3 +62,5 @@ class ReviewLink(BaseModel):
     action: Action
     expires: int
     signature: str
+    # Where the link was issued, bound by its signature: it is the decision's audit channel.
+    channel: Literal["email", "web"] = "email"

@@ -524,10 +524,9 @@ def _html_review(review: Review, heading: str, *, sql_collapsed: bool) -> str:
     return "\n".join(parts)
 
 
-def _hidden(link: ReviewLink, channel: str) -> str:
-    # The channel goes into the audit record: "email" from a link's page, "web" from the list.
+def _hidden(link: ReviewLink) -> str:
+    # No channel field: the link's signature says where it was issued, the client cannot.
     return (
-        f'<input type="hidden" name="channel" value="{_e(channel)}">\n'
         f'<input type="hidden" name="action" value="{_e(link.action)}">\n'
         f'<input type="hidden" name="expires" value="{_e(link.expires)}">\n'
         f'<input type="hidden" name="sig" value="{_e(link.signature)}">'
@@ -546,7 +545,7 @@ def confirm_page(review: Review, link: ReviewLink, *, action_url: str) -> str:
 {_html_review(review, "h2", sql_collapsed=False)}
 <p>This review times out at {_e(_utc(review.expires_at))}.</p>
 <form method="post" action="{_e(action_url)}">
-{_hidden(link, "email")}
+{_hidden(link)}
 <label for="approver">Your e-mail or reviewer id</label>
 <input type="text" id="approver" name="approver" required autocomplete="email">
 <label for="comment">Comment (optional)</label>
@@ -582,7 +581,7 @@ def _decision_form(review: Review, link: ReviewLink, action_url: str) -> str:
     label = f"{verb}: {_truncate(_user_line(review.question), SUBJECT_QUESTION_CHARS)}"
     return f"""<form method="post" action="{_e(action_url)}">
 <h3>{verb}</h3>
-{_hidden(link, "web")}
+{_hidden(link)}
 <label for="approver-{suffix}">Your e-mail or reviewer id</label>
 <input type="text" id="approver-{suffix}" name="approver" required autocomplete="email">
 <label for="comment-{suffix}">Comment (optional)</label>
