@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from panelbrain.aws.cache import DynamoResultCache, cache_key
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions import api, poller
 from panelbrain.local.engine import LocalEngine
+from panelbrain.local.lambda_rules import LambdaFunctionError
 
 EVENTS = Path(__file__).parent.parent.parent / "events"
 
@@ -152,6 +155,78 @@ def test_duplicate_delivery_starts_one_execution(engine: LocalEngine) -> None:
         second = poller.handler(copy.deepcopy(delivery), None)  # SQS delivers at least once
     assert first == second == {"batchItemFailures": []}
     assert counter.starts == [query_id]
+
+
+class HangingStepFunctions:
+    """A StartExecution that never returns: the poller is stopped at its Timeout between its
+    claim and the start, as Lambda stops it (nothing after the call runs, no release)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def start_execution(self, **kwargs: Any) -> dict[str, str]:
+        self.calls += 1
+        threading.Event().wait()  # frozen for good, like a stopped Lambda environment
+        raise AssertionError("unreachable")
+
+
+def later_store(seconds: float) -> DynamoQueryStore:
+    """The query store as the poller sees it ``seconds`` from now."""
+    return DynamoQueryStore(clock=lambda: time.time() + seconds)
+
+
+def test_poller_stopped_between_claim_and_start_is_started_on_redelivery(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    visibility = float(engine.template.resources["QueryQueue"]["Properties"]["VisibilityTimeout"])
+    # GIVEN a poller stopped at its Timeout after claiming the query, before StartExecution
+    engine.timeout_overrides["PollerFunction"] = 0.2
+    try:
+        with (
+            clients.override("stepfunctions", HangingStepFunctions()) as hanging,
+            pytest.raises(LambdaFunctionError) as stopped,
+        ):
+            engine.deliver("QueryQueue", "PollerFunction")
+    finally:
+        del engine.timeout_overrides["PollerFunction"]
+    assert stopped.value.error_type == "Sandbox.Timedout" and hanging.calls == 1
+    record = DynamoQueryStore().get(query_id)
+    assert record is not None and record["status"] == "started"
+    # WHEN SQS delivers the message again, after its visibility timeout
+    engine.rules.advance_queue_clock(visibility)
+    monkeypatch.setattr(poller, "store", lambda: later_store(visibility))
+    with clients.override("stepfunctions", CountingStepFunctions()) as counter:
+        assert engine.deliver("QueryQueue", "PollerFunction") == {"batchItemFailures": []}
+    # THEN the lease has run out and the query starts, once
+    assert counter.starts == [query_id]
+    record = DynamoQueryStore().get(query_id)
+    assert record is not None and record["execution_arn"].endswith(f":{query_id}")
+
+
+def test_redelivery_after_the_lease_never_starts_a_second_execution(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query_id = json.loads(api.handler(event("api/post_query.json"), None)["body"])["query_id"]
+    delivery = event("poller/one_query.json")
+    record = delivery["Records"][0]
+    record["body"] = json.dumps({**json.loads(record["body"]), "query_id": query_id})
+    with clients.override("stepfunctions", CountingStepFunctions()) as counter:
+        assert poller.handler(copy.deepcopy(delivery), None) == {"batchItemFailures": []}
+        # A late duplicate, long after the lease ran out: the recorded execution stops it
+        # (asynchronous Express would otherwise run the same name twice in AWS).
+        monkeypatch.setattr(poller, "store", lambda: later_store(3_600))
+        assert poller.handler(copy.deepcopy(delivery), None) == {"batchItemFailures": []}
+    assert counter.starts == [query_id]
+
+
+def test_start_lease_outlasts_the_poller_and_not_the_visibility_timeout(engine: LocalEngine) -> None:
+    # A live poller keeps its lease to its Timeout; a redelivery (one VisibilityTimeout later)
+    # finds a stopped poller's lease run out.
+    function = engine.template.resources["PollerFunction"]["Properties"]
+    lease = float(function["Environment"]["Variables"]["START_LEASE_S"])
+    visibility = float(engine.template.resources["QueryQueue"]["Properties"]["VisibilityTimeout"])
+    assert engine.timeout_s("PollerFunction") < lease < visibility
 
 
 def test_partial_batch_failure_is_reported_per_record(engine: LocalEngine) -> None:

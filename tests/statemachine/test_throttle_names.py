@@ -59,8 +59,12 @@ def test_a_throttled_start_review_is_retried_and_the_query_answered(engine: Loca
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [("ThrottlingException", 400), ("ProvisionedThroughputExceededException", 400), ("SlowDown", 503),
-     ("InternalFailure", 500)],
+    [
+        ("ThrottlingException", 400),
+        ("ProvisionedThroughputExceededException", 400),
+        ("SlowDown", 503),
+        ("InternalFailure", 500),
+    ],
 )
 def test_throttles_and_server_errors_leave_a_handler_as_transient(code: str, status: int) -> None:
     @aws_errors

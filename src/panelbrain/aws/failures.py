@@ -65,7 +65,8 @@ def as_transient(exc: BaseException) -> TransientError | None:
             )
         if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
             return TransientError(
-                f"AWS failed {operation} ({code or status}: {error.get('Message', '')}); the workflow retries",
+                f"AWS failed {operation} ({code or status}: {error.get('Message', '')}); "
+                "the workflow retries",
                 operation=operation,
                 code=code,
                 throttled=False,

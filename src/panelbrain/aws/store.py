@@ -10,6 +10,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from panelbrain.aws import clients, conditional_write
@@ -22,6 +23,9 @@ TERMINAL = ("answered", "rejected", "failed")
 
 
 class QueryStore(ABC):
+    # The time leases and deadlines are measured by (epoch seconds).
+    clock: Callable[[], float]
+
     @abstractmethod
     def put_record(self, record: TerminalRecord) -> bool:
         """Write a status; False when a terminal status was already there (nothing changed)."""
@@ -33,12 +37,25 @@ class QueryStore(ABC):
     def create_query(self, query_id: str, request: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    def claim_start(self, query_id: str) -> bool:
-        """Move a query from queued to started; False if another delivery already did."""
+    def claim_start(self, query_id: str, lease_s: float) -> bool:
+        """Move a query from queued to started under a lease of ``lease_s`` seconds; False if
+        another delivery holds an unexpired lease or an execution was already recorded."""
+
+    @abstractmethod
+    def mark_started(self, query_id: str, execution_arn: str) -> None:
+        """Record that the query's execution started: no later delivery may start another."""
 
     @abstractmethod
     def release_start(self, query_id: str) -> None:
         """Undo a claim whose StartExecution failed, so the next delivery can try again."""
+
+    @abstractmethod
+    def past_deadline(self, status: str, before: float, limit: int) -> list[str]:
+        """Up to ``limit`` queries in ``status`` whose status last changed before ``before``."""
+
+    @abstractmethod
+    def close_past_deadline(self, query_id: str, status: str, before: float, reason: str) -> bool:
+        """Fail a query still in ``status`` unchanged since before ``before``; False if it moved."""
 
 
 def _event(status: str, **detail: Any) -> dict[str, Any]:
@@ -50,9 +67,16 @@ class DynamoQueryStore(QueryStore):
     """DynamoDB implementation; table name from ``QUERIES_TABLE`` and the client from the
     builder unless given."""
 
-    def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str | None = None,
+        client: DynamoDBClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.table_name = table_name or os.environ["QUERIES_TABLE"]
         self._client = client
+        # Leases and deadlines compare against this clock (tests move it instead of sleeping).
+        self.clock = clock
 
     @property
     def client(self) -> DynamoDBClient:
@@ -64,7 +88,7 @@ class DynamoQueryStore(QueryStore):
             ":status": {"S": record.status},
             ":route": {"S": record.route},
             ":result": {"S": json.dumps(record.result)},
-            ":now": {"N": str(time.time())},
+            ":now": {"N": str(self.clock())},
             ":a": {"S": "answered"},
             ":r": {"S": "rejected"},
             ":f": {"S": "failed"},
@@ -90,6 +114,7 @@ class DynamoQueryStore(QueryStore):
         )
 
     def create_query(self, query_id: str, request: dict[str, Any]) -> None:
+        now = self.clock()
         self.client.put_item(
             TableName=self.table_name,
             Item={
@@ -97,7 +122,9 @@ class DynamoQueryStore(QueryStore):
                 "status": {"S": "queued"},
                 "request": {"S": json.dumps(request)},
                 "history": _event("queued"),
-                "created_at": {"N": str(time.time())},
+                "created_at": {"N": str(now)},
+                # The deadline sweeper finds stale queries by status and this time (index by_status).
+                "updated_at": {"N": str(now)},
             },
             ConditionExpression="attribute_not_exists(query_id)",
         )
@@ -116,7 +143,7 @@ class DynamoQueryStore(QueryStore):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":after": {"S": after},
-                    ":now": {"N": str(time.time())},
+                    ":now": {"N": str(self.clock())},
                     ":event": _event(after),
                     ":empty": {"L": []},
                     **values,
@@ -124,19 +151,100 @@ class DynamoQueryStore(QueryStore):
             )
         )
 
-    def claim_start(self, query_id: str) -> bool:
+    def claim_start(self, query_id: str, lease_s: float) -> bool:
         # Asynchronous Express workflows do not deduplicate execution names in AWS (moto
         # does): this conditional write is what keeps a second delivery from a second run.
-        # A query that went to the dead-letter queue may start again when it is redriven.
-        return self._conditional_update(
-            query_id,
-            "started",
-            "#s = :queued OR (#s = :failed AND route = :dead)",
-            {":queued": {"S": "queued"}, ":failed": {"S": "failed"}, ":dead": {"S": "dead_letter"}},
+        # The claim is a lease: a poller stopped between this write and StartExecution (its
+        # timeout, a crash) never releases it, so a redelivery may retake a claim whose lease
+        # has run out, but only while no execution is recorded (mark_started). An Express
+        # execution cannot be looked up by name (DescribeExecution does not support them:
+        # https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html),
+        # so the record is the only evidence. A query that went to the dead-letter queue may
+        # start again when it is redriven.
+        now = self.clock()
+        return conditional_write(
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"query_id": {"S": query_id}},
+                UpdateExpression=(
+                    "SET #s = :started, lease_until = :until, updated_at = :now, "
+                    "history = list_append(if_not_exists(history, :empty), :event)"
+                ),
+                ConditionExpression=(
+                    "#s = :queued OR (#s = :failed AND route = :dead) OR "
+                    "(#s = :started AND lease_until < :now AND attribute_not_exists(execution_arn))"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":started": {"S": "started"},
+                    ":queued": {"S": "queued"},
+                    ":failed": {"S": "failed"},
+                    ":dead": {"S": "dead_letter"},
+                    ":until": {"N": str(now + lease_s)},
+                    ":now": {"N": str(now)},
+                    ":event": _event("started", lease_s=lease_s),
+                    ":empty": {"L": []},
+                },
+            )
+        )
+
+    def mark_started(self, query_id: str, execution_arn: str) -> None:
+        # Whatever the status: a fast pipeline may already have written its terminal state.
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"query_id": {"S": query_id}},
+            UpdateExpression="SET execution_arn = :arn REMOVE lease_until",
+            ExpressionAttributeValues={":arn": {"S": execution_arn}},
         )
 
     def release_start(self, query_id: str) -> None:
-        self._conditional_update(query_id, "queued", "#s = :started", {":started": {"S": "started"}})
+        self._conditional_update(
+            query_id,
+            "queued",
+            "#s = :started AND attribute_not_exists(execution_arn)",
+            {":started": {"S": "started"}},
+        )
+
+    def past_deadline(self, status: str, before: float, limit: int) -> list[str]:
+        # The by_status index (status, updated_at) finds them without scanning the table. It is
+        # keys-only and eventually consistent: close_past_deadline re-checks under its condition.
+        response = self.client.query(
+            TableName=self.table_name,
+            IndexName="by_status",
+            KeyConditionExpression="#s = :status AND updated_at < :before",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":status": {"S": status}, ":before": {"N": str(before)}},
+            Limit=limit,
+        )
+        return [item["query_id"]["S"] for item in response.get("Items", [])]
+
+    def close_past_deadline(self, query_id: str, status: str, before: float, reason: str) -> bool:
+        # Conditional on the status the sweeper saw, unchanged since: a query that moved on (a
+        # review started, an answer written) in the meantime is left to its workflow. Once
+        # written, "failed" is terminal and the first terminal write wins: a late pipeline's
+        # Persist is a no-op, so the query never flips from failed to answered (ADR 0010).
+        return conditional_write(
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"query_id": {"S": query_id}},
+                UpdateExpression=(
+                    "SET #s = :failed, route = :route, reason = :reason, updated_at = :now, "
+                    "history = list_append(if_not_exists(history, :empty), :event) REMOVE lease_until"
+                ),
+                ConditionExpression="#s = :seen AND updated_at < :before",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": "failed"},
+                    ":route": {"S": "deadline"},
+                    ":reason": {"S": reason},
+                    ":now": {"N": str(self.clock())},
+                    ":seen": {"S": status},
+                    ":before": {"N": str(before)},
+                    ":event": _event("failed", route="deadline", reason=reason),
+                    ":empty": {"L": []},
+                },
+            )
+        )
 
     def get(self, query_id: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")

@@ -3,7 +3,11 @@
 Each record is handled on its own (Powertools BatchProcessor reports failures per record). A
 conditional write on the query record guards StartExecution, because asynchronous Express
 workflows do not deduplicate execution names in AWS; executions are still named by query id for
-tracing. A record that fails on its last allowed receive marks its query failed before it goes
+tracing. The guard is a lease (``START_LEASE_S``, longer than this function's Timeout and shorter
+than the queue's VisibilityTimeout): a poller stopped between its claim and StartExecution leaves
+a lease that has run out by the time SQS delivers the message again, so the query starts then
+instead of staying "started" for ever; once an execution is recorded, no lease is granted again.
+A record that fails on its last allowed receive marks its query failed before it goes
 to the dead-letter queue, where it waits for redrive: nothing is lost.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +27,7 @@ from panelbrain.aws import clients
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import QueryMessage, TerminalRecord
 
+logger = logging.getLogger(__name__)
 # Report every failed record, even when all of them failed, rather than failing the
 # invocation: the outcome for SQS is the same, and the response says which ones.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -30,13 +36,13 @@ store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 
 
 def start(message: QueryMessage) -> None:
-    if not store().claim_start(message.query_id):
-        return  # a duplicate delivery: this query already started
+    if not store().claim_start(message.query_id, float(os.environ.get("START_LEASE_S", "60"))):
+        return  # a duplicate delivery: this query started, or another poller holds its lease
     # Simulated model latency is a local benchmarking knob; unset (0) in a deployed stack.
     scale = float(os.environ.get("PANELBRAIN_LATENCY_SCALE", "0") or 0)
     payload = {"query": {**message.model_dump(mode="json"), "latency_scale": scale}}
     try:
-        clients.client("stepfunctions").start_execution(
+        started = clients.client("stepfunctions").start_execution(
             stateMachineArn=os.environ["PIPELINE_STATE_MACHINE_ARN"],
             name=message.query_id,
             input=json.dumps(payload),
@@ -44,6 +50,13 @@ def start(message: QueryMessage) -> None:
     except Exception:
         store().release_start(message.query_id)
         raise
+    try:
+        store().mark_started(message.query_id, started["executionArn"])
+    except Exception:
+        # The execution runs: failing this record would redeliver it and, past the lease, start
+        # a second one. Without the mark only a redelivery could restart it, and the message is
+        # deleted now; the deadline sweeper still closes the query if its execution dies.
+        logger.exception("query %s started but its execution could not be recorded", message.query_id)
 
 
 def record_handler(record: SQSRecord) -> None:

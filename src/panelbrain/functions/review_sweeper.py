@@ -1,26 +1,80 @@
-"""ReviewSweeper function (on a schedule): heartbeat waiting review tasks, remind, measure.
+"""ReviewSweeper function (on a schedule): heartbeat waiting review tasks, remind, measure, and
+close queries past their deadline.
 
 Runs well inside the review task's heartbeat interval, so a review that is still open never
 fails on a missed heartbeat; publishes ReviewBacklog and OldestOpenReviewAge for the alarm.
+
+Every minute it also closes, as failed with the reason, any query left unfinished past its
+deadline, whatever path left it there (a start lost between claim and StartExecution, an Express
+execution that timed out or failed where no Catch runs, a review that never closed), and counts
+them in QueriesPastDeadline, which alarms.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.functions.review_common import service
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="review")
+store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
+
+# Closed per status per sweep: bounds the sweep's time (Timeout 50 s); the rest wait a minute.
+SWEEP_LIMIT = 100
+# After a review and its escalation have both timed out, the review workflow has written its
+# terminal state long before this margin runs out.
+REVIEW_MARGIN_S = 600
+
+
+@dataclass(frozen=True)
+class Deadline:
+    status: str
+    seconds: float
+    why: str
+
+
+def deadlines() -> list[Deadline]:
+    """How long a query may stay in each unfinished status (from the template's settings)."""
+    query_s = float(os.environ.get("QUERY_DEADLINE_S", "1800"))
+    review_s = 2 * float(os.environ.get("REVIEW_TIMEOUT_S", "3600")) + REVIEW_MARGIN_S
+    return [
+        Deadline("queued", query_s, "never started"),
+        Deadline("started", query_s, "started but its pipeline never recorded an outcome"),
+        Deadline("needs_review", review_s, "its review never recorded a decision or a timeout"),
+    ]
+
+
+def close_past_deadline(queries: QueryStore, now: float) -> list[str]:
+    """Fail every query past its deadline (up to SWEEP_LIMIT per status); the ids closed."""
+    closed: list[str] = []
+    for deadline in deadlines():
+        before = now - deadline.seconds
+        for query_id in queries.past_deadline(deadline.status, before, SWEEP_LIMIT):
+            reason = (
+                f"deadline: {deadline.why} within {deadline.seconds:g} s "
+                f"(closed by the sweeper; runbook docs/runbooks/queries-past-deadline.md)"
+            )
+            if queries.close_past_deadline(query_id, deadline.status, before, reason):
+                closed.append(query_id)
+    return closed
 
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    queries = store()
+    # Deadlines first: a failing review sweep must not keep stuck queries from being closed.
+    closed = close_past_deadline(queries, queries.clock())
+    metrics.add_metric(name="QueriesPastDeadline", unit=MetricUnit.Count, value=len(closed))
     report = service().sweep()
     metrics.add_metric(name="ReviewBacklog", unit=MetricUnit.Count, value=report.open)
     metrics.add_metric(name="OldestOpenReviewAge", unit=MetricUnit.Seconds, value=report.oldest_age_s)
@@ -32,4 +86,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "heartbeats": report.heartbeats,
         "reminders": report.reminders,
         "closed": report.closed,
+        "past_deadline": closed,
     }
