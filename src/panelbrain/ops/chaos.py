@@ -163,6 +163,7 @@ class Verdict:
     mismatched: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
     seconds: float | None = None  # submit -> first terminal write
+    executions: dict[str, list[str]] = field(default_factory=dict)  # machine -> statuses
 
 
 def _decided_by_person(review: dict[str, Any]) -> str | None:
@@ -187,7 +188,9 @@ def judge(facts: QueryFacts) -> Verdict:
     if record is None:
         return Verdict(facts.query_id, "lost", stuck=["no item in the query store"])
     status, route = str(record.get("status")), record.get("route")
-    verdict = Verdict(facts.query_id, status if status in TERMINAL else "stuck", route=route)
+    verdict = Verdict(
+        facts.query_id, status if status in TERMINAL else "stuck", route=route, executions=facts.executions
+    )
     if status not in TERMINAL:
         verdict.stuck.append(f"query store status {status!r}")
     for machine, statuses in facts.executions.items():
@@ -300,6 +303,7 @@ class Ledger:
                     "stuck": v.stuck,
                     "duplicated": v.duplicated,
                     "mismatched": v.mismatched,
+                    "executions": v.executions,
                 }
                 for v in self.verdicts
                 if v.outcome in ("lost", "stuck") or v.duplicated or v.mismatched
@@ -430,7 +434,7 @@ class _Injector:
                 record["body"] = "\x00{not json"
             elif self.local.crash is None and self.hit("poller_crash", index, receives):
                 self.note("poller_crash", "PollerFunction", index)
-                self.local.crash = (str(query_id), time.monotonic() + self.engine.timeout_s("PollerFunction"))
+                self.local.crash = str(query_id)
 
     def _send_copy(self, record: dict[str, Any]) -> None:
         attributes = {
@@ -452,12 +456,11 @@ class _Injector:
 
         def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
             crash = getattr(injector.local, "crash", None)
-            if operation == "StartExecution" and crash is not None and params.get("name") == crash[0]:
-                # Claimed, not started: the poller's sandbox ends here, past its timeout.
-                time.sleep(max(0.0, crash[1] - time.monotonic()) + 0.2)
-                # Ends the thread as Lambda ends a timed-out sandbox: no ``except Exception``
-                # runs, and a thread ends quietly on SystemExit itself (not on a subclass).
-                raise SystemExit("the poller crashed (injected)")
+            if operation == "StartExecution" and crash is not None and params.get("name") == crash:
+                # Claimed, not started: the poller's sandbox times out here and Lambda discards
+                # it, so no except clause of the poller runs. The thread never resumes (it is a
+                # daemon: it ends with the process); raising instead would run them.
+                threading.Event().wait()
             return original_call(client, operation, params)
 
         handlers = dict(self.engine.handlers)
