@@ -7,6 +7,8 @@ executions (one per kind of failure); the short run goes through the real local 
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -166,13 +168,13 @@ def test_each_kind_of_failure_is_detected(name: str) -> None:
 
 def test_ledger_counts_per_fault_outcomes_and_times() -> None:
     # GIVEN three queries, two hit by faults WHEN the ledger is drawn up
-    ok, stuck, mismatched = (
-        AGREEING[0],
-        FAILURES["stuck: claimed, never started"][0],
+    ok = replace(AGREEING[0], index=0)
+    stuck = replace(FAILURES["stuck: claimed, never started"][0], query_id="q-2", index=1)
+    mismatched = replace(
         FAILURES["mismatched: approved in the review table, rejected in the store"][0],
+        query_id="q-3",
+        index=2,
     )
-    ok.index, stuck.index, mismatched.index = 0, 1, 2
-    stuck.query_id, mismatched.query_id = "q-2", "q-3"
     injections = [
         Injection("poller_crash", "PollerFunction", 1),
         Injection("timeout", "StartReviewFunction", 2),
@@ -201,7 +203,7 @@ def test_fault_rates_parse_and_refuse_what_is_wrong() -> None:
     for bad, said in (
         ("workers=0.1", "unknown fault 'workers'"),
         ("throttle=3", "between 0 and 1"),
-        ("timeout", ""),
+        ("timeout", "timeout needs a rate"),
     ):
         with pytest.raises(BadInputError, match=said):
             parse_faults(bad)
@@ -242,3 +244,40 @@ def test_short_faulted_run_ends_every_query_in_one_agreed_terminal_state() -> No
     assert len(result.verdicts) == 30
     assert result.injections, "the run injected no fault"
     assert result.ok, failure_line(result) + f": {result.document()['problems'][:3]}"
+
+
+def test_command_exits_1_naming_the_counts_when_the_ledger_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a run whose ledger holds one stuck and one mismatched query
+    from panelbrain import cli
+    from panelbrain.ops import chaos
+
+    bad = [FAILURES["stuck: claimed, never started"][0], AGREEING[0]]
+    bad.append(FAILURES["mismatched: failed query, review started anyway"][0])
+    monkeypatch.setattr(chaos, "run", lambda config, progress=None: ledger(bad, dead_letters=2))
+    monkeypatch.setattr("sys.argv", ["panelbrain", "chaos", "--queries", "3", "--json"])
+    # WHEN the command runs
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    # THEN it writes the ledger as one document, and fails with one line naming the counts
+    captured = capsys.readouterr()
+    assert exit_.value.code == 1
+    document = json.loads(captured.out)
+    assert (document["stuck"], document["mismatched"], document["dead_letters"]) == (1, 1, 2)
+    assert captured.err.strip().splitlines() == [
+        "error: chaos ledger: 0 lost, 1 stuck, 0 duplicated, 1 mismatched of 3 queries "
+        "(dead-letter queue: 2); see the problems in --json"
+    ]
+
+
+def test_command_refuses_an_unknown_fault_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from panelbrain import cli
+
+    monkeypatch.setattr("sys.argv", ["panelbrain", "chaos", "--faults", "gremlins=0.5"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert "unknown fault 'gremlins'" in capsys.readouterr().err
