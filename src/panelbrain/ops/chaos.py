@@ -678,6 +678,7 @@ def failure_line(result: Ledger) -> str:
 
 def tables(document: dict[str, Any]) -> list[Any]:
     """The ledger as the command prints it: the counts, then how each fault's queries ended."""
+    from rich import box
     from rich.table import Table
 
     counts = Table(title=f"Chaos ledger: {document['queries']:,} queries")
@@ -686,25 +687,21 @@ def tables(document: dict[str, Any]) -> list[Any]:
     for key in ("lost", "stuck", "duplicated", "mismatched", "dead_letters"):
         counts.add_row(key.replace("_", " "), f"{document[key]:,}")
     for outcome, n in sorted(document["outcomes"].items()):
-        counts.add_row(f"ended {outcome}", f"{n:,}")
+        if outcome in ("answered", "rejected", "failed"):
+            counts.add_row(f"ended {outcome}", f"{n:,}")
     for key in ("p50_s", "p95_s"):
         value = document[key]
         counts.add_row(f"{key[:3]} time to a terminal state", "-" if value is None else f"{value:,.2f} s")
-    faults = Table(title="Per fault: the queries it hit, and how they ended")
-    columns = (
-        "injected",
-        "queries",
-        "answered",
-        "rejected",
-        "failed",
-        "stuck",
-        "lost",
-        "duplicated",
-        "mismatched",
-    )
-    faults.add_column("fault", no_wrap=True)
+    faults = Table(title="Per fault: the queries it hit, and how they ended", box=box.SIMPLE, pad_edge=False)
+    outcomes = ("answered", "rejected", "failed", "stuck", "lost", "duplicated", "mismatched")
+    # Only the outcomes that happened: the table stays inside an 80-column terminal.
+    seen = {key for row in document["per_fault"].values() for key, n in row.items() if n}
+    columns = ("injected", "queries", *(c for c in outcomes if c in seen))
+    faults.add_column("fault", min_width=12, no_wrap=True)
+    short = {"injected": "hits", "duplicated": "dup", "mismatched": "mismatch"}
     for column in columns:
-        faults.add_column(column, justify="right", no_wrap=True)
+        label = short.get(column, column)
+        faults.add_column(label, justify="right", min_width=len(label), no_wrap=True)
     for kind, row in document["per_fault"].items():
         faults.add_row(kind, *(f"{row.get(c, 0):,}" for c in columns))
     return [counts, faults]
