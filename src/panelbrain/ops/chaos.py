@@ -249,6 +249,7 @@ class Ledger:
     dead_letters: int = 0
     injections: list[Injection] = field(default_factory=list)
     indexes: dict[str, int] = field(default_factory=dict)  # query id -> index
+    decision_errors: list[str] = field(default_factory=list)  # a reviewer's decision that errored
 
     def count(self, what: str) -> int:
         if what in ("lost", "stuck"):
@@ -292,6 +293,7 @@ class Ledger:
             "routes": dict(Counter(str(v.route) for v in self.verdicts)),
             **self.failures,
             "dead_letters": self.dead_letters,
+            "decision_errors": self.decision_errors,
             "p50_s": round(_quantile(seconds, 0.5), 2) if seconds else None,
             "p95_s": round(_quantile(seconds, 0.95), 2) if seconds else None,
             "per_fault": self.per_fault(),
@@ -358,6 +360,7 @@ class _Injector:
         self.injections: list[Injection] = []
         self.attempts: Counter[tuple[str, str]] = Counter()
         self.seen: set[str] = set()
+        self.decision_errors: list[str] = []
         self.lock = threading.Lock()
         self.local = threading.local()
         self.tasks = set(engine.task_functions(PIPELINE).values()) | set(
@@ -514,7 +517,9 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
                 dead = _queue_depth(engine, "QueryDeadLetterQueue")
         finally:
             _stop_running(engine)
-    return ledger(facts, dead, injector.injections)
+    result = ledger(facts, dead, injector.injections)
+    result.decision_errors = injector.decision_errors
+    return result
 
 
 def _submit(engine: Any, config: ChaosConfig, injector: _Injector, report: Progress) -> dict[str, float]:
@@ -578,7 +583,7 @@ def _settle(
             action = review_action(config.seed, index)
             if action != "ignore":
                 decided.add(review.review_id)
-                with contextlib.suppress(DecisionError):
+                try:
                     service().decide(
                         review.review_id,
                         "approve" if action == "approve" else "reject",
@@ -586,6 +591,10 @@ def _settle(
                         comment="chaos run",
                         channel="web",
                     )
+                except DecisionError:
+                    pass  # refused (timed out meanwhile, already decided): nothing changed
+                except Exception as exc:  # the reviewer would see a 5xx; the run goes on
+                    injector.decision_errors.append(f"{review.review_id}: {type(exc).__name__}: {exc}")
         if time.monotonic() >= next_tick:
             for function in engine.schedules():
                 with contextlib.suppress(PanelbrainError):
@@ -686,6 +695,7 @@ def tables(document: dict[str, Any]) -> list[Any]:
     counts.add_column("value", justify="right", no_wrap=True)
     for key in ("lost", "stuck", "duplicated", "mismatched", "dead_letters"):
         counts.add_row(key.replace("_", " "), f"{document[key]:,}")
+    counts.add_row("reviewer decisions that errored", f"{len(document.get('decision_errors', [])):,}")
     for outcome, n in sorted(document["outcomes"].items()):
         if outcome in ("answered", "rejected", "failed"):
             counts.add_row(f"ended {outcome}", f"{n:,}")
