@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,26 +25,62 @@ from panelbrain.local.template import Template
 ROOT = Path(__file__).parent.parent.parent
 
 
+AMBIGUOUS = "What share of people in QC strongly support a ban"  # "strongly": review (0.75)
+REQUEST_TIMEOUT_S = 2.0
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
-    with LocalEngine.running() as engine:
-        running = LocalServer(engine, port=0, poll_s=0.02).start()  # port 0: any free loopback port
+    # As `panelbrain serve --reviewers alice@example.com,bob@example.com` starts it.
+    with LocalEngine.running(parameters={"Reviewers": "alice@example.com,bob@example.com"}) as engine:
+        running = LocalServer(  # port 0: any free loopback port
+            engine, port=0, poll_s=0.02, request_timeout_s=REQUEST_TIMEOUT_S
+        ).start()
         yield running
         running.stop()
 
 
 def call(
-    server: LocalServer, method: str, path: str, body: Any = None, raw: bytes | None = None
+    server: LocalServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(
-        server.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        server.url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        text = error.read() or b"{}"
+        # The review routes answer an HTML page, the rest JSON.
+        return error.code, json.loads(text) if text.startswith((b"{", b"[")) else text.decode()
+
+
+def raw_exchange(server: LocalServer, head: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """Send ``head`` (request line and headers) and ``body`` on a socket left open, as a client
+    that lies about its body would, and read the answer. A server that waited for the promised
+    bytes would never answer: the socket's timeout turns that into a failure, not a hang."""
+    host, port = server.httpd.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=REQUEST_TIMEOUT_S * 5) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    header_block, _, payload = rest.partition(b"\r\n\r\n")
+    headers = dict(
+        (k.strip().lower(), v.strip())
+        for k, _, v in (h.decode().partition(":") for h in header_block.split(b"\r\n"))
+    )
+    return int(status_line.split()[1]), headers, payload
 
 
 def wait_for(server: LocalServer, query_id: str, statuses: set[str]) -> dict[str, Any]:
@@ -63,13 +101,41 @@ def test_post_then_get_returns_the_answer(server: LocalServer) -> None:
 
 
 def test_review_callback_approves_a_waiting_answer(server: LocalServer) -> None:
-    _, accepted = call(
-        server, "POST", "/queries", {"question": "What share of people in QC strongly support a ban"}
-    )
-    wait_for(server, accepted["query_id"], {"needs_review"})
-    status, _ = call(server, "POST", f"/queries/{accepted['query_id']}/review", {"decision": "approve"})
+    # The README's curl, as written, against `serve --reviewers alice@example.com,...`: the
+    # decision is the first reviewer's, not a built-in name off the allow-list.
+    server.engine.clear_table("ResultCacheTable")  # the question must reach review every time
+    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
+    query_id = accepted["query_id"]
+    wait_for(server, query_id, {"needs_review"})
+    (example,) = [
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("curl ") and "/review " in line
+    ]
+    port = server.httpd.server_address[1]
+    command = example.replace("localhost:3000", f"localhost:{port}").replace("q-...", query_id)
+    curl = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(curl.stdout)["approver"] == "alice@example.com", curl.stdout
+    assert wait_for(server, query_id, {"answered"})["route"] == "review_approved"
+
+
+def test_review_callback_refuses_cross_site_requests(server: LocalServer) -> None:
+    server.engine.clear_table("ResultCacheTable")
+    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
+    query_id = accepted["query_id"]
+    wait_for(server, query_id, {"needs_review"})
+    path = f"/queries/{query_id}/review"
+    decision = b'{"decision": "approve"}'
+    # What a page on another site can make a browser send without a preflight: refused.
+    for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        assert call(server, "POST", path, raw=decision, headers={"Content-Type": media})[0] == 415, media
+    for origin in ("https://evil.example", "null"):
+        assert call(server, "POST", path, raw=decision, headers={"Origin": origin})[0] == 403, origin
+    assert call(server, "POST", path, raw=decision, headers={"Host": "evil.example"})[0] == 400
+    assert wait_for(server, query_id, {"needs_review"})["status"] == "needs_review"
+    status, _ = call(server, "POST", path, {"decision": "reject", "approver": "bob@example.com"})
     assert status == 202
-    assert wait_for(server, accepted["query_id"], {"answered"})["route"] == "review_approved"
+    assert wait_for(server, query_id, {"rejected"})["route"] == "review_rejected"
 
 
 def test_bad_requests_are_4xx(server: LocalServer) -> None:
@@ -77,7 +143,63 @@ def test_bad_requests_are_4xx(server: LocalServer) -> None:
     assert call(server, "POST", "/queries", raw=b"x" * (10 * 1024 * 1024 + 1))[0] == 413
     assert call(server, "GET", "/queries/q-missing")[0] == 404
     assert call(server, "POST", "/queries/q-missing/review", {"decision": "maybe"})[0] == 422
-    assert call(server, "POST", "/queries/q-missing/review", {"decision": "approve"})[0] == 409
+    assert call(server, "POST", "/queries/q-missing/review", {"decision": "approve"})[0] == 404
+
+
+@pytest.mark.parametrize("path", ["/queries", "/queries/q-missing/review", "/reviews/rv_x"])
+def test_json_of_any_depth_is_a_4xx(server: LocalServer, path: str) -> None:
+    for depth in (10, 100_000):
+        deep = b"[" * depth + b"]" * depth
+        status, _ = call(server, "POST", path, raw=deep)
+        assert 400 <= status < 500, (path, depth, status)
+        status, _ = call(server, "POST", path, raw=b'{"question": ' + deep + b"}")
+        assert 400 <= status < 500, (path, depth, status)
+
+
+def test_a_lying_or_huge_content_length_is_refused_at_once(server: LocalServer) -> None:
+    head = "POST /queries HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
+    # Ten gigabytes promised, one byte sent: 413 straight away, nothing allocated or awaited.
+    status, headers, payload = raw_exchange(server, head + "Content-Length: 10000000000\n", b"{")
+    assert status == 413 and b"10,000,000,000" in payload
+    assert headers["connection"] == "close"
+    for value in ("abc", "-1", "1e3", "0x10", " ", "5, 6"):
+        assert raw_exchange(server, head + f"Content-Length: {value}\n", b"{}")[0] == 400, value
+    status, _, _ = raw_exchange(server, head + "Content-Length: 2\nContent-Length: 3\n", b"{}")
+    assert status == 400
+    assert raw_exchange(server, head + "Transfer-Encoding: chunked\n", b"2\r\n{}\r\n0\r\n\r\n")[0] == 411
+    # 100 bytes promised, 10 sent, the socket kept open: refused once the read times out.
+    status, _, payload = raw_exchange(server, head + "Content-Length: 100\n", b'{"question"')
+    assert status == 400 and b"stopped after" in payload
+    # The server still answers afterwards: no thread was left holding it.
+    assert call(server, "GET", "/queries/q-missing")[0] == 404
+
+
+def test_only_localhost_names_are_served(server: LocalServer) -> None:
+    port = server.httpd.server_address[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example"):
+        status, _, payload = raw_exchange(server, f"GET /queries/q-missing HTTP/1.1\nHost: {host}\n")
+        assert status == 400 and b"is not this machine" in payload, host
+    assert raw_exchange(server, "GET /queries/q-missing HTTP/1.0\n")[0] == 400  # no Host at all
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"[::1]:{port}"):
+        assert raw_exchange(server, f"GET /queries/q-missing HTTP/1.1\nHost: {host}\n")[0] == 404, host
+
+
+def test_every_response_is_nosniff_and_no_store(server: LocalServer) -> None:
+    port = server.httpd.server_address[1]
+    requests = [
+        f"GET /openapi.json HTTP/1.1\nHost: localhost:{port}\n",  # 200
+        f"GET /queries/q-missing HTTP/1.1\nHost: localhost:{port}\n",  # 404 from the function
+        f"GET /reviews HTTP/1.1\nHost: localhost:{port}\n",  # an HTML page
+        f"GET /nowhere HTTP/1.1\nHost: localhost:{port}\n",  # no route
+        f"DELETE /queries HTTP/1.1\nHost: localhost:{port}\n",  # 405
+        f"HEAD /queries HTTP/1.1\nHost: localhost:{port}\n",  # 405, no body
+        "GET /queries HTTP/1.1\nHost: evil.example\n",  # refused host
+        "GET /queries HTTP/1.x\n",  # a malformed request line
+    ]
+    for head in requests:
+        status, headers, _ = raw_exchange(server, head)
+        assert headers.get("x-content-type-options") == "nosniff", (head, status)
+        assert headers.get("cache-control") == "no-store", (head, status)
 
 
 def test_openapi_matches_the_template_routes(server: LocalServer) -> None:

@@ -116,6 +116,18 @@ def _unsupported_media(event: dict[str, Any]) -> dict[str, Any] | None:
     return {"statusCode": 415, "headers": {"Content-Type": "application/json"}, "body": body}
 
 
+def _too_deep(event: dict[str, Any]) -> dict[str, Any] | None:
+    """JSON nested deeper than Python's parser recurses is malformed input (400), not a crash."""
+    try:
+        json.loads(event.get("body") or "null")
+    except RecursionError:
+        body = json.dumps({"error": 'the JSON body is nested too deeply; send {"question": "..."}'})
+        return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": body}
+    except ValueError:
+        pass  # malformed JSON: the request validation answers 422 naming it
+    return None
+
+
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _unsupported_media(event) or app.resolve(event, context)
+    return _unsupported_media(event) or _too_deep(event) or app.resolve(event, context)

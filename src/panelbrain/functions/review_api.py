@@ -38,6 +38,7 @@ metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "pane
 _HEADERS = {
     # Pages carry answers under review: never cached, never framed, no referrer leaks.
     "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",

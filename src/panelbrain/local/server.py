@@ -5,7 +5,15 @@ the query API, ``/reviews`` and ``/slack/interactions`` for the review API (the 
 signed decision links, Slack buttons). Background threads play Lambda's SQS event source for
 the poller and EventBridge for scheduled functions (the review sweeper's heartbeats). Extra
 local routes: ``GET /openapi.json`` (the query API's OpenAPI document) and
-``POST /queries/{id}/review`` (decide a waiting review as the local reviewer).
+``POST /queries/{id}/review`` (decide a waiting review as the first of ``--reviewers``, or as
+the body's ``approver``).
+
+The server listens on loopback for one person's browser and curl, so it also holds the edges a
+browser can reach from other sites: it answers only requests whose Host is a localhost name (a
+DNS-rebound page carries its own), its own review route takes only JSON (a cross-site form
+cannot send that without a preflight, which is refused), every response says ``nosniff`` and
+``no-store``, and a request body is read within a declared, bounded length and a timeout, so
+no request can make it allocate beyond the limit or hold a thread.
 """
 
 from __future__ import annotations
@@ -31,7 +39,31 @@ from panelbrain.review.service import DecisionError
 
 _CAPTURE = threading.Lock()
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# After a refusal, what a client may still be sending is read and dropped (so it can read the
+# refusal rather than meet a reset) up to this much; then the connection closes.
+DRAIN_BYTES = MAX_BODY_BYTES + (1 << 20)
+REQUEST_TIMEOUT_S = 10.0  # the longest a socket read may wait for the client
 _REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# On every response: never content-sniffed into HTML or script, never kept by a cache.
+_ALWAYS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def _local_host(value: str | None) -> bool:
+    """Whether a Host header (or an Origin's authority) names this machine, any port."""
+    if not value:
+        return False
+    host = value.strip().lower()
+    # "[::1]:3000" keeps its brackets; "localhost:3000" loses its port.
+    name = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    return name in _LOCAL_HOSTS
+
+
+class _Refused(Exception):  # noqa: N818 - internal control flow, never leaves this module
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
 
 
 class LocalServer:
@@ -44,11 +76,14 @@ class LocalServer:
         port: int = 3000,
         poll_s: float = 0.1,
         schedule_s: float | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         """``schedule_s`` runs every scheduled function at that period instead of the
-        template's (tests run the review sweeper every fraction of a second)."""
+        template's (tests run the review sweeper every fraction of a second);
+        ``request_timeout_s`` bounds every wait on a client's socket."""
         self.engine = engine
         self.poll_s = poll_s
+        self.request_timeout_s = request_timeout_s
         self._stopping = threading.Event()
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.schedule_errors: list[str] = []
@@ -149,52 +184,139 @@ class LocalServer:
             document.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
         return json.dumps(document)
 
+    def reviewers(self) -> list[str]:
+        """The allow-list ``serve --reviewers`` gave, in the order given."""
+        given = str(self.engine.template.parameters.get("Reviewers", ""))
+        return [r.strip() for r in given.split(",") if r.strip()]
+
     def review(self, query_id: str, body: str | None) -> tuple[int, dict[str, Any]]:
+        usage = 'body must be {"decision": "approve"} or {"decision": "reject"}, optionally with "approver"'
         try:
-            decision = json.loads(body or "{}").get("decision")
-        except (json.JSONDecodeError, AttributeError):
-            decision = None
-        if decision not in ("approve", "reject"):
-            return 422, {"error": 'body must be {"decision": "approve"} or {"decision": "reject"}'}
+            document = json.loads(body or "{}")
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            return 400, {"error": f"the body is not JSON: {usage}"}
+        if not isinstance(document, dict) or document.get("decision") not in ("approve", "reject"):
+            return 422, {"error": usage}
+        decision = document["decision"]
+        reviewers = self.reviewers()
+        approver = document.get("approver", reviewers[0] if reviewers else "")
+        if not isinstance(approver, str):
+            return 422, {"error": f'"approver" must be a reviewer\'s e-mail or id: {usage}'}
+        status, _, _ = self.call_api("GET", f"/queries/{query_id}", None)
+        if status == 404:
+            return 404, {"error": f"no query {query_id!r}: POST /queries returns the id to use"}
         try:
-            decide(self.engine, query_id, decision, wait_s=2.0)
+            decide(self.engine, query_id, decision, wait_s=2.0, approver=approver)
         except ReviewWaitError as exc:
             return 409, {"error": exc.message}
         except DecisionError as exc:
             return exc.status, {"error": exc.message}
-        return 202, {"query_id": query_id, "decision": decision, "status_url": f"/queries/{query_id}"}
+        return 202, {
+            "query_id": query_id,
+            "decision": decision,
+            "approver": approver.strip().lower(),
+            "status_url": f"/queries/{query_id}",
+        }
 
 
 def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "panelbrain-local"
+        # StreamRequestHandler puts this on the socket: no read or write waits longer.
+        timeout = server.request_timeout_s
 
         def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
             payload = body.encode()
             self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            for key, value in {"Content-Type": "application/json", **(headers or {}), **_ALWAYS}.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
 
-        def _body(self) -> str | None:
-            length = int(self.headers.get("Content-Length") or 0)
+        def _content_length(self) -> int:
+            """The declared body length, refused unless one plain number within the limit."""
+            if self.headers.get("Transfer-Encoding"):
+                raise _Refused(411, "send the body with a Content-Length, not Transfer-Encoding")
+            values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            if not values:
+                return 0
+            value = values.pop() if len(values) == 1 else ""
+            if not _CONTENT_LENGTH.fullmatch(value):
+                raise _Refused(400, f"Content-Length must be one whole number of bytes, got {sorted(values)}")
+            length = int(value)
             if length > MAX_BODY_BYTES:
-                # Read it all first: refusing mid-upload leaves the client with a broken pipe.
-                while length > 0:
-                    length -= len(self.rfile.read(min(length, 1 << 20)) or b"x" * length)
-                raise _TooLarge
-            return self.rfile.read(length).decode("utf-8", errors="replace") if length else None
+                raise _Refused(413, f"body larger than {MAX_BODY_BYTES:,} bytes (Content-Length {length:,})")
+            return length
+
+        def _body(self) -> str | None:
+            length = self._content_length()
+            if not length:
+                return None
+            self._unread = 0  # read now, or the connection closes
+            try:
+                data = self.rfile.read(length)
+            except TimeoutError:
+                data = b""
+            if len(data) < length:
+                raise _Refused(
+                    400,
+                    f"the body stopped after {len(data):,} of the {length:,} bytes its Content-Length "
+                    f"declared (waited {server.request_timeout_s:g} s)",
+                )
+            return data.decode("utf-8", errors="replace")
+
+        def _refuse(self, refused: _Refused) -> None:
+            self.close_connection = True
+            self._send(refused.status, json.dumps({"error": refused.message}), refused.headers)
+            # The refusal is sent at once; what the client still sends is dropped in small
+            # reads, never more than DRAIN_BYTES and never past the socket timeout.
+            left = min(self._unread, DRAIN_BYTES)
+            with contextlib.suppress(OSError):
+                while left > 0 and (chunk := self.rfile.read1(min(left, 1 << 16))):
+                    left -= len(chunk)
+
+        def _check_host(self) -> None:
+            if not _local_host(self.headers.get("Host")):
+                raise _Refused(
+                    400,
+                    f"Host {self.headers.get('Host')!r} is not this machine: the local server answers "
+                    "only localhost, 127.0.0.1 or [::1]",
+                )
+
+        def _local_review(self, query_id: str) -> None:
+            # curl sends no Origin; a browser page does, and no page of this server calls this
+            # route. (The reviewer page's own forms send "null": their Referrer-Policy is
+            # no-referrer. They post to /reviews/{id}, signed, and are not checked here.)
+            origin = self.headers.get("Origin")
+            if origin is not None and not _local_host(origin.partition("://")[2]):
+                raise _Refused(403, f"a decision posted from a web page ({origin[:100]!r}) is refused")
+            media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if media != "application/json":
+                # A browser sends a cross-site form or text/plain without asking first; JSON
+                # needs a preflight (OPTIONS), which this server refuses.
+                raise _Refused(
+                    415, f"send the decision as JSON with Content-Type: application/json, not {media!r}"
+                )
+            status, document = server.review(query_id, self._body())
+            self._send(status, json.dumps(document))
+
+        def _declared(self) -> int:
+            value = (self.headers.get("Content-Length") or "").strip()
+            return int(value) if self.command == "POST" and _CONTENT_LENGTH.fullmatch(value) else 0
 
         def _route(self, method: str) -> None:
+            self._unread = self._declared()
             try:
+                self._check_host()
+                if method == "POST" and (match := _REVIEW.match(self.path)):
+                    self._local_review(match.group(1))
+                    return
                 body = self._body() if method == "POST" else None
                 if method == "GET" and self.path == "/openapi.json":
                     self._send(200, server.openapi())
-                elif method == "POST" and (match := _REVIEW.match(self.path)):
-                    status, document = server.review(match.group(1), body)
-                    self._send(status, json.dumps(document))
                 elif _routed(method, self.path):
                     status, headers, text = server.call_api(
                         method, self.path, body, dict(self.headers.items())
@@ -202,8 +324,8 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     self._send(status, text, headers)
                 else:
                     self._send(404, json.dumps({"error": f"no route {method} {self.path}"}))
-            except _TooLarge:
-                self._send(413, json.dumps({"error": f"body larger than {MAX_BODY_BYTES:,} bytes"}))
+            except _Refused as refused:
+                self._refuse(refused)
             except ApiIntegrationError as exc:  # what API Gateway answers, and why (it logs why)
                 sys.stderr.write(f"{self.command} {self.path}: {exc.message}\n")
                 message = "Internal server error" if exc.status >= 500 else "Not Found"
@@ -241,11 +363,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             if code == HTTPStatus.NOT_IMPLEMENTED:
                 self._not_allowed()
                 return
-            super().send_error(code, message, explain)
+            # A malformed request line or headers: answered as JSON, with the headers every
+            # response carries (http.server would leave out the status line and headers of a
+            # request too broken to name its HTTP version).
+            self.close_connection = True
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
+            with contextlib.suppress(OSError):
+                self._send(code, json.dumps({"error": message or HTTPStatus(code).phrase}))
 
         def do_HEAD(self) -> None:
             self.send_response(405)
-            self.send_header("Allow", "GET, POST")
+            for key, value in {"Allow": "GET, POST", **_ALWAYS}.items():
+                self.send_header(key, value)
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -262,7 +392,3 @@ def _routed(method: str, path: str) -> bool:
         or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
         or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)
     )
-
-
-class _TooLarge(Exception):  # noqa: N818 - internal control flow, never leaves this module
-    pass

@@ -91,7 +91,7 @@ def parse_action(body: str) -> SlackAction:
         user = payload["user"]
         user_id = user["id"]
         team_id = (payload.get("team") or {}).get("id") or user.get("team_id")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError):
         raise SlackRequestError("not a Slack block_actions payload with a review button", 400) from None
     if verb not in ACTIONS or not review_id:
         raise SlackRequestError(f"unknown review action {action.get('value')!r}", 400)
