@@ -13,11 +13,14 @@ attempt), so a run picks the same faults whatever order moto's threads run in:
 - ``timeout``: a task function sleeps past its Timeout, then runs on (Lambda reports
   ``Sandbox.Timedout``; the late side effects still happen);
 - ``malformed``: a task function's output loses one of its fields;
-- ``duplicate``: a query's message is delivered twice (SQS is at least once);
+- ``duplicate``: a query's message is delivered twice (standard queues deliver at least once:
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues.html);
 - ``poison``: a query's message body cannot be parsed (it should end in the dead-letter queue
   with its query failed);
 - ``poller_crash``: the poller dies between its claim and StartExecution (its invocation times
-  out; the message comes back after the queue's visibility timeout).
+  out and Lambda stops it at its Timeout, running none of its error handling:
+  https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html; the batch comes
+  back after the queue's visibility timeout).
 
 The ledger (:func:`ledger`) reads, after the run has settled, the query store, the review table
 and the executions of both machines, and classifies every query: exactly one terminal state
