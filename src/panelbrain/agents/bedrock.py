@@ -501,7 +501,7 @@ class BedrockProvider(Provider):
                 continue
             missing = [c for c in expected if c not in result.columns]
             if not missing:
-                return SqlOutcome(result, usages)
+                return SqlOutcome(result, usage=usages)
             feedback = (
                 f"the result must have the columns {', '.join(expected)}; "
                 f"it had {', '.join(result.columns) or 'none'} (missing {', '.join(missing)})"
@@ -520,7 +520,7 @@ class BedrockProvider(Provider):
                 "the model's answer text failed the fidelity check (" + "; ".join(problems) + ")",
                 usage=[usage],
             )
-        return Narration(draft.answer, [usage])
+        return Narration(draft.answer, usage=[usage])
 
 
 def narration_input(plan: Plan, table: Table, rows: list[dict[str, Any]]) -> str:

@@ -21,9 +21,9 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from panelbrain.errors import PanelbrainError
 from panelbrain.models import Plan, QueryInput, Usage
@@ -61,24 +61,35 @@ class ModelOutputError(ModelError):
     unavailable = False
 
 
+@dataclass(kw_only=True)
+class _Costed:
+    """What a model step cost, what it noted, and whether the offline provider answered it."""
+
+    usage: list[Usage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fallback: bool = False
+
+
 @dataclass
-class SqlOutcome:
+class SqlOutcome(_Costed):
     """The rows the SQL writer's statement returned, and what writing it cost."""
 
     result: QueryResult
-    usage: list[Usage] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    fallback: bool = False
 
 
 @dataclass
-class Narration:
+class Narration(_Costed):
     """The answer paragraph: the model's (checked) or the deterministic one."""
 
     text: str
-    usage: list[Usage] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    fallback: bool = False
+
+
+_Step = TypeVar("_Step", bound=_Costed)
+
+
+def _fell_back(outcome: _Step, note: str, usage: list[Usage]) -> _Step:
+    """The fallback's ``outcome``, also charged what the failed primary spent and saying why."""
+    return replace(outcome, usage=[*usage, *outcome.usage], notes=[note, *outcome.notes], fallback=True)
 
 
 class Provider(ABC):
@@ -262,8 +273,7 @@ class WithFallback(Provider):
             else:
                 self.breaker.record(False)
                 return outcome
-        outcome = self.fallback.write_sql(plan, engine)
-        return SqlOutcome(outcome.result, [*usage, *outcome.usage], [note, *outcome.notes], fallback=True)
+        return _fell_back(self.fallback.write_sql(plan, engine), note, usage)
 
     def narrate(self, plan: Plan, table: Table, rows: list[dict[str, Any]], text: str) -> Narration:
         note = self._skip("answer text")
@@ -276,8 +286,7 @@ class WithFallback(Provider):
             else:
                 self.breaker.record(False)
                 return narration
-        narration = self.fallback.narrate(plan, table, rows, text)
-        return Narration(narration.text, [*usage, *narration.usage], [note, *narration.notes], fallback=True)
+        return _fell_back(self.fallback.narrate(plan, table, rows, text), note, usage)
 
 
 def provider_for(name: str) -> Provider:

@@ -164,21 +164,6 @@ class ReviewService:
 
     # -- deciding ------------------------------------------------------------------------------
 
-    def decide_link(
-        self,
-        review_id: str,
-        action: str | None,
-        expires: str | None,
-        signature: str | None,
-        *,
-        approver: str,
-        comment: str,
-        channel: Channel,
-    ) -> Review:
-        """A decision posted from a signed link or the reviewer page: verify the link, then decide."""
-        link = links.verify(self.signing_key(), review_id, action, expires, signature, now=self.clock())
-        return self.decide(review_id, link.action, approver=approver, comment=comment, channel=channel)
-
     def waiting(self, review_id: str) -> Review:
         """The review if it still waits for a decision; :class:`DecisionError` says why not."""
         review = self.store.get(review_id)
