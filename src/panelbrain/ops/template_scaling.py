@@ -225,8 +225,9 @@ def scaling(path: Path | None = None) -> Scaling:
             continue
         function = _function_of(name, target)
         memory = template.resources[function]["Properties"].get("MemorySize", globals_memory) / 1024
-        own = [_policy(p, r) for p, r in policies.get(name, [])]
-        demand = next((r for p, r in policies.get(name, []) if _policy(p, r).metric == "demand"), None)
+        attached = policies.get(name, [])
+        own = [_policy(p, r) for p, r in attached]
+        demand = next((r for (_, r), p in zip(attached, own, strict=True) if p.metric == "demand"), None)
         seed = (demand or {}).get("Metadata", {}).get("panelbrain", {}).get("seed_duration_s")
         agents[function] = AgentScaling(
             function=function,
