@@ -23,6 +23,7 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,27 @@ def _keep_key(params: dict[str, Any], model: Any, context: dict[str, Any], **_: 
     context[_KEY] = request_key(model.name, params)
 
 
-class Recorder:
+class _Hooks:
+    """Keys each Bedrock request, then hands it to ``_handle`` at the ``_event`` of its call."""
+
+    _event: str
+    _handle: Callable[..., Any]
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-parameter-build.bedrock-runtime", _keep_key)
+        client.meta.events.register(f"{self._event}.bedrock-runtime", self._handle)
+        return client
+
+    def detach(self, client: Any) -> None:
+        """Unhook: the builder keeps the client for the process, and a later run reuses it."""
+        client.meta.events.unregister("before-parameter-build.bedrock-runtime", _keep_key)
+        client.meta.events.unregister(f"{self._event}.bedrock-runtime", self._handle)
+
+
+class Recorder(_Hooks):
     """Appends every response of the clients it is attached to to ``DIR/responses.jsonl``."""
+
+    _event = "after-call"
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -55,17 +75,7 @@ class Recorder:
         self.count = 0
         self._lock = threading.Lock()
 
-    def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-parameter-build.bedrock-runtime", _keep_key)
-        client.meta.events.register("after-call.bedrock-runtime", self._store)
-        return client
-
-    def detach(self, client: Any) -> None:
-        """Stop recording: the builder keeps the client for the process, a later run reuses it."""
-        client.meta.events.unregister("before-parameter-build.bedrock-runtime", _keep_key)
-        client.meta.events.unregister("after-call.bedrock-runtime", self._store)
-
-    def _store(
+    def _handle(
         self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
         line = {
@@ -80,8 +90,10 @@ class Recorder:
             self.count += 1
 
 
-class Player:
+class Player(_Hooks):
     """Answers every call of the clients it is attached to from a recording."""
+
+    _event = "before-call"
 
     def __init__(self, directory: Path) -> None:
         path = directory / RESPONSES
@@ -104,16 +116,7 @@ class Player:
         self.replayed = 0
         self._lock = threading.Lock()
 
-    def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-parameter-build.bedrock-runtime", _keep_key)
-        client.meta.events.register("before-call.bedrock-runtime", self._answer)
-        return client
-
-    def detach(self, client: Any) -> None:
-        client.meta.events.unregister("before-parameter-build.bedrock-runtime", _keep_key)
-        client.meta.events.unregister("before-call.bedrock-runtime", self._answer)
-
-    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+    def _handle(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         from botocore.awsrequest import AWSResponse
 
         key = str(context.get(_KEY))
