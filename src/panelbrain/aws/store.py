@@ -129,14 +129,18 @@ class DynamoQueryStore(QueryStore):
             ConditionExpression="attribute_not_exists(query_id)",
         )
 
-    def _conditional_update(self, query_id: str, after: str, condition: str, values: dict[str, Any]) -> bool:
-        """Set the status to ``after`` if ``condition`` holds; False (no change) if it does not."""
+    def _conditional_update(
+        self, query_id: str, after: str, condition: str, values: dict[str, Any], *, also_set: str = ""
+    ) -> bool:
+        """Set the status to ``after`` (and ``also_set``, e.g. ``"lease_until = :until, "``) if
+        ``condition`` holds; False (no change) if it does not. ``values`` may override ``:now``
+        and ``:event``."""
         return conditional_write(
             lambda: self.client.update_item(
                 TableName=self.table_name,
                 Key={"query_id": {"S": query_id}},
                 UpdateExpression=(
-                    "SET #s = :after, updated_at = :now, "
+                    f"SET #s = :after, {also_set}updated_at = :now, "
                     "history = list_append(if_not_exists(history, :empty), :event)"
                 ),
                 ConditionExpression=condition,
@@ -162,30 +166,20 @@ class DynamoQueryStore(QueryStore):
         # so the record is the only evidence. A query that went to the dead-letter queue may
         # start again when it is redriven.
         now = self.clock()
-        return conditional_write(
-            lambda: self.client.update_item(
-                TableName=self.table_name,
-                Key={"query_id": {"S": query_id}},
-                UpdateExpression=(
-                    "SET #s = :started, lease_until = :until, updated_at = :now, "
-                    "history = list_append(if_not_exists(history, :empty), :event)"
-                ),
-                ConditionExpression=(
-                    "#s = :queued OR (#s = :failed AND route = :dead) OR "
-                    "(#s = :started AND lease_until < :now AND attribute_not_exists(execution_arn))"
-                ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":started": {"S": "started"},
-                    ":queued": {"S": "queued"},
-                    ":failed": {"S": "failed"},
-                    ":dead": {"S": "dead_letter"},
-                    ":until": {"N": str(now + lease_s)},
-                    ":now": {"N": str(now)},
-                    ":event": _event("started", lease_s=lease_s),
-                    ":empty": {"L": []},
-                },
-            )
+        return self._conditional_update(
+            query_id,
+            "started",
+            "#s = :queued OR (#s = :failed AND route = :dead) OR "
+            "(#s = :after AND lease_until < :now AND attribute_not_exists(execution_arn))",
+            {
+                ":queued": {"S": "queued"},
+                ":failed": {"S": "failed"},
+                ":dead": {"S": "dead_letter"},
+                ":until": {"N": str(now + lease_s)},
+                ":now": {"N": str(now)},  # one instant for the lease test and the write
+                ":event": _event("started", lease_s=lease_s),
+            },
+            also_set="lease_until = :until, ",
         )
 
     def mark_started(self, query_id: str, execution_arn: str) -> None:
