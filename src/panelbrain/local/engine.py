@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 import secrets
 import threading
 import time
@@ -45,7 +44,7 @@ from panelbrain.local.lambda_rules import (
     unknown_qualifier,
     unqualified_problem,
 )
-from panelbrain.local.template import Template, TemplateError
+from panelbrain.local.template import Template, TemplateError, rate_seconds
 
 # Credentials and region for the emulator only; nothing leaves the process.
 _FAKE_ENV = {
@@ -472,15 +471,12 @@ class LocalEngine:
 
     def schedules(self) -> dict[str, float]:
         """Functions the template runs on a ``rate(...)`` schedule, with the period in seconds."""
-        units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
         found: dict[str, float] = {}
         for name, resource in self.template.of_type("AWS::Serverless::Function").items():
             for event in resource["Properties"].get("Events", {}).values():
-                match = re.fullmatch(
-                    r"rate\((\d+) (\w+)\)", str(event.get("Properties", {}).get("Schedule", ""))
-                )
-                if event["Type"] == "Schedule" and match and match.group(2) in units:
-                    found[name] = int(match.group(1)) * units[match.group(2)]
+                period = rate_seconds(str(event.get("Properties", {}).get("Schedule", "")))
+                if event["Type"] == "Schedule" and period is not None:
+                    found[name] = period
         return found
 
     def tick(self, function: str) -> Any:

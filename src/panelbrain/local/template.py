@@ -72,6 +72,18 @@ def evaluate_condition(
     return truth(expression)
 
 
+_RATE = re.compile(r"rate\((\d+)\s+(minute|hour|day)s?\)")
+_RATE_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """The period of an EventBridge ``rate(value unit)`` schedule in seconds; None for anything
+    else (a cron expression, or no schedule).
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html"""
+    match = _RATE.fullmatch(expression.strip())
+    return int(match.group(1)) * _RATE_UNIT_S[match.group(2)] if match else None
+
+
 @dataclass
 class Template:
     """A parsed template plus the physical identity of each resource in the local account."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panelbrain.local.template import rate_seconds
 from panelbrain.ops.stack import REFERENCE, Deployment, Machine, Source, render
 
 # Express executions stop at 5 minutes, uncaught, so nothing persists the query
@@ -80,7 +81,6 @@ _REFUSED_POLICY_TYPES = {
 _PREDICTIVE_ONLY = {"ecs"}
 
 _RUNBOOK = re.compile(r"docs/runbooks/([A-Za-z0-9_.-]+\.md)")
-_RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
 
 
 @dataclass(frozen=True)
@@ -782,13 +782,12 @@ def _sweep_interval(d: Deployment) -> tuple[int | None, str]:
     }
     intervals = []
     for rule in d.of_type("AWS::Events::Rule").values():
-        match = _RATE.fullmatch(str(rule["Properties"].get("ScheduleExpression", "")))
+        period = rate_seconds(str(rule["Properties"].get("ScheduleExpression", "")))
         targets = {
             i.function for t in rule["Properties"].get("Targets", []) for i in d.invoked(render(t.get("Arn")))
         }
-        if match and targets & senders:
-            unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
-            intervals.append(int(match.group(1)) * unit)
+        if period is not None and targets & senders:
+            intervals.append(period)
     if not senders:
         return None, "no function is allowed states:SendTaskHeartbeat"
     if not intervals:
