@@ -26,6 +26,7 @@ of the difference, the two groups taken as independent).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Literal
 
@@ -152,10 +153,9 @@ def _domain(frame: pd.DataFrame, domain: np.ndarray | pd.Series | None) -> np.nd
     return mask
 
 
-class _CalibratedSE(BaseModel):
+@dataclass(frozen=True)
+class _CalibratedSE:
     """Calibration-aware SEs: the whole base, each group, and everyone in the base but the group."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     overall: np.ndarray
     group: np.ndarray
@@ -262,10 +262,9 @@ class _MarginResiduals:
         return result
 
 
-class _Stats(BaseModel):
+@dataclass(frozen=True)
+class _Stats:
     """Per group: weighted mean, linearised SE and bases; and the same for everyone else."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     mean: np.ndarray
     se: np.ndarray
@@ -358,9 +357,9 @@ def _estimate(
     by_group = _stats(yd, wd, gd, n_groups) if by is not None else None
     if calibration is not None:
         calibrated = _calibrated_se(y, w, answered, group, n_groups, calibration)
-        overall = overall.model_copy(update={"se": calibrated.overall})
+        overall = replace(overall, se=calibrated.overall)
         if by_group is not None:
-            by_group = by_group.model_copy(update={"se": calibrated.group, "rest_se": calibrated.rest})
+            by_group = replace(by_group, se=calibrated.group, rest_se=calibrated.rest)
     rows = _rows([ALL], category, overall, compare=False)
     if by_group is not None:
         rows += _rows(group_labels, category, by_group, compare=True)
