@@ -32,14 +32,6 @@ BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 WORKER_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 # Smallest prefix Bedrock will cache (tokens): FACTS.md, langchain-aws 1.9.1 notes.
 MIN_CACHEABLE = {"sonnet": 1_024, "haiku": 4_096}
-AGENT_MEMORY_GB = {
-    "plan": 0.5,
-    "sql_writer": 0.25,
-    "weight_applier": 0.5,
-    "data_processor": 0.5,
-    "synthesise": 0.5,
-    "formatter": 0.25,
-}
 OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
 
 
@@ -151,9 +143,13 @@ def monthly_cost(
     )
 
     lam = aws["lambda"]
-    agent_gb_s = sum(SEED_LATENCY_S[agent] * gb for agent, gb in AGENT_MEMORY_GB.items())
+    # Each agent's memory as template.yaml deploys it (MemorySize, else the Globals').
+    agents = scaling().agents
+    agent_gb_s = sum(
+        SEED_LATENCY_S[agent] * agents[function].memory_gb for function, agent in FUNCTIONS.items()
+    )
     lambda_requests = (
-        queries * (len(AGENT_MEMORY_GB) + OTHER_FUNCTIONS_PER_QUERY) / 1e6 * lam["per_million_requests"]
+        queries * (len(FUNCTIONS) + OTHER_FUNCTIONS_PER_QUERY) / 1e6 * lam["per_million_requests"]
     )
     lambda_duration = queries * (agent_gb_s + OTHER_FUNCTIONS_PER_QUERY * 0.1 * 0.25) * lam["per_gb_second"]
     lines.append(
@@ -161,7 +157,7 @@ def monthly_cost(
             "Lambda requests",
             lambda_requests,
             "queries * invocations per query * price",
-            invocations=len(AGENT_MEMORY_GB) + OTHER_FUNCTIONS_PER_QUERY,
+            invocations=len(FUNCTIONS) + OTHER_FUNCTIONS_PER_QUERY,
         )
     )
     lines.append(
@@ -201,7 +197,6 @@ def monthly_cost(
     )
 
     # Provisioned concurrency as deployed: each agent's schedule and target tracking over a week.
-    agents = scaling().agents
     weeks = a.days_per_month / 7
     gb_hours_tracked = gb_hours_peak = 0.0
     peak_instances: dict[str, int] = {}
