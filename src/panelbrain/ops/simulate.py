@@ -30,18 +30,11 @@ from typing import Any
 import simpy
 
 from panelbrain.agents.latency import SEED_LATENCY_S
-from panelbrain.ops.capacity import SEED_PROFILE
+from panelbrain.ops.capacity import FUNCTIONS, SEED_PROFILE
 from panelbrain.ops.template_scaling import scaling
 from panelbrain.ops.tracking import MinuteMetrics, SeedStepRules, TargetTracking, base_rate_per_s
 
-AGENT_FUNCTION = {
-    "plan": "BrainPlanFunction",
-    "sql_writer": "SqlWriterFunction",
-    "weight_applier": "WeightApplierFunction",
-    "data_processor": "DataProcessorFunction",
-    "synthesise": "BrainSynthesiseFunction",
-    "formatter": "FormatterFunction",
-}
+AGENT_FUNCTION = {agent: function for function, agent in FUNCTIONS.items()}
 AGENT_MODEL = {
     "plan": "sonnet",
     "synthesise": "sonnet",
