@@ -15,14 +15,14 @@ from panelbrain.agents.latency import simulate_latency
 from panelbrain.agents.providers import FALLBACK_PROVIDER, Narration, provider_for
 from panelbrain.data.dictionary import Table, load_dictionary
 from panelbrain.models import Plan, Synthesis, WorkerResult
+from panelbrain.review.policy import ReviewPolicy
 
 # The overall row of an estimate table (panelbrain.data.estimates.ALL, without importing pandas).
 ALL = "All"
 SMALL_BASE = 30
 LOW_EFFICIENCY = 0.5
-# The routing policy's default answer threshold (review.policy.ReviewPolicy.answer); the handler
-# passes the workflow's configured one.
-ANSWER_THRESHOLD = 0.8
+# The routing policy's default answer threshold; the handler passes the workflow's configured one.
+ANSWER_THRESHOLD: float = ReviewPolicy.model_fields["answer"].default
 # How far below the answer threshold a fallback answer is capped.
 FALLBACK_MARGIN = 0.01
 
