@@ -90,7 +90,7 @@ class AgentScaling:
         if not changes:
             return self.min_capacity, self.max_capacity
         # Before the week's first firing, the last one of the week before is in force.
-        i = bisect.bisect_right([c[0] for c in changes], t % WEEK_S) - 1
+        i = bisect.bisect_right(changes, t % WEEK_S, key=lambda c: c[0]) - 1
         _, low, high = changes[i]
         return low, high
 
