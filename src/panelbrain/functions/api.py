@@ -116,18 +116,27 @@ def _unsupported_media(event: dict[str, Any]) -> dict[str, Any] | None:
     return {"statusCode": 415, "headers": {"Content-Type": "application/json"}, "body": body}
 
 
-def _too_deep(event: dict[str, Any]) -> dict[str, Any] | None:
-    """JSON nested deeper than Python's parser recurses is malformed input (400), not a crash."""
+def too_deep(error: RecursionError) -> Response[dict[str, Any]]:
+    """JSON nested deeper than Python's parser recurses is malformed input (400), not a crash.
+
+    The request validation's own parse of the body raises it; nothing parses the body twice.
+    A RecursionError the body did not cause is a fault, and stays one."""
     try:
-        json.loads(event.get("body") or "null")
+        json.loads(app.current_event.decoded_body or "null")
     except RecursionError:
-        body = json.dumps({"error": 'the JSON body is nested too deeply; send {"question": "..."}'})
-        return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": body}
+        return Response(
+            status_code=400,
+            content_type="application/json",
+            body={"error": 'the JSON body is nested too deeply; send {"question": "..."}'},
+        )
     except ValueError:
-        pass  # malformed JSON: the request validation answers 422 naming it
-    return None
+        pass
+    raise error
+
+
+app.exception_handler(RecursionError)(too_deep)
 
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _unsupported_media(event) or _too_deep(event) or app.resolve(event, context)
+    return _unsupported_media(event) or app.resolve(event, context)
