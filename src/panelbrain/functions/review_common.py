@@ -36,9 +36,3 @@ def service() -> ReviewService:
         signing_key=secrets().signing_key,
         settings=ReviewSettings.from_env(),
     )
-
-
-def slack_signing_secret() -> str | None:
-    """The Slack app's signing secret, or None when Slack is not configured."""
-    config = secrets().slack()
-    return config.signing_secret if config else None
