@@ -199,12 +199,14 @@ def _policy(name: str, resource: dict[str, Any]) -> TrackingPolicy:
     )
 
 
-def _function_of(name: str, target: dict[str, Any]) -> str:
-    resource_id = target["Properties"]["ResourceId"]
-    text = resource_id.get("Fn::Sub", "") if isinstance(resource_id, dict) else str(resource_id)
-    match = re.match(r"^function:\$\{(\w+)\}:", text if isinstance(text, str) else "")
-    if match is None:
-        raise TemplateScalingError(f"{name}: ResourceId {resource_id!r} is not !Sub function:${{Fn}}:<alias>")
+def _function_of(template: Template, name: str, target: dict[str, Any]) -> str:
+    # Resolved as the engine resolves it (lambda_rules.provisioned_targets): function:<name>:<alias>.
+    resource_id = str(template.resolve(target["Properties"]["ResourceId"]))
+    match = re.fullmatch(r"function:([^:]+):[^:]+", resource_id)
+    if match is None or match[1] not in template.resources:
+        raise TemplateScalingError(
+            f"{name}: ResourceId {resource_id!r} is not function:<a function of the template>:<alias>"
+        )
     return match[1]
 
 
@@ -223,7 +225,7 @@ def scaling(path: Path | None = None) -> Scaling:
         props = target["Properties"]
         if props.get("ServiceNamespace") != "lambda":
             continue
-        function = _function_of(name, target)
+        function = _function_of(template, name, target)
         memory = template.resources[function]["Properties"].get("MemorySize", globals_memory) / 1024
         attached = policies.get(name, [])
         own = [_policy(p, r) for p, r in attached]
