@@ -388,10 +388,6 @@ class OfflinePlanner:
     def _starts_with(words: list[_Token], i: int, key: tuple[str, ...]) -> bool:
         return i + len(key) <= len(words) and all(words[i + j].lower == k for j, k in enumerate(key))
 
-    @staticmethod
-    def _is_list(gap: list[str]) -> bool:
-        return all(g in ("and", "or") for g in gap)
-
     def _place(
         self,
         reading: _Reading,
