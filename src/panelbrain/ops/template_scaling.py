@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from panelbrain.errors import PanelbrainError
+from panelbrain.local.lambda_rules import DEFAULT_MEMORY_MB, function_setting
 from panelbrain.local.template import Template
 
 WEEK_S = 7 * 86_400
@@ -213,7 +214,6 @@ def _function_of(template: Template, name: str, target: dict[str, Any]) -> str:
 @cache
 def scaling(path: Path | None = None) -> Scaling:
     template = Template.load(path or _template_path())
-    globals_memory = template.body.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
     policies: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for name, resource in template.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").items():
         target_ref = resource["Properties"].get("ScalingTargetId", {})
@@ -226,7 +226,7 @@ def scaling(path: Path | None = None) -> Scaling:
         if props.get("ServiceNamespace") != "lambda":
             continue
         function = _function_of(template, name, target)
-        memory = template.resources[function]["Properties"].get("MemorySize", globals_memory) / 1024
+        memory = float(function_setting(template, function, "MemorySize", DEFAULT_MEMORY_MB)) / 1024
         attached = policies.get(name, [])
         own = [_policy(p, r) for p, r in attached]
         demand = next((r for (_, r), p in zip(attached, own, strict=True) if p.metric == "demand"), None)
