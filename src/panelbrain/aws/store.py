@@ -83,34 +83,25 @@ class DynamoQueryStore(QueryStore):
         return clients.client("dynamodb") if self._client is None else self._client
 
     def put_record(self, record: TerminalRecord) -> bool:
-
         values: dict[str, Any] = {
-            ":status": {"S": record.status},
             ":route": {"S": record.route},
             ":result": {"S": json.dumps(record.result)},
-            ":now": {"N": str(self.clock())},
             ":a": {"S": "answered"},
             ":r": {"S": "rejected"},
             ":f": {"S": "failed"},
             ":event": _event(record.status, route=record.route, reason=record.reason),
-            ":empty": {"L": []},
         }
-        update = (
-            "SET #s = :status, route = :route, #r = :result, updated_at = :now, "
-            "history = list_append(if_not_exists(history, :empty), :event)"
-        )
+        also_set = "route = :route, #r = :result, "
         if record.reason is not None:
-            update += ", reason = :reason"
+            also_set += "reason = :reason, "
             values[":reason"] = {"S": record.reason}
-        return conditional_write(
-            lambda: self.client.update_item(
-                TableName=self.table_name,
-                Key={"query_id": {"S": record.query_id}},
-                UpdateExpression=update,
-                ConditionExpression="attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)",
-                ExpressionAttributeNames={"#s": "status", "#r": "result"},
-                ExpressionAttributeValues=values,
-            )
+        return self._conditional_update(
+            record.query_id,
+            record.status,
+            "attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)",
+            values,
+            also_set=also_set,
+            names={"#r": "result"},
         )
 
     def create_query(self, query_id: str, request: dict[str, Any]) -> None:
@@ -130,11 +121,19 @@ class DynamoQueryStore(QueryStore):
         )
 
     def _conditional_update(
-        self, query_id: str, after: str, condition: str, values: dict[str, Any], *, also_set: str = ""
+        self,
+        query_id: str,
+        after: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        also_set: str = "",
+        remove: str = "",
+        names: dict[str, str] | None = None,
     ) -> bool:
-        """Set the status to ``after`` (and ``also_set``, e.g. ``"lease_until = :until, "``) if
-        ``condition`` holds; False (no change) if it does not. ``values`` may override ``:now``
-        and ``:event``."""
+        """Set the status to ``after``, append it to the history (and ``also_set``, e.g.
+        ``"lease_until = :until, "``; ``remove`` attributes) if ``condition`` holds; False (no
+        change) if it does not. ``values`` may override ``:now`` and ``:event``."""
         return conditional_write(
             lambda: self.client.update_item(
                 TableName=self.table_name,
@@ -142,9 +141,10 @@ class DynamoQueryStore(QueryStore):
                 UpdateExpression=(
                     f"SET #s = :after, {also_set}updated_at = :now, "
                     "history = list_append(if_not_exists(history, :empty), :event)"
+                    + (f" REMOVE {remove}" if remove else "")
                 ),
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames={"#s": "status", **(names or {})},
                 ExpressionAttributeValues={
                     ":after": {"S": after},
                     ":now": {"N": str(self.clock())},
@@ -217,27 +217,19 @@ class DynamoQueryStore(QueryStore):
         # review started, an answer written) in the meantime is left to its workflow. Once
         # written, "failed" is terminal and the first terminal write wins: a late pipeline's
         # Persist is a no-op, so the query never flips from failed to answered (ADR 0010).
-        return conditional_write(
-            lambda: self.client.update_item(
-                TableName=self.table_name,
-                Key={"query_id": {"S": query_id}},
-                UpdateExpression=(
-                    "SET #s = :failed, route = :route, reason = :reason, updated_at = :now, "
-                    "history = list_append(if_not_exists(history, :empty), :event) REMOVE lease_until"
-                ),
-                ConditionExpression="#s = :seen AND updated_at < :before",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": "failed"},
-                    ":route": {"S": "deadline"},
-                    ":reason": {"S": reason},
-                    ":now": {"N": str(self.clock())},
-                    ":seen": {"S": status},
-                    ":before": {"N": str(before)},
-                    ":event": _event("failed", route="deadline", reason=reason),
-                    ":empty": {"L": []},
-                },
-            )
+        return self._conditional_update(
+            query_id,
+            "failed",
+            "#s = :seen AND updated_at < :before",
+            {
+                ":route": {"S": "deadline"},
+                ":reason": {"S": reason},
+                ":seen": {"S": status},
+                ":before": {"N": str(before)},
+                ":event": _event("failed", route="deadline", reason=reason),
+            },
+            also_set="route = :route, reason = :reason, ",
+            remove="lease_until",
         )
 
     def get(self, query_id: str) -> dict[str, Any] | None:
