@@ -71,6 +71,17 @@ _POLICY_TYPE_REFUSED_FOR = {
     "TargetTrackingScaling": frozenset({"elasticmapreduce"}),
 }
 _POLICY_TYPE_ONLY_FOR = {"PredictiveScaling": frozenset({"ecs"})}
+
+
+def policy_type_refused(policy_type: str | None, namespace: str | None) -> bool:
+    """Whether PutScalingPolicy refuses ``policy_type`` on a target of ``namespace`` (above);
+    the engine and the production checklist both ask this."""
+    only = _POLICY_TYPE_ONLY_FOR.get(policy_type or "")
+    return namespace in _POLICY_TYPE_REFUSED_FOR.get(policy_type or "", frozenset()) or (
+        only is not None and namespace not in only
+    )
+
+
 _WHAT_INSTEAD = {
     "lambda": "TargetTrackingScaling (predefined LambdaProvisionedConcurrencyUtilization, or a "
     "CustomizedMetricSpecification) or ScheduledActions on the scalable target",
@@ -562,9 +573,7 @@ def _scaling_policy_types_per_namespace(stack: ExitStack) -> None:
         policy_body: dict[str, Any],
         policy_type: str | None,
     ) -> Any:
-        refused = _POLICY_TYPE_REFUSED_FOR.get(policy_type or "", frozenset())
-        only = _POLICY_TYPE_ONLY_FOR.get(policy_type or "")
-        if service_namespace in refused or (only is not None and service_namespace not in only):
+        if policy_type_refused(policy_type, service_namespace):
             raise AWSValidationException(
                 f"{policy_type} is not supported for service namespace {service_namespace}"
             )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panelbrain.local.aws_rules import policy_type_refused
 from panelbrain.local.template import rate_seconds
 from panelbrain.ops.stack import REFERENCE, Deployment, Machine, Source, render
 
@@ -72,13 +73,6 @@ WILDCARD_RESOURCE_ACTIONS = {
     "logs:DescribeLogGroups": _SFN_LOGS,
 }
 
-# Application Auto Scaling policy types a namespace refuses
-# (https://docs.aws.amazon.com/autoscaling/application/APIReference/API_ScalingPolicy.html).
-_REFUSED_POLICY_TYPES = {
-    "StepScaling": {"dynamodb", "comprehend", "lambda", "cassandra", "kafka", "elasticache", "neptune"},
-    "TargetTrackingScaling": {"elasticmapreduce"},
-}
-_PREDICTIVE_ONLY = {"ecs"}
 
 _RUNBOOK = re.compile(r"docs/runbooks/([A-Za-z0-9_.-]+\.md)")
 
@@ -343,10 +337,7 @@ def check_scaling_policy_types(d: Deployment) -> list[str]:
         target = REFERENCE.fullmatch(render(properties.get("ScalingTargetId", "")))
         if namespace is None and target:
             namespace = d.properties(target.group(1)).get("ServiceNamespace")
-        refused = namespace in _REFUSED_POLICY_TYPES.get(kind, set()) or (
-            kind == "PredictiveScaling" and namespace not in _PREDICTIVE_ONLY
-        )
-        if refused:
+        if policy_type_refused(kind, namespace):
             findings.append(
                 f"{name} is a {kind} policy on a {namespace} target, which Application Auto Scaling "
                 "refuses: use TargetTrackingScaling (predefined or customized metric) or scheduled actions"
