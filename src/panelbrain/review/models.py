@@ -53,6 +53,25 @@ class Review(BaseModel):
     decision: Decision | None = None
 
 
+PrincipalSource = Literal["cognito", "email_link", "slack", "cli", "system"]
+
+
+class Principal(BaseModel):
+    """Who decides, as a channel proved it: never a name typed into a form.
+
+    ``identity`` is what the allow-list and the audit record hold (an e-mail address, or
+    ``slack:<team>/<user>``); ``groups`` are the user pool groups a signed-in user belongs to
+    (membership of the reviewer group can stand in for the allow-list); ``source`` is how the
+    identity was proved: a verified Cognito token, a link signed for one recipient, a signed
+    Slack payload, the operator's own shell, or the workflow itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity: str = Field(min_length=1)
+    source: PrincipalSource
+    groups: frozenset[str] = frozenset()
+
+
 class ReviewLink(BaseModel):
     """A signed decision link's parts: the review id, the action, an expiry and an HMAC."""
 
