@@ -925,6 +925,69 @@ def chaos(
         raise ChaosLedgerError(failure_line(result))
 
 
+@app.command()
+def load(
+    rate: Annotated[float, typer.Option(help="Queries a second offered (open loop).")],
+    duration: Annotated[float, typer.Option(help="Seconds of arrivals.")],
+    url: Annotated[str, typer.Option(help="A `panelbrain serve` on this machine.")] = "http://127.0.0.1:3000",
+    questions: Annotated[
+        Path | None, typer.Option(help="Questions, one a line (default: 196 distinct CES11 questions).")
+    ] = None,
+    arrivals: Annotated[
+        str, typer.Option(help="poisson (seeded exponential gaps) or fixed spacing.")
+    ] = "poisson",
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a query may take from its due time to settle.")
+    ] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed of the arrivals and the question order.")] = 12,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write latency and queue depth over time here (PNG; SVG without matplotlib)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open-loop load against a local `panelbrain serve`: latency percentiles, errors, queue depth."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from panelbrain.ops.load import LoadConfig, LoadRun, default_questions, read_questions, summary_lines
+    from panelbrain.ops.load import plot as plot_load
+
+    config = LoadConfig(
+        rate=rate,
+        duration_s=duration,
+        url=url,
+        arrivals=arrivals,
+        seed=seed,
+        timeout_s=timeout,
+        questions=read_questions(questions) if questions else default_questions(),
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("starting", total=duration)
+
+        def progress(s: dict[str, Any]) -> None:
+            queue = (
+                f"queue {s['queue_visible']} · running {s['executions_running']} · "
+                if "queue_visible" in s
+                else ""
+            )
+            bar.update(
+                task,
+                completed=min(s["t"], duration),
+                description=f"sent {s['sent']}/{s['scheduled']} · settled {s['settled']} · "
+                f"errors {s['errors']} · timed out {s['timed_out']} · {queue}outstanding {s['outstanding']}",
+            )
+
+        document = LoadRun(config, progress=progress).run()
+    if plot is not None:
+        written = plot_load(document, plot)
+        err.print(f"wrote {written}")
+    if as_json:
+        _emit_json(document)
+    else:
+        typer.echo("\n".join(summary_lines(document)))
+
+
 def main() -> NoReturn:
     """Entry point: map every failure onto the exit-code contract, never a traceback."""
     debug = bool(os.environ.get("PANELBRAIN_DEBUG"))

@@ -4,7 +4,8 @@ Requests become API Gateway proxy events for the same functions that deploy: ``/
 the query API, ``/reviews`` and ``/slack/interactions`` for the review API (the reviewer page,
 signed decision links, Slack buttons). Background threads play Lambda's SQS event source for
 the poller and EventBridge for scheduled functions (the review sweeper's heartbeats). Extra
-local routes: ``GET /openapi.json`` (the query API's OpenAPI document) and
+local routes: ``GET /openapi.json`` (the query API's OpenAPI document), ``GET /local/status``
+(the query queue's depth and the executions running, read-only, for ``panelbrain load``) and
 ``POST /queries/{id}/review`` (decide a waiting review as the first of ``--reviewers``, or as
 the body's ``approver``).
 
@@ -184,6 +185,33 @@ class LocalServer:
             document.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
         return json.dumps(document)
 
+    def status(self) -> dict[str, Any]:
+        """What is waiting: the query queue (visible, and received but not deleted) and the
+        pipeline executions running. Read-only; ``panelbrain load`` samples it."""
+        attributes = self.engine.clients["sqs"].get_queue_attributes(
+            QueueUrl=self.engine.template.resolve({"Ref": "QueryQueue"}),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        # The emulator's record, local only: AWS refuses ListExecutions for an EXPRESS machine
+        # (deployed, read the ExecutionsStarted/ExecutionsSucceeded metrics instead), and pages it:
+        # https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html
+        pages = (
+            self.engine.clients["stepfunctions"]
+            .get_paginator("list_executions")
+            .paginate(
+                stateMachineArn=self.engine.state_machine_arn("QueryPipelineStateMachine"),
+                statusFilter="RUNNING",
+            )
+        )
+        running = [execution for page in pages for execution in page["executions"]]
+        return {
+            "queue": {
+                "visible": int(attributes["ApproximateNumberOfMessages"]),
+                "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            },
+            "executions_running": len(running),
+        }
+
     def reviewers(self) -> list[str]:
         """The allow-list ``serve --reviewers`` gave, in the order given."""
         given = str(self.engine.template.parameters.get("Reviewers", ""))
@@ -317,6 +345,8 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 body = self._body() if method == "POST" else None
                 if method == "GET" and self.path == "/openapi.json":
                     self._send(200, server.openapi())
+                elif method == "GET" and self.path == "/local/status":
+                    self._send(200, json.dumps(server.status()))
                 elif _routed(method, self.path):
                     status, headers, text = server.call_api(
                         method, self.path, body, dict(self.headers.items())
