@@ -89,6 +89,12 @@ class TransientError(PanelbrainError):
     """A failure worth retrying (a dependency hiccup); state machines retry on this name."""
 
 
+class MalformedStateError(PanelbrainError):
+    """A step's input lacks what it needs (a bug or a bad model answer upstream): a system
+    fault, recorded as failed, never as a verdict on the answer. Not retried: the same input
+    fails the same way."""
+
+
 class ReviewRejectedError(PanelbrainError):
     """A reviewer rejected an answer; the review workflow catches this name."""
 

@@ -39,7 +39,7 @@ def test_confident_answer_is_formatted_and_persisted(engine: LocalEngine) -> Non
     assert (result["status"], result["route"]) == ("answered", "formatter")
     assert result["confidence"] >= 0.8
     assert "Quebec" in result["markdown"] and result["sql"].startswith("SELECT province AS grp")
-    assert states(result)[-3:] == ["ConfidenceCheck", "Formatter", "PersistAnswered"]
+    assert states(result)[-4:] == ["ConfidenceCheck", "Formatter", "CheckFormatted", "PersistAnswered"]
     stored = DynamoQueryStore().get(result["query_id"])
     assert stored is not None and stored["status"] == "answered"
 
@@ -62,7 +62,7 @@ def test_low_confidence_goes_to_the_error_handler(engine: LocalEngine) -> None:
 def test_review_approved_is_answered(engine: LocalEngine) -> None:
     result = ask(engine, AMBIGUOUS, review="approve")
     assert (result["status"], result["route"]) == ("answered", "review_approved")
-    assert states(result)[-3:] == ["RequestReview", "Formatter", "PersistAnswered"]
+    assert states(result)[-4:] == ["RequestReview", "Formatter", "CheckFormatted", "PersistAnswered"]
 
 
 def test_review_rejected_is_rejected(engine: LocalEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from panelbrain.models import TerminalRecord
+from panelbrain.models import Synthesis, TerminalRecord
 
 
 def _cause(error: dict[str, Any]) -> str:
@@ -25,12 +25,14 @@ def run(
 ) -> TerminalRecord:
     if error is not None:
         return TerminalRecord(query_id=query_id, status="failed", route="error", reason=_cause(error))
-    assert synthesis is not None
-    reasons = "; ".join(synthesis.get("confidence_reasons", []))
+    # A verdict on the data only from a whole synthesis: a malformed one raises (pydantic), and
+    # the workflow records a system failure instead of "confidence 0.00".
+    checked = Synthesis.model_validate(synthesis)
+    reasons = "; ".join(checked.confidence_reasons)
     return TerminalRecord(
         query_id=query_id,
         status="failed",
         route="low_confidence",
         result={"synthesis": synthesis},
-        reason=f"confidence {synthesis.get('confidence', 0):.2f} is below the review threshold: {reasons}",
+        reason=f"confidence {checked.confidence:.2f} is below the review threshold: {reasons}",
     )

@@ -5,7 +5,9 @@ Catch on. botocore raises a throttle as ``ClientError`` (or a class named after 
 own code: ``ProvisionedThroughputExceededException``, ``ThrottledException``, ...), names that no
 Retry lists, so a throttle that outlasted botocore's own retries failed the query at once.
 :func:`aws_errors` wraps a handler so that such a failure leaves it as :class:`TransientError`,
-which every Task's Retry names; anything else passes through unchanged.
+which every Task's Retry names, and a model's refusal of the state's input (pydantic's
+``ValidationError``) as :class:`MalformedStateError`, which no Retry repeats and every Catch
+records as a system failure; anything else passes through unchanged.
 
 botocore is imported only when a handler has already failed: importing a handler stays cheap.
 """
@@ -16,7 +18,7 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from panelbrain.errors import TransientError
+from panelbrain.errors import MalformedStateError, TransientError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +81,10 @@ def as_transient(exc: BaseException) -> TransientError | None:
     return None
 
 
+def _handler_name(handler: Callable[..., object]) -> str:
+    return str(getattr(handler, "__module__", "handler")).rsplit(".", 1)[-1]
+
+
 def aws_errors(handler: Callable[P, R]) -> Callable[P, R]:
     """Run ``handler``; an AWS throttle or transient failure leaves it as TransientError."""
 
@@ -91,6 +97,9 @@ def aws_errors(handler: Callable[P, R]) -> Callable[P, R]:
                 transient = as_transient(exc)
                 if transient is not None:
                     raise transient from exc
+            if type(exc).__module__.startswith("pydantic"):
+                # A model refused the state's input: the step before produced something malformed.
+                raise MalformedStateError(f"{_handler_name(handler)}: its input is malformed: {exc}") from exc
             raise
 
     return wrapped

@@ -31,7 +31,9 @@ class QueryStore(ABC):
         """Write a status; False when a terminal status was already there (nothing changed)."""
 
     @abstractmethod
-    def get(self, query_id: str) -> dict[str, Any] | None: ...
+    def get(self, query_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        """The query's item; ``consistent`` reads what the last write wrote (a claim that just
+        failed must be explained by the write that won it, not by an older copy)."""
 
     @abstractmethod
     def create_query(self, query_id: str, request: dict[str, Any]) -> None: ...
@@ -95,10 +97,17 @@ class DynamoQueryStore(QueryStore):
         if record.reason is not None:
             also_set += "reason = :reason, "
             values[":reason"] = {"S": record.reason}
+        condition = "attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)"
+        if record.status != "needs_review" and not record.route.startswith("review_"):
+            # Once StartReview has handed the query to a review, only the review's outcomes (or
+            # the deadline sweeper) end it: a pipeline failure recorded after the hand-over (a
+            # StartReview that ran on past its timeout) must not end a query a reviewer decides.
+            condition = f"({condition}) AND NOT #s = :needs_review"
+            values[":needs_review"] = {"S": "needs_review"}
         return self._conditional_update(
             record.query_id,
             record.status,
-            "attribute_not_exists(#s) OR NOT #s IN (:a, :r, :f)",
+            condition,
             values,
             also_set=also_set,
             names={"#r": "result"},
@@ -232,8 +241,10 @@ class DynamoQueryStore(QueryStore):
             remove="lease_until",
         )
 
-    def get(self, query_id: str) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.table_name, Key={"query_id": {"S": query_id}}).get("Item")
+    def get(self, query_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key={"query_id": {"S": query_id}}, ConsistentRead=consistent
+        ).get("Item")
         if item is None:
             return None
         record: dict[str, Any] = {k: v.get("S", v.get("N")) for k, v in item.items() if k != "history"}

@@ -35,9 +35,23 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 
 
+class StartLeaseHeldError(Exception):
+    """Another delivery holds the query's start lease and has not recorded an execution: this
+    message must come back (it may be the only one left if that delivery's poller died)."""
+
+
 def start(message: QueryMessage) -> None:
     if not store().claim_start(message.query_id, float(os.environ.get("START_LEASE_S", "60"))):
-        return  # a duplicate delivery: this query started, or another poller holds its lease
+        item = store().get(message.query_id, consistent=True) or {}
+        if item.get("status") == "started" and not item.get("execution_arn"):
+            # Deleting this message now would leave nothing to retry the start with if the lease
+            # holder died: fail the record, and SQS delivers it again after the visibility
+            # timeout, by when the lease has run out or the execution is recorded.
+            raise StartLeaseHeldError(
+                f"query {message.query_id}: another delivery holds its start lease until "
+                f"{item.get('lease_until')}; this message comes back after the visibility timeout"
+            )
+        return  # a duplicate delivery: this query's execution started, or it already ended
     # Simulated model latency is a local benchmarking knob; unset (0) in a deployed stack.
     scale = float(os.environ.get("PANELBRAIN_LATENCY_SCALE", "0") or 0)
     payload = {"query": {**message.model_dump(mode="json"), "latency_scale": scale}}
@@ -62,6 +76,10 @@ def start(message: QueryMessage) -> None:
 def record_handler(record: SQSRecord) -> None:
     try:
         start(QueryMessage.model_validate_json(record.body))
+    except StartLeaseHeldError:
+        # Not a failure of this query: the lease holder starts it, or the deadline sweeper
+        # closes it if the holder died on this message's last delivery.
+        raise
     except Exception as exc:
         receives = int(record.attributes.approximate_receive_count or "1")
         if receives >= int(os.environ.get("MAX_RECEIVE_COUNT", "3")):

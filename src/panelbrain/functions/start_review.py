@@ -5,13 +5,19 @@ named by the query id: a repeated start finds the existing execution and succeed
 """
 
 import contextlib
+import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from panelbrain.aws import clients
 from panelbrain.aws.failures import aws_errors
+from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import Synthesis, TerminalRecord
+
+# Built on first use and kept for the container's life, as Lambda reuses it.
+store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 
 
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
@@ -28,13 +34,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "escalation": os.environ.get("REVIEW_ESCALATION", "reject"),
         },
     }
-    # A repeated delivery finds the review already under way.
-    with contextlib.suppress(stepfunctions.exceptions.ExecutionAlreadyExists):
-        stepfunctions.start_execution(
-            stateMachineArn=os.environ["REVIEW_STATE_MACHINE_ARN"],
-            name=synthesis.query_id,
-            input=json.dumps(review_input),
-        )
     record = TerminalRecord(
         query_id=synthesis.query_id,
         status="needs_review",
@@ -42,4 +41,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         result={"synthesis": synthesis.model_dump(mode="json")},
         reason="confidence between the review and answer thresholds",
     )
+    # Hand the query over before the review exists, and only if it is still open: an attempt
+    # that ran on past its timeout, after the pipeline recorded a failure, starts no review that
+    # a reviewer could then decide against a query that already ended (and once handed over,
+    # the pipeline's failure paths no longer end it: DynamoQueryStore.put_record).
+    if not store().put_record(record):
+        return record.model_dump(mode="json")
+    # A repeated delivery finds the review already under way.
+    with contextlib.suppress(stepfunctions.exceptions.ExecutionAlreadyExists):
+        stepfunctions.start_execution(
+            stateMachineArn=os.environ["REVIEW_STATE_MACHINE_ARN"],
+            name=synthesis.query_id,
+            input=json.dumps(review_input),
+        )
     return record.model_dump(mode="json")
