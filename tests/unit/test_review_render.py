@@ -12,7 +12,8 @@ from typing import Any, Literal
 import pytest
 
 from panelbrain.review import render
-from panelbrain.review.models import Action, Decision, Review, ReviewLink
+from panelbrain.review.links import RecipientLink
+from panelbrain.review.models import Action, Decision, Review
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_EMAIL = ROOT / "docs" / "examples" / "review-email.txt"
@@ -93,9 +94,9 @@ def sample_review(**changes: Any) -> Review:
     return Review(**fields)
 
 
-def link(action: Action, review_id: str = "rv_123") -> ReviewLink:
+def link(action: Action, review_id: str = "rv_123") -> RecipientLink:
     signature = "abc" if action == "approve" else "def"
-    return ReviewLink(review_id=review_id, action=action, expires=EXPIRES, signature=signature)
+    return RecipientLink(review_id, action, EXPIRES, "ana@example.org", signature)
 
 
 def decided(
@@ -186,12 +187,18 @@ def parse(page: str) -> Forms:
     return parser
 
 
-def reviewer_page(pending: list[Review], history: list[Review] | None = None) -> str:
+CSRF = "csrf-of-this-session"
+
+
+def reviewer_page(pending: list[Review], history: list[Review] | None = None, **kw: Any) -> str:
     return render.reviewer_page(
-        [(r, link("approve", r.review_id), link("reject", r.review_id)) for r in pending],
+        pending,
         history or [],
         action_url_for=lambda rid: f"{BASE}/reviews/{rid}/decision",
+        csrf=CSRF,
+        signed_in_as="ana@example.org",
         now=EXPIRES - 52 * 60 - 10,
+        **kw,
     )
 
 
@@ -430,7 +437,7 @@ def test_every_page_escapes_the_question() -> None:
         assert ":focus" in page
 
 
-def test_confirm_page_posts_the_signed_fields_with_one_button() -> None:
+def test_confirm_page_posts_the_signed_fields_with_one_button_and_names_the_recipient() -> None:
     action_url = f"{BASE}/reviews/rv_123/decision?x=1&y=2"
     page = render.confirm_page(sample_review(), link("reject"), action_url=action_url)
     parsed = parse(page)
@@ -439,13 +446,12 @@ def test_confirm_page_posts_the_signed_fields_with_one_button() -> None:
     assert form["attrs"]["method"] == "post"
     assert form["attrs"]["action"] == action_url  # escaped in the markup, exact once parsed
     hidden = {i["name"]: i["value"] for i in form["inputs"] if i.get("type") == "hidden"}
-    # No channel field: the signature says where the link was issued, the client cannot.
-    assert hidden == {"action": "reject", "expires": str(EXPIRES), "sig": "def"}
-    approver = next(i for i in form["inputs"] if i.get("name") == "approver")
-    assert "required" in approver
-    assert approver["id"] == "approver"
+    # The link's own signed fields only: no channel, and no approver a holder could type.
+    assert hidden == {"action": "reject", "expires": str(EXPIRES), "to": "ana@example.org", "sig": "def"}
+    assert not any(i.get("name") == "approver" for i in form["inputs"])
+    assert "This link was sent to <strong>ana@example.org</strong>" in page
     assert any(i["tag"] == "textarea" and i["name"] == "comment" for i in form["inputs"])
-    assert {"approver", "comment"} <= set(parsed.label_for)
+    assert {"comment"} <= set(parsed.label_for)
     assert len(form["buttons"]) == 1
     button = form["buttons"][0]
     assert (button["type"], button["id"], button["name"], button["text"]) == (
@@ -463,6 +469,24 @@ def test_confirm_page_posts_the_signed_fields_with_one_button() -> None:
     approve = render.confirm_page(sample_review(), link("approve"), action_url=action_url)
     assert "Confirm: approve this answer?" in approve
     assert parse(approve).forms[0]["buttons"][0]["text"] == "Approve"
+
+
+def test_pages_escape_attribute_values_too() -> None:
+    """Autoescaping covers attributes: a quote cannot end an attribute and start another."""
+    page = render.confirm_page(sample_review(), link("approve"), action_url='rv_123" onclick="x')
+    assert 'onclick="x"' not in page
+    assert parse(page).forms[0]["attrs"]["action"] == 'rv_123" onclick="x'
+
+
+def test_login_page_posts_username_and_password() -> None:
+    page = render.login_page(action_url="/login", username=f"ana{SCRIPT}", error=f"No {SCRIPT}")
+    form = parse(page).forms[0]
+    assert form["attrs"] == {"method": "post", "action": "/login"}
+    fields = {i["name"]: i for i in form["inputs"]}
+    assert fields["password"]["type"] == "password"
+    assert fields["username"]["value"] == f"ana{SCRIPT}"
+    assert SCRIPT not in page
+    assert 'role="alert"' in page
 
 
 def test_result_page_roles() -> None:
@@ -484,10 +508,11 @@ def test_reviewer_page_lists_pending_reviews_and_history_newest_first() -> None:
     ]
     page = reviewer_page([first, second], history)
     assert "Pending reviews (2)" in page
+    assert "Signed in as <strong>ana@example.org</strong>" in page
     parsed = parse(page)
     assert len(parsed.ids) == len(set(parsed.ids)), "ids must be unique"
     assert {"review-rv_123", "review-rv_456"} <= set(parsed.ids)
-    assert {"approver-approve-rv_123", "approver-reject-rv_123", "comment-reject-rv_456"} <= set(parsed.ids)
+    assert {"comment-approve-rv_123", "comment-reject-rv_123", "comment-reject-rv_456"} <= set(parsed.ids)
     assert set(parsed.label_for) <= set(parsed.ids)
     assert len(parsed.forms) == 4
     for form in parsed.forms:
@@ -499,13 +524,21 @@ def test_reviewer_page_lists_pending_reviews_and_history_newest_first() -> None:
         f"Approve: {first.question}",
         f"Reject: {first.question}",
     ]
-    signed = [{i["name"]: i["value"] for i in f["inputs"] if i.get("type") == "hidden"} for f in first_forms]
-    assert [s["action"] for s in signed] == ["approve", "reject"]
-    assert [s["sig"] for s in signed] == ["abc", "def"]
+    fields = [{i["name"]: i["value"] for i in f["inputs"] if i.get("type") == "hidden"} for f in first_forms]
+    # The action and the session's CSRF token: nothing that decides for whoever holds the page.
+    assert fields == [{"action": "approve", "csrf": CSRF}, {"action": "reject", "csrf": CSRF}]
+    assert "sig" not in page and "approver" not in {i.get("name") for f in parsed.forms for i in f["inputs"]}
     assert "52 min left" in page
     assert "<details><summary>SQL</summary>" in page
     assert page.index("Question rv_new?") < page.index("Question rv_mid?") < page.index("Question rv_old?")
     assert "Decision history" in page
+
+
+def test_reviewer_page_offers_sign_out_with_the_session_token() -> None:
+    page = reviewer_page([], signout_url="auth/signout")
+    (form,) = parse(page).forms
+    assert form["attrs"]["action"] == "auth/signout"
+    assert [i["value"] for i in form["inputs"] if i.get("name") == "csrf"] == [CSRF]
 
 
 def test_reviewer_page_with_nothing_pending() -> None:

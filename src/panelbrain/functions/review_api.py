@@ -1,33 +1,49 @@
-"""ReviewApi function: the reviewer's side of the API.
+"""ReviewApi function: the reviewer's side of the API. Every decision has an authenticated
+principal, and the route says which channel proved it.
 
-- ``GET /reviews``: the reviewer page (pending reviews with approve/reject forms, history);
-- ``GET /reviews/{review_id}?action=&expires=&sig=``: a signed e-mail link opens a
+- ``GET /reviews``: the reviewer page, for a signed-in reviewer (else off to sign in);
+- ``POST /reviews/{review_id}``: decide, either from the reviewer page (a signed-in session and
+  the session's CSRF token) or from an e-mail link's confirmation page (the link's signature,
+  bound to its recipient: it decides as that recipient, whoever holds it);
+- ``GET /reviews/{review_id}?action=&expires=&to=&sig=``: a signed e-mail link opens a
   confirmation page. GET never decides, so mail scanners that follow links decide nothing;
-- ``POST /reviews/{review_id}``: a form from that page or the reviewer page decides;
-- ``POST /slack/interactions``: Slack's button presses, verified with the signing secret.
+- ``GET /auth/callback``: managed login's redirect (authorization code + PKCE) sets the session;
+- ``POST /auth/signout``: ends the session;
+- ``POST /slack/interactions``: Slack's button presses, verified with the signing secret; the
+  principal is the signed payload's team and user id.
 
-Light imports only (Powertools, pydantic, boto3), like the query API.
+Sign-in settings come from the API stage's variables (``reviewerPoolId``, ``reviewerClientId``,
+``reviewerLoginDomain``, ``reviewerCallbackUrl``; ``reviewerLocalLogin`` on ``panelbrain serve``):
+the user pool client names the API in its callback URL, so the function (which the API names)
+cannot name the client in its environment without a cycle. API Gateway passes stage variables to
+a Lambda proxy integration in ``stageVariables``:
+https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html
+
+Light imports only (Powertools, pydantic, boto3; joserfc and jinja2 on first use).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from panelbrain.aws.notify import post_json
 from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import secrets, service
-from panelbrain.review import links, render, slack
-from panelbrain.review.models import Review, ReviewLink
+from panelbrain.review import auth, links, render, slack
+from panelbrain.review.models import ACTIONS, Action, Channel, Principal, Review
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 REVIEW_ID = re.compile(r"rv_[A-Za-z0-9_-]{20}")
@@ -43,23 +59,34 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
 }
+_TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Already decided",
+    410: "No longer open",
+}
 
 
-def _html(status: int, body: str) -> Response[str]:
-    return Response(status_code=status, content_type="text/html; charset=utf-8", body=body, headers=_HEADERS)
+def _html(
+    status: int, body: str, *, headers: dict[str, str] | None = None, cookies: list[Cookie] | None = None
+) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="text/html; charset=utf-8",
+        body=body,
+        headers={**_HEADERS, **(headers or {})},
+        cookies=cookies,
+    )
 
 
-def _error_page(exc: BadInputError) -> Response[str]:
+def _error_page(exc: BadInputError, *, next_url: str | None = None, next_label: str = "") -> Response[str]:
     status = int(exc.detail.get("status", 400))
-    titles = {
-        400: "Bad request",
-        401: "Not signed",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Already decided",
-        410: "No longer open",
-    }
-    return _html(status, render.result_page(titles.get(status, "Refused"), exc.message, ok=False))
+    page = render.result_page(
+        _TITLES.get(status, "Refused"), exc.message, ok=False, next_url=next_url, next_label=next_label
+    )
+    return _html(status, page)
 
 
 def _form() -> dict[str, str]:
@@ -77,20 +104,166 @@ def _observe(review: Review) -> None:
         metrics.add_metric(name="ReviewDecisions", unit=MetricUnit.Count, value=1)
 
 
+# -- sign-in -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    pool_id: str
+    client_id: str
+    login_domain: str  # managed login, https://<prefix>.auth.<region>.amazoncognito.com
+    callback_url: str  # this API's /auth/callback, as the app client lists it
+    local_login: str  # panelbrain serve's own sign-in page, instead of managed login
+
+    @classmethod
+    def from_stage(cls) -> SignInSettings:
+        given = app.current_event.stage_variables or {}
+        settings = cls(
+            pool_id=given.get("reviewerPoolId", ""),
+            client_id=given.get("reviewerClientId", ""),
+            login_domain=given.get("reviewerLoginDomain", ""),
+            callback_url=given.get("reviewerCallbackUrl", ""),
+            local_login=given.get("reviewerLocalLogin", ""),
+        )
+        if not settings.pool_id or not settings.client_id:
+            raise auth.AuthError(
+                "reviewer sign-in is not configured: the API stage has no reviewerPoolId and "
+                "reviewerClientId variables (template.yaml sets them on QueryApi)",
+                503,
+            )
+        return settings
+
+
+@functools.cache
+def _verifier(pool_id: str, client_id: str) -> auth.TokenVerifier:
+    """One per container and pool: its keys are fetched once and kept."""
+    return auth.TokenVerifier.for_pool(
+        pool_id, client_id, jwks_url=os.environ.get("REVIEWER_JWKS_URL") or None
+    )
+
+
+def _secure() -> bool:
+    # API Gateway always sets X-Forwarded-Proto (https); the local server says http.
+    return (app.current_event.get_header_value("x-forwarded-proto", "https") or "https").lower() == "https"
+
+
+def _cookie(name: str, value: str, max_age: int) -> Cookie:
+    return Cookie(
+        name=name,
+        value=value,
+        path="/",
+        secure=_secure(),
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def _session(settings: SignInSettings) -> tuple[str, Principal]:
+    """The session's token and who it proves; :class:`auth.AuthError` (401) if there is none."""
+    token = auth.cookies(app.current_event.get_header_value("cookie")).get(auth.SESSION_COOKIE)
+    if not token:
+        raise auth.AuthError("sign in to review: this request carries no session", 401)
+    claims = _verifier(settings.pool_id, settings.client_id).verify(token)
+    return token, auth.principal(claims)
+
+
+def _to_sign_in(settings: SignInSettings, reason: str) -> Response[str]:
+    """Off to sign in: managed login (with a fresh state and PKCE verifier in a short-lived
+    cookie), or the local sign-in page."""
+    if settings.local_login:
+        page = render.result_page(
+            "Sign in to review", reason, ok=False, next_url=settings.local_login, next_label="Sign in"
+        )
+        return _html(303, page, headers={"Location": settings.local_login})
+    if not settings.login_domain or not settings.callback_url:
+        raise auth.AuthError("reviewer sign-in has no managed login domain or callback URL configured", 503)
+    sign_in = auth.SignIn.new()
+    target = auth.authorize_url(settings.login_domain, settings.client_id, settings.callback_url, sign_in)
+    page = render.result_page("Sign in to review", reason, ok=False, next_url=target, next_label="Sign in")
+    return _html(
+        302,
+        page,
+        headers={"Location": target},
+        cookies=[_cookie(auth.SIGNIN_COOKIE, sign_in.cookie_value(), auth.SIGNIN_COOKIE_MAX_AGE_S)],
+    )
+
+
+@app.get("/auth/callback")
+def sign_in_callback() -> Response[str]:
+    event = app.current_event
+    try:
+        settings = SignInSettings.from_stage()
+        sign_in = auth.SignIn.from_cookie(
+            auth.cookies(event.get_header_value("cookie")).get(auth.SIGNIN_COOKIE)
+        )
+        state, code = event.get_query_string_value("state"), event.get_query_string_value("code")
+        # The state ties this callback to a sign-in this browser started (login CSRF).
+        if sign_in is None or not state or not code or state != sign_in.state:
+            raise auth.AuthError("this sign-in was not started here, or took too long: sign in again", 401)
+        token = auth.exchange_code(
+            settings.login_domain, settings.client_id, code, settings.callback_url, sign_in
+        )
+        claims = _verifier(settings.pool_id, settings.client_id).verify(token)
+        who = auth.principal(claims)
+    except BadInputError as exc:
+        return _error_page(exc, next_url="../reviews", next_label="Back to the reviewer page")
+    max_age = max(0, int(float(claims["exp"]) - time.time()))
+    page = render.result_page(
+        "Signed in", f"Signed in as {who.identity}.", ok=True, next_url="../reviews", next_label="Reviews"
+    )
+    return _html(
+        303,
+        page,
+        headers={"Location": "../reviews"},
+        cookies=[_cookie(auth.SESSION_COOKIE, token, max_age), _cookie(auth.SIGNIN_COOKIE, "", 0)],
+    )
+
+
+@app.post("/auth/signout")
+def sign_out() -> Response[str]:
+    try:
+        settings = SignInSettings.from_stage()
+        token, _ = _session(settings)
+        auth.check_csrf(service().signing_key(), token, _form().get("csrf"))
+    except BadInputError as exc:
+        return _error_page(exc)
+    page = render.result_page(
+        "Signed out",
+        "You are signed out of the reviewer page.",
+        ok=True,
+        next_url="../reviews",
+        next_label="Sign in again",
+    )
+    return _html(200, page, cookies=[_cookie(auth.SESSION_COOKIE, "", 0)])
+
+
+# -- the reviewer page and decisions ------------------------------------------------------------
+
+
 @app.get("/reviews")
 def reviewer_page() -> Response[str]:
-    reviews = service()
-    key = reviews.signing_key()
-
-    def issued_here(link: ReviewLink) -> ReviewLink:
-        # Signed for the page: a decision taken with it is recorded as "web".
-        return links.sign(key, link.review_id, link.action, link.expires, channel="web")
-
-    pending = [(r, issued_here(a), issued_here(b)) for r, a, b in reviews.pending()]
-    # Relative form actions: right behind API Gateway's stage prefix and on localhost alike.
-    page = render.reviewer_page(
-        pending, reviews.history(), action_url_for=lambda rid: f"reviews/{rid}", now=time.time()
-    )
+    try:
+        settings = SignInSettings.from_stage()
+        try:
+            token, who = _session(settings)
+        except auth.AuthError as exc:
+            if exc.status != 401:
+                raise
+            return _to_sign_in(settings, exc.message)
+        reviews = service()
+        page = render.reviewer_page(
+            [review for review, _, _ in reviews.pending()],
+            reviews.history(),
+            # Relative form actions: right behind API Gateway's stage prefix and on localhost alike.
+            action_url_for=lambda rid: f"reviews/{rid}",
+            csrf=auth.csrf_token(reviews.signing_key(), token),
+            signed_in_as=who.identity,
+            signout_url="auth/signout",
+            now=time.time(),
+        )
+    except BadInputError as exc:
+        return _error_page(exc)
     return _html(200, page)
 
 
@@ -104,6 +277,7 @@ def confirm(review_id: str) -> Response[str]:
             review_id,
             event.get_query_string_value("action"),
             event.get_query_string_value("expires"),
+            event.get_query_string_value("to"),
             event.get_query_string_value("sig"),
             now=time.time(),
         )
@@ -120,29 +294,47 @@ def decide(review_id: str) -> Response[str]:
         if not REVIEW_ID.fullmatch(review_id):
             raise BadInputError(f"no review {review_id!r}", status=404)
         reviews = service()
-        link = links.verify(
-            reviews.signing_key(),
-            review_id,
-            form.get("action"),
-            form.get("expires"),
-            form.get("sig"),
-            now=time.time(),
-        )
-        # The audit channel is where the signed link was issued, never a field of the form.
+        if "sig" in form:
+            # From an e-mail link's confirmation page: the link decides as its recipient.
+            link = links.verify(
+                reviews.signing_key(),
+                review_id,
+                form.get("action"),
+                form.get("expires"),
+                form.get("to"),
+                form.get("sig"),
+                now=time.time(),
+            )
+            action: Action = link.action
+            principal = link.principal()
+            channel: Channel = "email"
+        else:
+            # From the reviewer page: the signed-in reviewer, and this session's form token.
+            token, principal = _session(SignInSettings.from_stage())
+            auth.check_csrf(reviews.signing_key(), token, form.get("csrf"))
+            given = form.get("action", "")
+            if given not in ACTIONS:
+                raise BadInputError(
+                    f"the form's action must be approve or reject, got {given[:20]!r}", status=400
+                )
+            action, channel = given, "web"
+        # The audit channel is the route's, never a field of the form.
         review = reviews.decide(
             review_id,
-            link.action,
-            approver=form.get("approver", ""),
+            action,
+            principal=principal,
             comment=form.get("comment", ""),
-            channel=link.channel,
+            channel=channel,
         )
     except BadInputError as exc:
         return _error_page(exc)
     _observe(review)
     assert review.decision is not None
     verdict = review.decision.decision.capitalize()
+    how = " (the reviewer this e-mail link was sent to)" if principal.source == "email_link" else ""
     return _html(
-        200, render.result_page(verdict, f"{verdict} by {review.decision.approver}. Thank you.", ok=True)
+        200,
+        render.result_page(verdict, f"{verdict} as {review.decision.approver}{how}. Thank you.", ok=True),
     )
 
 
@@ -160,7 +352,7 @@ def slack_interaction() -> Response[dict[str, Any]]:
         review = reviews.decide(
             pressed.review_id,
             pressed.action,
-            approver=pressed.approver(reviews.settings.allow_list),
+            principal=pressed.principal(),
             comment="",
             channel="slack",
         )

@@ -1,11 +1,13 @@
-"""Signed decision links: a review id, an action and an expiry, bound by an HMAC-SHA256.
+"""Signed decision links, each bound to the one reviewer it was sent to.
 
-A link never carries the Step Functions task token: the token stays in the review table and the
-link only names the review. The signature covers the id, the action and the expiry, so a link
-for "approve" cannot be edited into "reject", nor its life extended, without the key.
+A link names a review, an action, an expiry and its recipient's address, bound by an
+HMAC-SHA256. It never carries the Step Functions task token (the token stays in the review
+table). The signature covers all four, so a link cannot be edited into another action, given a
+longer life, or made to decide as someone else without the key: a forwarded link still decides
+as the reviewer it was sent to, and the audit record names that reviewer and the e-mail channel.
 
-The signature also binds where the link was issued (an e-mail, or the reviewer page), so the
-decision's audit channel is the issuer's, never a field the client may edit.
+Links are only ever sent by e-mail, one message per reviewer (:mod:`panelbrain.aws.notify`).
+The reviewer page carries no signed link: deciding there takes a signed-in session.
 """
 
 from __future__ import annotations
@@ -13,55 +15,91 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Literal
+import re
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from panelbrain.errors import RefusedError
-from panelbrain.review.models import ACTIONS, Action, ReviewLink
+from panelbrain.review.models import ACTIONS, Action, Principal, ReviewLink
+
+# One address, no whitespace or control characters: the recipient is a line of the signed
+# message, so it must not be able to end that line.
+_RECIPIENT = re.compile(r"[^\s@]{1,64}@[^\s@]{1,255}")
 
 
 class LinkError(RefusedError):
     """A decision link that cannot be honoured; ``status`` is the HTTP status to answer with."""
 
 
-LinkChannel = Literal["email", "web"]
-CHANNELS: tuple[LinkChannel, ...] = ("email", "web")
+@dataclass(frozen=True)
+class RecipientLink:
+    """A decision link signed for one recipient."""
+
+    review_id: str
+    action: Action
+    expires: int
+    recipient: str
+    signature: str
+
+    def principal(self) -> Principal:
+        """Who decides with this link: its recipient, whoever holds it."""
+        return Principal(identity=self.recipient, source="email_link")
 
 
-def _mac(key: bytes, review_id: str, action: str, expires: int, channel: LinkChannel = "email") -> str:
-    # E-mail links keep the message they were first signed with: links already sent stay valid.
-    suffix = "" if channel == "email" else f"\n{channel}"
-    message = f"panelbrain-review\n{review_id}\n{action}\n{expires}{suffix}".encode()
+def _mac(key: bytes, review_id: str, action: str, expires: int, recipient: str) -> str:
+    # "v2": a message shape of its own, so no signature made for the old recipient-less links
+    # (which anyone holding one could use as anyone) verifies as one of these.
+    message = f"panelbrain-review-v2\n{review_id}\n{action}\n{expires}\n{recipient}".encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def sign(
-    key: bytes, review_id: str, action: Action, expires: int, channel: LinkChannel = "email"
-) -> ReviewLink:
+def sign_for(key: bytes, review_id: str, action: Action, expires: int, recipient: str) -> RecipientLink:
+    """A link that decides as ``recipient`` (an e-mail address, compared lower case)."""
+    who = recipient.strip().lower()
+    if not _RECIPIENT.fullmatch(who):
+        raise ValueError(f"a decision link is signed for one e-mail address, got {recipient!r}")
+    return RecipientLink(review_id, action, expires, who, _mac(key, review_id, action, expires, who))
+
+
+def sign(key: bytes, review_id: str, action: Action, expires: int) -> ReviewLink:
+    """A recipient-less link, as the review service still asks for one to hand the notifier.
+
+    :func:`verify` refuses every such link; the notifier signs one per reviewer instead
+    (:func:`sign_for`). Its signature is a random-looking value bound to nothing useful."""
+    mac = hmac.new(key, f"panelbrain-unbound\n{review_id}\n{action}\n{expires}".encode(), hashlib.sha256)
     return ReviewLink(
         review_id=review_id,
         action=action,
         expires=expires,
-        signature=_mac(key, review_id, action, expires, channel),
-        channel=channel,
+        signature=base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode(),
     )
 
 
-def url(base_url: str, link: ReviewLink) -> str:
+def url(base_url: str, link: RecipientLink | ReviewLink) -> str:
     """The link a reviewer clicks: it opens a confirmation page (GET never decides)."""
-    query = urlencode({"action": link.action, "expires": link.expires, "sig": link.signature})
-    return f"{base_url.rstrip('/')}/reviews/{link.review_id}?{query}"
+    fields: dict[str, str | int] = {"action": link.action, "expires": link.expires}
+    if isinstance(link, RecipientLink):
+        fields["to"] = link.recipient
+    fields["sig"] = link.signature
+    return f"{base_url.rstrip('/')}/reviews/{link.review_id}?{urlencode(fields)}"
 
 
 def verify(
-    key: bytes, review_id: str, action: str | None, expires: str | None, signature: str | None, *, now: float
-) -> ReviewLink:
-    """The link's parts if the signature holds and the link is live; :class:`LinkError` if not.
+    key: bytes,
+    review_id: str,
+    action: str | None,
+    expires: str | None,
+    recipient: str | None,
+    signature: str | None,
+    *,
+    now: float,
+) -> RecipientLink:
+    """The link's parts if its signature holds for its recipient and it is live; else
+    :class:`LinkError`.
 
     The signature is checked before the expiry, so a forged link is told it is forged whatever
-    expiry it claims; both checks come before anything reads or changes the review.
-    """
+    expiry it claims; both checks come before anything reads or changes the review."""
     if action not in ACTIONS:
         raise LinkError(f"the link's action must be approve or reject, got {action!r}", 400)
     try:
@@ -70,18 +108,23 @@ def verify(
         raise LinkError(
             f"the link's expiry must be a whole number of seconds, got {expires!r}", 400
         ) from None
-    issued = [
-        channel
-        for channel in CHANNELS
-        if signature
-        and hmac.compare_digest(_mac(key, review_id, action, expiry, channel).encode(), signature.encode())
-    ]
-    if not signature or not issued:
+    who = (recipient or "").strip().lower()
+    if not who:
         raise LinkError(
-            "the link's signature does not match: it was altered or not issued by panelbrain", 403
+            "the link names no recipient: it was issued before links were bound to their "
+            "reviewer. Sign in to the reviewer page to decide",
+            403,
+        )
+    if (
+        not signature
+        or not _RECIPIENT.fullmatch(who)
+        or not hmac.compare_digest(_mac(key, review_id, action, expiry, who).encode(), signature.encode())
+    ):
+        raise LinkError(
+            "the link's signature does not match: it was altered, or not issued by panelbrain "
+            "to this recipient",
+            403,
         )
     if now > expiry:
-        raise LinkError("the link has expired; open the reviewer page for a fresh one", 410)
-    return ReviewLink(
-        review_id=review_id, action=action, expires=expiry, signature=signature, channel=issued[0]
-    )
+        raise LinkError("the link has expired; sign in to the reviewer page to decide", 410)
+    return RecipientLink(review_id, action, expiry, who, signature)

@@ -8,7 +8,7 @@ reviewer needs, and it works from a keyboard, a screen reader or a locked-down b
 
 from __future__ import annotations
 
-import html
+import functools
 import math
 import re
 import textwrap
@@ -16,9 +16,14 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from panelbrain.review.models import Decision, Review, ReviewLink
+from panelbrain.review.models import Decision, Review
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from panelbrain.review.links import RecipientLink
 
 SUBJECT_QUESTION_CHARS = 80
 WRAP = 78
@@ -211,8 +216,12 @@ def email_body(
     page_url: str,
     reminder: bool = False,
     minutes_left: int | None = None,
+    recipient: str | None = None,
 ) -> str:
     """The plain-text e-mail: the answer under review with everything needed to judge it.
+
+    ``recipient`` is whom the links were signed for: they decide as that reviewer only, and
+    the e-mail says so. Without links (empty URLs) the e-mail points to the reviewer page.
 
     URLs sit alone on their lines and are never wrapped, so every mail client keeps them
     clickable; prose is wrapped to 78 columns. Only the table and the SQL may run wider, as
@@ -245,9 +254,16 @@ def email_body(
     lines += ["", f"Confidence: {_confidence(review.confidence)}", *_bullets(review.confidence_reasons)]
     if review.review_reasons:
         lines += ["", "Why this answer needs review", *_bullets(review.review_reasons)]
-    lines += ["", "Approve:", approve_url, "", "Reject:", reject_url, ""]
-    lines += _wrap("A link opens a confirmation page; nothing is decided until you confirm there.")
-    lines += _wrap(f"The links expire at {_utc(review.expires_at)}, when the review times out.")
+    if approve_url and reject_url:
+        lines += ["", "Approve:", approve_url, "", "Reject:", reject_url, ""]
+        lines += _wrap("A link opens a confirmation page; nothing is decided until you confirm there.")
+        lines += _wrap(f"The links expire at {_utc(review.expires_at)}, when the review times out.")
+        if recipient:
+            lines += _wrap(
+                f"These links decide as {recipient}, whoever opens them: do not forward this e-mail."
+            )
+    else:
+        lines += ["", *_wrap("Sign in to the reviewer page to decide.")]
     lines += ["", "All pending reviews are on the reviewer page:", page_url]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -437,7 +453,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f3f3f3; padding: .5rem; overflow-x: auto; white-space: pre-wrap; }
 article { border: 1px solid #999; border-radius: .25rem; padding: 0 1rem 1rem; margin: 1rem 0; }
 label { display: block; font-weight: 600; margin-top: .5rem; }
-input[type=text], textarea { font: inherit; width: 100%; max-width: 30rem; box-sizing: border-box; }
+input[type=text], input[type=password], textarea { font: inherit; width: 100%; max-width: 30rem;
+  box-sizing: border-box; }
 button { font: inherit; padding: .4rem 1.2rem; margin-top: .75rem; cursor: pointer; }
 button.approve { background: #14653a; color: #fff; border: 2px solid #14653a; }
 button.reject { background: #a4161a; color: #fff; border: 2px solid #a4161a; }
@@ -445,6 +462,9 @@ a:focus, button:focus, input:focus, textarea:focus, summary:focus {
   outline: 3px solid #1a5fb4; outline-offset: 2px; }
 .forms { display: flex; flex-wrap: wrap; gap: 2rem; }
 .note { font-style: italic; }
+header.who { border-bottom: 1px solid #999; }
+form.inline { display: inline; margin-left: 1rem; }
+form.inline button { margin-top: 0; padding: .1rem .6rem; }
 blockquote.question { border-left: .4rem solid #999; margin: .5rem 0; padding-left: 1rem; }
 .answer { white-space: pre-line; }
 .ok { border-left: .4rem solid #14653a; padding-left: 1rem; }
@@ -452,21 +472,43 @@ blockquote.question { border-left: .4rem solid #999; margin: .5rem 0; padding-le
 """.strip()
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@functools.cache
+def _pages() -> jinja2.Environment:
+    """The page templates (``review/templates/*.html``), autoescaped: every value a page shows
+    is escaped by the engine, so no caller can forget to. jinja2 is imported on the first page
+    rendered, never by the e-mail and Slack renderers above."""
+    import jinja2
 
-
-def _page(title: str, body: str) -> str:
-    # no-referrer: a confirmation page's URL holds a signed link, which must not travel onwards.
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        '<meta name="robots" content="noindex, nofollow">\n'
-        f"<title>{_e(title)}</title>\n<style>\n{_STYLE}\n</style>\n</head>\n"
-        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("panelbrain.review", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
+    env.globals.update(
+        style=_STYLE,
+        user_line=_user_line,
+        truncate=_truncate,
+        utc=_utc,
+        confidence=_confidence,
+        cell=_cell,
+        table_columns=_columns,
+        numeric_columns=_numeric_columns,
+        more_rows=_more_rows,
+        dom_id=_dom_id,
+        max_rows=HTML_TABLE_ROWS,
+        subject_chars=SUBJECT_QUESTION_CHARS,
+        signed_in_as=None,
+        signout_url=None,
+        csrf="",
+    )
+    return env
+
+
+def _render(template: str, **values: Any) -> str:
+    return _pages().get_template(template).render(**values)
 
 
 def _dom_id(text: str) -> str:
@@ -474,93 +516,43 @@ def _dom_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.:-]", "_", text)
 
 
-def _html_table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>No table.</p>"
-    columns = _columns(rows)
-    shown = rows[:HTML_TABLE_ROWS]
-    numeric = _numeric_columns(shown, columns)
-
-    def cls(column: str) -> str:
-        return ' class="num"' if column in numeric else ""
-
-    head = "".join(f'<th scope="col"{cls(c)}>{_e(c)}</th>' for c in columns)
-    body = "\n".join(
-        "<tr>" + "".join(f"<td{cls(c)}>{_e(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in shown
-    )
-    out = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-    if len(rows) > HTML_TABLE_ROWS:
-        out += f"\n<p>{_e(_more_rows(len(rows) - HTML_TABLE_ROWS))}</p>"
-    return out
-
-
-def _html_list(items: list[str]) -> str:
-    return "<ul>\n" + "\n".join(f"<li>{_e(item)}</li>" for item in items) + "\n</ul>"
-
-
-def _html_review(review: Review, heading: str, *, sql_collapsed: bool) -> str:
-    """The parts of a review a reviewer judges: question, answer, table, SQL and the reasons."""
-    parts = [
-        f"<{heading}>Question (as asked, quoted)</{heading}>",
-        f'<blockquote class="question"><p>{_e(_user_line(review.question))}</p></blockquote>',
-        f"<p>Dataset: <code>{_e(review.dataset)}</code></p>",
-        f"<{heading}>Answer</{heading}>",
-        f'<p class="answer">{_e(review.answer)}</p>',
-        f"<{heading}>Table</{heading}>",
-        _html_table(review.table),
-    ]
-    if review.sql:
-        sql = f"<pre><code>{_e(review.sql.strip())}</code></pre>"
-        if sql_collapsed:
-            parts.append(f"<details><summary>SQL</summary>\n{sql}\n</details>")
-        else:
-            parts += [f"<{heading}>SQL</{heading}>", sql]
-    parts.append(f"<p>Confidence: <strong>{_confidence(review.confidence)}</strong></p>")
-    if review.confidence_reasons:
-        parts.append(_html_list(review.confidence_reasons))
-    if review.review_reasons:
-        parts += ["<p>Sent to review because:</p>", _html_list(review.review_reasons)]
-    return "\n".join(parts)
-
-
-def _hidden(link: ReviewLink) -> str:
-    # No channel field: the link's signature says where it was issued, the client cannot.
-    return (
-        f'<input type="hidden" name="action" value="{_e(link.action)}">\n'
-        f'<input type="hidden" name="expires" value="{_e(link.expires)}">\n'
-        f'<input type="hidden" name="sig" value="{_e(link.signature)}">'
+def confirm_page(review: Review, link: RecipientLink, *, action_url: str) -> str:
+    """The page a signed e-mail link opens: the review, whom the link decides as, and one
+    button that takes the decision (a POST)."""
+    verb = "Approve" if link.action == "approve" else "Reject"
+    return _render(
+        "confirm.html",
+        title=f"{verb} this answer? - panelbrain review",
+        review=review,
+        link=link,
+        action_url=action_url,
     )
 
 
-def _verb(link: ReviewLink) -> str:
-    return "Approve" if link.action == "approve" else "Reject"
+def result_page(
+    title: str, message: str, *, ok: bool, next_url: str | None = None, next_label: str = ""
+) -> str:
+    """An outcome or error page, with an optional link onwards (to sign in, or back)."""
+    return _render(
+        "result.html",
+        title=f"{title} - panelbrain review",
+        heading=title,
+        message=message,
+        ok=ok,
+        next_url=next_url,
+        next_label=next_label or next_url,
+    )
 
 
-def confirm_page(review: Review, link: ReviewLink, *, action_url: str) -> str:
-    """The page a signed link opens: the review and one button that takes the decision (a POST)."""
-    verb = _verb(link)
-    body = f"""<h1>Confirm: {verb.lower()} this answer?</h1>
-<p class="note">Nothing is decided until you press the button.</p>
-{_html_review(review, "h2", sql_collapsed=False)}
-<p>This review times out at {_e(_utc(review.expires_at))}.</p>
-<form method="post" action="{_e(action_url)}">
-{_hidden(link)}
-<label for="approver">Your e-mail or reviewer id</label>
-<input type="text" id="approver" name="approver" required autocomplete="email">
-<label for="comment">Comment (optional)</label>
-<textarea id="comment" name="comment" rows="3"></textarea>
-<div><button type="submit" id="confirm" name="confirm" value="{_e(link.action)}" \
-class="{_e(link.action)}">{verb}</button></div>
-</form>"""
-    return _page(f"{verb} this answer? - panelbrain review", body)
-
-
-def result_page(title: str, message: str, *, ok: bool) -> str:
-    """An outcome or error page; an error is announced at once to screen readers (role alert)."""
-    role, cls = ("status", "ok") if ok else ("alert", "error")
-    body = f'<h1>{_e(title)}</h1>\n<div class="{cls}" role="{role}"><p>{_e(message)}</p></div>'
-    return _page(f"{title} - panelbrain review", body)
+def login_page(*, action_url: str, username: str = "", error: str | None = None) -> str:
+    """The local sign-in form (``panelbrain serve``); deployed, managed login takes its place."""
+    return _render(
+        "login.html",
+        title="Sign in - panelbrain review",
+        action_url=action_url,
+        username=username,
+        error=error,
+    )
 
 
 def _time_left(expires_at: float, now: float) -> str:
@@ -575,71 +567,30 @@ def _time_left(expires_at: float, now: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min left"
 
 
-def _decision_form(review: Review, link: ReviewLink, action_url: str) -> str:
-    verb = _verb(link)
-    suffix = f"{link.action}-{_dom_id(review.review_id)}"
-    label = f"{verb}: {_truncate(_user_line(review.question), SUBJECT_QUESTION_CHARS)}"
-    return f"""<form method="post" action="{_e(action_url)}">
-<h3>{verb}</h3>
-{_hidden(link)}
-<label for="approver-{suffix}">Your e-mail or reviewer id</label>
-<input type="text" id="approver-{suffix}" name="approver" required autocomplete="email">
-<label for="comment-{suffix}">Comment (optional)</label>
-<textarea id="comment-{suffix}" name="comment" rows="2"></textarea>
-<div><button type="submit" name="confirm" value="{_e(link.action)}" class="{_e(link.action)}" \
-aria-label="{_e(label)}">{verb}</button></div>
-</form>"""
-
-
-def _history_row(review: Review, decision: Decision) -> str:
-    cells = [
-        _user_line(review.question),
-        decision.decision.replace("_", " "),
-        decision.approver,
-        decision.channel,
-        _utc(decision.at),
-        decision.comment,
-    ]
-    return "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
-
-
 def reviewer_page(
-    pending: list[tuple[Review, ReviewLink, ReviewLink]],
+    pending: list[Review],
     history: list[Review],
     *,
     action_url_for: Callable[[str], str],
+    csrf: str,
+    signed_in_as: str,
+    signout_url: str | None = None,
     now: float,
 ) -> str:
-    """Every open review with its two decision forms, then the decisions already taken."""
-    parts = [f"<h1>Pending reviews ({len(pending)})</h1>"]
-    if not pending:
-        parts.append("<p>No reviews are waiting.</p>")
-    for review, approve, reject in pending:
-        rid = _dom_id(review.review_id)
-        action_url = action_url_for(review.review_id)
-        level = " (escalated)" if review.level > 1 else ""
-        parts.append(
-            f'<article id="review-{rid}" aria-labelledby="title-{rid}">\n'
-            f'<h2 id="title-{rid}">{_e(_truncate(_user_line(review.question), 120))}</h2>\n'
-            f"<p><strong>{_e(_time_left(review.expires_at, now))}</strong>{level}"
-            f" &middot; times out at {_e(_utc(review.expires_at))}"
-            f" &middot; review <code>{_e(review.review_id)}</code></p>\n"
-            f"{_html_review(review, 'h3', sql_collapsed=True)}\n"
-            '<div class="forms">\n'
-            f"{_decision_form(review, approve, action_url)}\n"
-            f"{_decision_form(review, reject, action_url)}\n"
-            "</div>\n</article>"
-        )
+    """Every open review with its two decision forms, then the decisions already taken.
+
+    The forms carry the action and ``csrf`` (the session's form token) only: deciding needs the
+    signed-in session that token belongs to, so nothing on the page decides for someone else."""
     decided = [(r, r.decision) for r in history if r.decision is not None]
     decided.sort(key=lambda pair: pair[1].at, reverse=True)
-    parts.append("<h2>Decision history</h2>")
-    if decided:
-        head = "".join(
-            f'<th scope="col">{c}</th>'
-            for c in ("Question", "Decision", "Approver", "Channel", "When (UTC)", "Comment")
-        )
-        rows = "\n".join(_history_row(r, d) for r, d in decided)
-        parts.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>")
-    else:
-        parts.append("<p>No decisions yet.</p>")
-    return _page(f"Pending reviews ({len(pending)}) - panelbrain", "\n".join(parts))
+    return _render(
+        "reviewer.html",
+        title=f"Pending reviews ({len(pending)}) - panelbrain",
+        pending=pending,
+        history=decided,
+        action_url_for=action_url_for,
+        csrf=csrf,
+        signed_in_as=signed_in_as,
+        signout_url=signout_url,
+        time_left=lambda expires_at: _time_left(expires_at, now),
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from panelbrain.errors import RefusedError
-from panelbrain.review.models import ACTIONS, Action
+from panelbrain.review.models import ACTIONS, Action, Principal
 
 MAX_AGE_S = 300
 # Slack's ids: users U... or W... (Enterprise Grid), workspaces T... (E... for a Grid org).
@@ -43,16 +43,11 @@ class SlackAction:
     team_id: str
     response_url: str | None
 
-    def approver(self, allow_list: Collection[str]) -> str:
-        """The allow-list entry naming this user: ``team:user`` (that workspace only) or a bare
-        user id (any workspace the app is installed in). Otherwise ``team:user``, which the
-        allow-list then refuses."""
-        scoped = f"{self.team_id}:{self.user_id}".lower()
-        if scoped in allow_list:
-            return scoped
-        if self.user_id.lower() in allow_list:
-            return self.user_id.lower()
-        return scoped
+    def principal(self) -> Principal:
+        """Who pressed: ``slack:<team id>/<user id>`` from the signed payload, nothing else.
+        The allow-list names Slack reviewers in this form; a user id alone would let a user of
+        another workspace the app is installed in decide."""
+        return Principal(identity=f"slack:{self.team_id}/{self.user_id}", source="slack")
 
 
 def signature(signing_secret: str, timestamp: str, body: str) -> str:
