@@ -931,7 +931,7 @@ def load(
     duration: Annotated[float, typer.Option(help="Seconds of arrivals.")],
     url: Annotated[str, typer.Option(help="A `panelbrain serve` on this machine.")] = "http://127.0.0.1:3000",
     questions: Annotated[
-        Path | None, typer.Option(help="Questions, one a line (default: 196 distinct CES11 questions).")
+        Path | None, typer.Option(help="Questions, one a line (default: 804 distinct CES11 questions).")
     ] = None,
     arrivals: Annotated[
         str, typer.Option(help="poisson (seeded exponential gaps) or fixed spacing.")
@@ -949,7 +949,14 @@ def load(
     """Open-loop load against a local `panelbrain serve`: latency percentiles, errors, queue depth."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from panelbrain.ops.load import LoadConfig, LoadRun, default_questions, read_questions, summary_lines
+    from panelbrain.ops.load import (
+        LoadConfig,
+        LoadRun,
+        check_reachable,
+        default_questions,
+        read_questions,
+        summary_lines,
+    )
     from panelbrain.ops.load import plot as plot_load
 
     config = LoadConfig(
@@ -961,6 +968,8 @@ def load(
         timeout_s=timeout,
         questions=read_questions(questions) if questions else default_questions(),
     )
+    runner = LoadRun(config)  # settings and URL checked, and the server found, before any output
+    check_reachable(runner.base)
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("starting", total=duration)
@@ -978,7 +987,8 @@ def load(
                 f"errors {s['errors']} · timed out {s['timed_out']} · {queue}outstanding {s['outstanding']}",
             )
 
-        document = LoadRun(config, progress=progress).run()
+        runner.progress = progress
+        document = runner.run()
     if plot is not None:
         written = plot_load(document, plot)
         err.print(f"wrote {written}")

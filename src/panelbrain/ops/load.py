@@ -50,36 +50,32 @@ class ServerUnreachableError(PanelbrainError):
 
 
 def default_questions() -> tuple[str, ...]:
-    """196 distinct CES11 questions the offline reader places every word of: a load that repeats
-    few questions would measure the result cache, not the pipeline."""
+    """804 distinct CES11 questions (a measure, up to three filters, a breakdown) the offline
+    reader places every word of: a load that repeats few questions would measure the result
+    cache, not the pipeline."""
     measures = (
         "What share support a ban on abortion",
         "What share oppose a ban on abortion",
         "What share say religion is very important",
         "What share say religion is not important",
     )
-    filters = {
-        "": ("",),
-        "province": (
-            " in Ontario",
-            " in Quebec",
-            " in Alberta",
-            " in British Columbia",
-            " in Manitoba",
-            " in Nova Scotia",
-            " outside Quebec",
-        ),
-        "gender": (" among women", " among men"),
-        "urban": (" among rural respondents", " among urban respondents"),
-    }
+    provinces: tuple[str, ...] = ("", " in Ontario", " in Quebec", " in Alberta", " in British Columbia")
+    provinces += (" in Manitoba", " in Nova Scotia", " outside Quebec")
+    genders = ("", " among women", " among men")
+    places = ("", " among rural respondents", " among urban respondents")
     breakdowns = ("", " by province", " by gender", " by education", " by urban")
     return tuple(
-        f"{measure}{where}{by}?"
+        f"{measure}{gender}{place}{province}{by}?"
         for measure in measures
-        for column, wheres in filters.items()
-        for where in wheres
+        for province in provinces
+        for gender in genders
+        for place in places
         for by in breakdowns
-        if not (column and column in by)  # a breakdown by the column filtered on says nothing
+        # a breakdown by a column filtered on says nothing
+        if not any(
+            where and column in by
+            for column, where in (("province", province), ("gender", gender), ("urban", place))
+        )
     )
 
 
