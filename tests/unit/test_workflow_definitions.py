@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,40 @@ def test_every_path_ends_in_a_persist_state() -> None:
         top_level = json.loads((ROOT / "statemachines" / name).read_text())["States"]
         ends = {state_name: state for state_name, state in top_level.items() if state.get("End")}
         assert ends and all(s["Resource"] == "${PersistFunctionArn}" for s in ends.values()), name
+
+
+# The last writers: if they fail too, the deadline sweeper closes the query (tests/functional/
+# test_deadlines.py).
+LAST_RESORT = {"PersistUnhandled", "PersistReviewFailed"}
+
+
+def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from tasks(branch["States"])
+
+
+def test_every_task_catches_everything_into_a_path_that_persists_the_query() -> None:
+    for file in ("query_pipeline.asl.json", "human_review.asl.json"):
+        top = json.loads((ROOT / "statemachines" / file).read_text())["States"]
+        for name, state in tasks(top):
+            if name in LAST_RESORT or name not in top:  # a Parallel's branch: the Parallel catches
+                continue
+            caught = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+            assert caught, f"{file}: Task {name} has no Catch on States.ALL"
+        for name, state in top.items():
+            if state["Type"] == "Parallel":
+                assert any("States.ALL" in c["ErrorEquals"] for c in state["Catch"]), f"{file}: {name}"
+
+
+def test_a_malformed_input_is_never_retried_by_a_catch_all_retrier() -> None:
+    for file in ("query_pipeline.asl.json", "human_review.asl.json"):
+        for name, state in tasks(json.loads((ROOT / "statemachines" / file).read_text())["States"]):
+            retriers = [r["ErrorEquals"] for r in state.get("Retry", [])]
+            if ["States.ALL"] in retriers:
+                assert retriers.index(["MalformedStateError"]) < retriers.index(["States.ALL"]), name
 
 
 @pytest.mark.parametrize(
