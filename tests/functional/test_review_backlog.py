@@ -34,15 +34,20 @@ def empty_reviews(engine: LocalEngine) -> None:
     engine.clear_table("ReviewsTable")
 
 
-class RecordingStepFunctions:
-    """Stands in for Step Functions' task API: keeps every heartbeat it is sent."""
+class RecordingCallbacks:
+    """Stands in for Step Functions' task callbacks: keeps every heartbeat it is sent."""
 
     def __init__(self) -> None:
         self.heartbeats: list[str] = []
 
-    def send_task_heartbeat(self, taskToken: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
-        self.heartbeats.append(taskToken)
-        return {}
+    def send_heartbeat(self, token: str) -> None:
+        self.heartbeats.append(token)
+
+    def send_success(self, token: str, output: str) -> None:
+        raise AssertionError("a sweep of open reviews decides nothing")
+
+    def send_failure(self, token: str, error: str, cause: str) -> None:
+        raise AssertionError("a sweep of open reviews decides nothing")
 
 
 class SilentNotifier(Notifier):
@@ -74,10 +79,10 @@ def test_one_sweep_heartbeats_every_open_review(engine: LocalEngine) -> None:
     # GIVEN 150 open reviews, more than one page of the by_status index holds by default
     store = DynamoReviewStore()
     tokens = open_reviews(store, 150)
-    stepfunctions = RecordingStepFunctions()
+    callbacks = RecordingCallbacks()
     service = ReviewService(
         store=store,
-        stepfunctions=stepfunctions,
+        callbacks=callbacks,
         notifier=SilentNotifier(),
         signing_key=lambda: b"k" * 32,
         settings=ReviewSettings(allow_list=frozenset({"alice@example.com"}), base_url="http://x"),
@@ -86,7 +91,7 @@ def test_one_sweep_heartbeats_every_open_review(engine: LocalEngine) -> None:
     # WHEN the sweeper runs once
     report = service.sweep()
     # THEN every waiting task got its heartbeat, the oldest and the newest alike
-    assert sorted(stepfunctions.heartbeats) == sorted(tokens.values())
+    assert sorted(callbacks.heartbeats) == sorted(tokens.values())
     assert (report.open, report.heartbeats) == (150, 150)
     assert all(r.heartbeats == 1 for r in store.with_status("open", limit=None))
 

@@ -16,6 +16,7 @@ import pytest
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions.review_common import service
 from panelbrain.local.ask import REVIEW
+from panelbrain.review.models import Principal
 from tests.e2e.reviewing import forms_in, http, links_in, reviewing, submit, wait_status
 
 SHORT = {"ReviewTimeoutSeconds": "3", "ReviewHeartbeatSeconds": "1", "ReviewReminderSeconds": "2"}
@@ -103,7 +104,11 @@ def test_a_decision_before_the_notifier_returns_is_taken() -> None:
         def notify_then_decide(event: dict[str, Any], context: Any) -> Any:
             result = notify(event, context)
             service().decide(
-                result["review_id"], "approve", approver="alice@example.com", comment="", channel="cli"
+                result["review_id"],
+                "approve",
+                principal=Principal(identity="alice@example.com", source="cli"),
+                comment="",
+                channel="cli",
             )
             return result
 

@@ -2,7 +2,9 @@
 
 The review's content (question, answer, table, ...) is written once as a JSON document; what
 changes (status, decision, heartbeats, reminder) lives in attributes of its own, each changed by
-a conditional update, so two reviewers clicking at once cannot both decide.
+a conditional update, so two reviewers clicking at once cannot both decide. A decision is first
+a claim (status ``deciding``, attributes ``claim``, ``claim_expires_at``, ``claim_gone_at``), and
+becomes the review's ``decision`` once the waiting task was told (see ReviewService.decide).
 Indexes: ``by_status`` (status, created_at) lists open reviews and history without a scan;
 ``by_query`` (query_id, level) finds a query's reviews.
 """
@@ -11,60 +13,24 @@ from __future__ import annotations
 
 import json
 import os
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from panelbrain.aws import clients, conditional_write
 from panelbrain.review.models import Decision, Review
+from panelbrain.review.ports import Claim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import QueryInputPaginateTypeDef
 
 CLOSED = ("approved", "rejected", "timed_out")
+# A claim's attributes: gone with the claim, whichever way it ends.
+_CLAIM_ATTRIBUTES = "claim, claim_expires_at, claim_gone_at"
 
 
-class ReviewStore(ABC):
-    @abstractmethod
-    def open(self, review: Review, token: str) -> Review:
-        """Store a review and its token; a repeat (a retried notifier) refreshes the token of
-        a still-open review and returns what is stored."""
-
-    @abstractmethod
-    def get(self, review_id: str) -> Review | None: ...
-
-    @abstractmethod
-    def token(self, review_id: str) -> str | None: ...
-
-    @abstractmethod
-    def close(self, review_id: str, decision: Decision) -> bool:
-        """Record the decision if the review is still open; False if it was closed already."""
-
-    @abstractmethod
-    def reopen(self, review_id: str, decision: Decision) -> None:
-        """Undo :meth:`close` when the decision could not be delivered to the workflow."""
-
-    @abstractmethod
-    def heartbeat(self, review_id: str, at: float) -> None: ...
-
-    @abstractmethod
-    def mark_reminded(self, review_id: str, at: float) -> bool:
-        """True the first time only: one reminder per review."""
-
-    @abstractmethod
-    def with_status(
-        self, status: str, limit: int | None = 100, *, newest_first: bool = False
-    ) -> list[Review]:
-        """Reviews with ``status``, oldest first (newest first if asked): at most ``limit``,
-        or all of them when ``limit`` is None."""
-
-    @abstractmethod
-    def of_query(self, query_id: str) -> list[Review]: ...
-
-
-class DynamoReviewStore(ReviewStore):
-    """DynamoDB implementation; table name from ``REVIEWS_TABLE`` and the client from the
-    builder unless given."""
+class DynamoReviewStore:
+    """The DynamoDB implementation of :class:`panelbrain.review.ports.ReviewStore`; table name
+    from ``REVIEWS_TABLE`` and the client from the builder unless given."""
 
     def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name or os.environ["REVIEWS_TABLE"]
@@ -129,26 +95,87 @@ class DynamoReviewStore(ReviewStore):
             )
         )
 
-    def close(self, review_id: str, decision: Decision) -> bool:
+    def close(self, review_id: str, decision: Decision, *, deciding_too: bool = False) -> bool:
+        values = {
+            ":status": {"S": decision.decision},
+            ":decision": {"S": decision.model_dump_json()},
+            ":at": {"N": repr(decision.at)},
+            ":open": {"S": "open"},
+        }
+        condition = "#s = :open"
+        if deciding_too:
+            condition = "#s IN (:open, :deciding)"
+            values[":deciding"] = {"S": "deciding"}
         return self._update(
             review_id,
-            "SET #s = :status, decision = :decision, decided_at = :at",
+            f"SET #s = :status, decision = :decision, decided_at = :at REMOVE {_CLAIM_ATTRIBUTES}",
+            condition,
+            values,
+        )
+
+    def claim(self, claim: Claim) -> bool:
+        return self._update(
+            claim.review_id,
+            "SET #s = :deciding, claim = :claim, claim_expires_at = :expires",
             "#s = :open",
             {
-                ":status": {"S": decision.decision},
-                ":decision": {"S": decision.model_dump_json()},
-                ":at": {"N": repr(decision.at)},
+                ":deciding": {"S": "deciding"},
+                ":claim": {"S": claim.decision.model_dump_json()},
+                ":expires": {"N": repr(claim.expires_at)},
                 ":open": {"S": "open"},
             },
         )
 
-    def reopen(self, review_id: str, decision: Decision) -> None:
-        self._update(
-            review_id,
-            "SET #s = :open REMOVE decision, decided_at",
-            "decision = :decision",
-            {":open": {"S": "open"}, ":decision": {"S": decision.model_dump_json()}},
+    # A claim is matched by its pending decision (who, what, when): a claim that was released
+    # and taken again by someone else is another claim.
+    _HELD = "#s = :deciding AND claim = :claim"
+
+    def _held(self, claim: Claim) -> dict[str, Any]:
+        return {":deciding": {"S": "deciding"}, ":claim": {"S": claim.decision.model_dump_json()}}
+
+    def settle(self, claim: Claim, decision: Decision) -> bool:
+        return self._update(
+            claim.review_id,
+            f"SET #s = :status, decision = :decision, decided_at = :at REMOVE {_CLAIM_ATTRIBUTES}",
+            self._HELD,
+            {
+                **self._held(claim),
+                ":status": {"S": decision.decision},
+                ":decision": {"S": decision.model_dump_json()},
+                ":at": {"N": repr(decision.at)},
+            },
         )
+
+    def release(self, claim: Claim) -> bool:
+        return self._update(
+            claim.review_id,
+            f"SET #s = :open REMOVE {_CLAIM_ATTRIBUTES}",
+            self._HELD,
+            {**self._held(claim), ":open": {"S": "open"}},
+        )
+
+    def mark_gone(self, claim: Claim, at: float) -> bool:
+        return self._update(
+            claim.review_id,
+            "SET claim_gone_at = :at",
+            f"{self._HELD} AND attribute_not_exists(claim_gone_at)",
+            {**self._held(claim), ":at": {"N": repr(at)}},
+        )
+
+    def claims(self) -> list[Claim]:
+        ids = self._query("by_status", "#s = :s", {":s": {"S": "deciding"}}, None, {"#s": "status"})
+        found = []
+        for item in map(self._item, ids):
+            if item is not None and item["status"]["S"] == "deciding" and "claim" in item:
+                found.append(
+                    Claim(
+                        review_id=item["review_id"]["S"],
+                        decision=Decision.model_validate_json(item["claim"]["S"]),
+                        expires_at=float(item["claim_expires_at"]["N"]),
+                        gone_at=float(item["claim_gone_at"]["N"]) if "claim_gone_at" in item else None,
+                    )
+                )
+        return found
 
     def heartbeat(self, review_id: str, at: float) -> None:
         self._update(
@@ -216,7 +243,8 @@ class DynamoReviewStore(ReviewStore):
 
 def _review(item: dict[str, Any]) -> Review:
     document = json.loads(item["doc"]["S"])
-    decision = item.get("decision", {}).get("S")
+    # A deciding review shows its pending decision: who decides it, since when.
+    decision = item.get("decision", item.get("claim", {})).get("S")
     return Review(
         **document,
         status=item["status"]["S"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from panelbrain.aws import clients
 from panelbrain.review.service import ReviewService
 
 if TYPE_CHECKING:
@@ -25,13 +24,14 @@ def secrets() -> Secrets:
 
 @functools.cache
 def service() -> ReviewService:
+    from panelbrain.aws.callbacks import StepFunctionsCallbacks
     from panelbrain.aws.notify import AwsNotifier
     from panelbrain.aws.reviews import DynamoReviewStore
     from panelbrain.review.service import ReviewSettings
 
     return ReviewService(
         store=DynamoReviewStore(),
-        stepfunctions=clients.client("stepfunctions"),
+        callbacks=StepFunctionsCallbacks(),
         notifier=AwsNotifier(secrets()),
         signing_key=secrets().signing_key,
         settings=ReviewSettings.from_env(),

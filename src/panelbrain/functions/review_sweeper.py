@@ -2,7 +2,9 @@
 close queries past their deadline.
 
 Runs well inside the review task's heartbeat interval, so a review that is still open never
-fails on a missed heartbeat; publishes ReviewBacklog and OldestOpenReviewAge for the alarm.
+fails on a missed heartbeat; publishes ReviewBacklog and OldestOpenReviewAge for the alarm. It
+finishes the decisions a reviewer's request claimed but did not live to record
+(ReviewService.settle_claims), so the review table ends saying what the workflow was told.
 
 Every minute it also closes, as failed with the reason, any query left unfinished past its
 deadline, whatever path left it there (a start lost between claim and StartExecution, an Express
@@ -80,11 +82,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="OldestOpenReviewAge", unit=MetricUnit.Seconds, value=report.oldest_age_s)
     if report.reminders:
         metrics.add_metric(name="ReviewReminders", unit=MetricUnit.Count, value=report.reminders)
+    if report.settled:
+        metrics.add_metric(name="ReviewClaimsSettled", unit=MetricUnit.Count, value=len(report.settled))
+    if report.errors:
+        # Step Functions refused or missed a heartbeat or a decision; the next sweep tries again.
+        metrics.add_metric(name="ReviewCallbackErrors", unit=MetricUnit.Count, value=len(report.errors))
     return {
         "open": report.open,
         "oldest_age_s": report.oldest_age_s,
         "heartbeats": report.heartbeats,
         "reminders": report.reminders,
         "closed": report.closed,
+        "settled": report.settled,
+        "errors": report.errors,
         "past_deadline": closed,
     }

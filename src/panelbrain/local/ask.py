@@ -146,7 +146,10 @@ def decide(
     from panelbrain.functions.review_common import service
 
     review = open_review(query_id, wait_s=wait_s)
-    return service().decide(review.review_id, decision, approver=approver, comment=comment, channel="cli")
+    from panelbrain.review.service import principal_named
+
+    principal = principal_named(approver, "cli")
+    return service().decide(review.review_id, decision, principal=principal, comment=comment, channel="cli")
 
 
 def submit(engine: LocalEngine, query: QueryInput) -> str:

@@ -201,9 +201,9 @@ def judge(facts: QueryFacts) -> Verdict:
             verdict.stuck.append(f"{machine} execution still RUNNING")
         if len(statuses) > 1:
             verdict.duplicated.append(f"{len(statuses)} {machine} executions")
-    open_reviews = [r for r in facts.reviews if r.get("status") == "open"]
+    open_reviews = [r for r in facts.reviews if r.get("status") in ("open", "deciding")]
     if open_reviews:
-        verdict.stuck.append(f"{len(open_reviews)} review(s) still open")
+        verdict.stuck.append(f"{len(open_reviews)} review(s) still open or deciding")
     levels = Counter(int(r.get("level", 1)) for r in facts.reviews)
     verdict.duplicated += [f"{n} reviews at level {lv}" for lv, n in levels.items() if n > 1]
     terminal_events = [e for e in record.get("history") or [] if e.get("status") in TERMINAL]
@@ -565,6 +565,7 @@ def _settle(
     execution running, every review decided or timed out; or until the settle timeout."""
     from panelbrain.functions.review_common import service
     from panelbrain.local.lambda_rules import LambdaFunctionError
+    from panelbrain.review.models import Principal
     from panelbrain.review.service import DecisionError
 
     visibility = float(
@@ -590,7 +591,7 @@ def _settle(
                     service().decide(
                         review.review_id,
                         "approve" if action == "approve" else "reject",
-                        approver=_reviewer(),
+                        principal=Principal(identity=_reviewer(), source="cli"),
                         comment="chaos run",
                         channel="web",
                     )

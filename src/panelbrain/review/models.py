@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ReviewStatus = Literal["open", "approved", "rejected", "timed_out"]
+# deciding: claimed by a reviewer, the waiting task not yet told (ReviewService.decide)
+ReviewStatus = Literal["open", "deciding", "approved", "rejected", "timed_out"]
 Action = Literal["approve", "reject"]
 Channel = Literal["email", "slack", "web", "cli", "system"]
 ACTIONS: tuple[Action, ...] = ("approve", "reject")

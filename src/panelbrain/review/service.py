@@ -1,9 +1,13 @@
 """The review service: open a review, decide it once, keep it alive, remind, close it.
 
 Every decision path (signed e-mail link, Slack button, reviewer page, command line) ends in
-:meth:`ReviewService.decide`, which checks the approver against the allow-list, records the
-decision with a conditional write (the first one wins; a second click is told who decided),
-and only then hands the decision to the waiting Step Functions task.
+:meth:`ReviewService.decide`, which checks the principal (allow-list or reviewer group), claims
+the review with a conditional write (the first one wins; a second click is told who decides),
+hands the decision to the waiting Step Functions task, and only then records it. A claim whose
+decider died between the two is finished by the sweeper (:meth:`ReviewService.sweep`), so the
+review table ends saying what the workflow was told.
+
+The world is reached through :mod:`panelbrain.review.ports` only: no AWS SDK in here.
 """
 
 from __future__ import annotations
@@ -18,13 +22,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from panelbrain.aws.reviews import ReviewStore
-from panelbrain.errors import RefusedError
+from panelbrain.errors import PanelbrainError, RefusedError
 from panelbrain.review import links
-from panelbrain.review.models import Action, Channel, Decision, Review, ReviewLink
+from panelbrain.review.models import (
+    Action,
+    Channel,
+    Decision,
+    Principal,
+    PrincipalSource,
+    Review,
+    ReviewLink,
+)
+from panelbrain.review.ports import (
+    Claim,
+    Notifier,
+    ReviewStore,
+    TaskCallbacks,
+    TaskCallbackUnavailableError,
+    TaskTokenGoneError,
+)
 
-# What Step Functions answers about a token whose task is no longer waiting.
-_DEAD_TOKEN = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+__all__ = [
+    "REJECTED_ERROR",
+    "DecisionError",
+    "Notifier",
+    "ReviewService",
+    "ReviewSettings",
+    "SweepReport",
+    "already_decided",
+    "principal_named",
+]
+
 REJECTED_ERROR = "ReviewRejectedError"
 # A token this young that Step Functions does not know yet is not taken for a dead one.
 _TOKEN_GRACE_S = 60.0
@@ -34,11 +62,27 @@ class DecisionError(RefusedError):
     """A decision that was refused; nothing changed. ``status`` is the HTTP status."""
 
 
+def principal_named(identity: str, source: PrincipalSource) -> Principal:
+    """The principal for a name its channel vouches for; an empty name is refused (400)."""
+    if not identity.strip():
+        raise DecisionError("say who you are: the approver is empty", 400)
+    return Principal(identity=identity.strip(), source=source)
+
+
 @dataclass(frozen=True)
 class ReviewSettings:
     allow_list: frozenset[str]
     base_url: str
     reminder_before_s: int = 600
+    # Members of this user pool group decide as if on the allow-list (signed-in users only).
+    reviewer_group: str = "reviewers"
+    # How long a decider holds its claim before the sweeper may finish it: far past the review
+    # API function's Timeout (10 s), so the sweeper never races a decider that is still at work.
+    claim_s: float = 60.0
+    # After the sweeper finds a claim's task gone, how long it waits for the workflow's
+    # CloseReview (run on the task's timeout, 12 s a try, 3 tries) to record a timeout before
+    # it takes the task for told. Longer than CloseReview's whole retry budget.
+    gone_grace_s: float = 120.0
 
     @classmethod
     def from_env(cls) -> ReviewSettings:
@@ -47,23 +91,8 @@ class ReviewSettings:
             allow_list=frozenset(allowed),
             base_url=os.environ.get("REVIEW_BASE_URL", "http://127.0.0.1:3000"),
             reminder_before_s=int(os.environ.get("REVIEW_REMINDER_BEFORE_S", "600")),
+            reviewer_group=os.environ.get("REVIEWER_GROUP", "reviewers"),
         )
-
-
-class Notifier:
-    """Where notifications go; the AWS one publishes to SNS and posts to Slack."""
-
-    def notify(
-        self,
-        review: Review,
-        approve: str,
-        reject: str,
-        page: str,
-        *,
-        reminder: bool = False,
-        minutes_left: int | None = None,
-    ) -> None:
-        raise NotImplementedError
 
 
 @dataclass
@@ -73,12 +102,14 @@ class SweepReport:
     heartbeats: int = 0
     reminders: int = 0
     closed: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # claims a dead decider left, finished
+    errors: list[str] = field(default_factory=list)  # callbacks Step Functions did not take now
 
 
 @dataclass
 class ReviewService:
     store: ReviewStore
-    stepfunctions: Any
+    callbacks: TaskCallbacks
     notifier: Notifier
     signing_key: Callable[[], bytes]
     settings: ReviewSettings
@@ -154,13 +185,15 @@ class ReviewService:
     def close(self, query_id: str, level: int, reason: str) -> Review | None:
         """The workflow stopped waiting (timeout): close the review so its links stop working."""
         review_id = self.review_id(query_id, level)
-        self.store.close(
-            review_id,
-            Decision(
-                decision="timed_out", approver="system", at=self.clock(), comment=reason, channel="system"
-            ),
-        )
+        # The workflow's word that its task timed out: a decision still being delivered (or
+        # left by a decider that died) never reached the task, so the timeout wins over it.
+        self.store.close(review_id, self._timed_out(reason), deciding_too=True)
         return self.store.get(review_id)
+
+    def _timed_out(self, reason: str) -> Decision:
+        return Decision(
+            decision="timed_out", approver="system", at=self.clock(), comment=reason, channel="system"
+        )
 
     # -- deciding ------------------------------------------------------------------------------
 
@@ -173,93 +206,125 @@ class ReviewService:
             raise DecisionError(already_decided(review), 410 if review.status == "timed_out" else 409)
         return review
 
-    def decide(
-        self, review_id: str, action: Action, *, approver: str, comment: str, channel: Channel
-    ) -> Review:
-        from botocore.exceptions import ClientError
-
-        who = approver.strip().lower()
+    def authorise(self, principal: Principal) -> str:
+        """The identity the audit record holds, if ``principal`` may decide reviews."""
+        if principal.source == "system":
+            raise DecisionError("the workflow never decides a review itself: a reviewer must", 403)
+        who = principal.identity.strip().lower()
         if not who:
             raise DecisionError("say who you are: the approver is empty", 400)
-        if who not in self.settings.allow_list:
-            raise DecisionError(f"{approver.strip()!r} is not on the reviewer allow-list", 403)
+        if who in self.settings.allow_list:
+            return who
+        if principal.source == "cognito":
+            if self.settings.reviewer_group in principal.groups:
+                return who
+            raise DecisionError(
+                f"{principal.identity.strip()!r} is neither on the reviewer allow-list nor in the "
+                f"{self.settings.reviewer_group!r} group: ask an administrator to add you",
+                403,
+            )
+        raise DecisionError(f"{principal.identity.strip()!r} is not on the reviewer allow-list", 403)
+
+    def decide(
+        self,
+        review_id: str,
+        action: Action,
+        *,
+        principal: Principal,
+        comment: str,
+        channel: Channel,
+    ) -> Review:
+        """Decide a review once: claim it, tell the waiting task, then record the decision.
+
+        The review table never says approved or rejected before the task was told. A decider
+        that dies after the claim leaves it ``deciding``; the sweeper finishes it (see
+        :meth:`settle_claims`). Raises :class:`DecisionError`: 403 not a reviewer, 404 no such
+        review, 409 decided or being decided by someone else, 410 timed out (also when the task
+        stopped waiting before the decision reached it), 503 Step Functions unavailable."""
+        who = self.authorise(principal)
         if len(comment) > 2000:
             raise DecisionError(f"the comment is {len(comment):,} characters; at most 2,000", 400)
         self.waiting(review_id)
         verdict: Literal["approved", "rejected"] = "approved" if action == "approve" else "rejected"
-        decision = Decision(
-            decision=verdict, approver=who, at=self.clock(), comment=comment.strip(), channel=channel
-        )
-        if not self.store.close(review_id, decision):
+        now = self.clock()
+        decision = Decision(decision=verdict, approver=who, at=now, comment=comment.strip(), channel=channel)
+        claim = Claim(review_id=review_id, decision=decision, expires_at=now + self.settings.claim_s)
+        if not self.store.claim(claim):
             raced = self.store.get(review_id)
-            raise DecisionError(already_decided(raced) if raced else f"no review {review_id!r}", 409)
-        token = self.store.token(review_id)
-        detail = {
-            "review_id": review_id,
-            "decision": verdict,
-            "approver": who,
-            "comment": decision.comment,
-            "channel": channel,
-        }
+            if raced is None:
+                raise DecisionError(f"no review {review_id!r}", 404)
+            raise DecisionError(already_decided(raced), 410 if raced.status == "timed_out" else 409)
+        # Anything but the two errors below (a bug, the handler's own timeout) leaves the claim
+        # for the sweeper: whether the task was told is then unknown, and it finds out.
         try:
-            if verdict == "approved":
-                self.stepfunctions.send_task_success(taskToken=token, output=json.dumps(detail))
-            else:
-                self.stepfunctions.send_task_failure(
-                    taskToken=token, error=REJECTED_ERROR, cause=json.dumps(detail)
-                )
-        except ClientError as exc:
-            self.store.reopen(review_id, decision)
-            if exc.response["Error"]["Code"] in _DEAD_TOKEN:
-                self.store.close(
-                    review_id,
-                    Decision(
-                        decision="timed_out",
-                        approver="system",
-                        at=self.clock(),
-                        comment="the workflow stopped waiting before the decision arrived",
-                        channel="system",
-                    ),
-                )
-                raise DecisionError(
-                    "this review timed out before your decision arrived; nothing was decided", 410
-                ) from None
-            raise
+            self._tell(claim)
+        except TaskTokenGoneError as exc:
+            if exc.maybe_delivered:
+                raise DecisionError(_UNCONFIRMED, 503) from None
+            gone = self._timed_out("the workflow stopped waiting before the decision arrived")
+            self.store.settle(claim, gone)
+            raise DecisionError(
+                "this review timed out before your decision arrived; nothing was decided", 410
+            ) from None
+        except TaskCallbackUnavailableError as exc:
+            if exc.maybe_delivered:
+                raise DecisionError(_UNCONFIRMED, 503) from None
+            self.store.release(claim)
+            raise DecisionError(
+                f"the workflow could not be told ({exc.message}); nothing was decided: try again in a minute",
+                503,
+            ) from None
+        self.store.settle(claim, decision)
         decided = self.store.get(review_id)
         assert decided is not None
         return decided
 
+    def _tell(self, claim: Claim) -> None:
+        """Hand the claim's decision to the waiting task."""
+        token = self.store.token(claim.review_id)
+        if token is None:
+            raise PanelbrainError(
+                f"review {claim.review_id} has no task token in the review table: the notifier "
+                "stores it with the review; the claim stays for the sweeper"
+            )
+        d = claim.decision
+        detail = json.dumps(
+            {
+                "review_id": claim.review_id,
+                "decision": d.decision,
+                "approver": d.approver,
+                "comment": d.comment,
+                "channel": d.channel,
+            }
+        )
+        if d.decision == "approved":
+            self.callbacks.send_success(token, detail)
+        else:
+            self.callbacks.send_failure(token, REJECTED_ERROR, detail)
+
     # -- the schedule --------------------------------------------------------------------------
 
     def sweep(self) -> SweepReport:
-        """Heartbeat every open review's task, remind before the timeout, close dead ones."""
-        from botocore.exceptions import ClientError
-
+        """Heartbeat every open review's task, remind before the timeout, close dead ones, and
+        finish the claims dead deciders left."""
         now = self.clock()
         report = SweepReport()
         # Every open review, not a page of them: one left out misses its heartbeat and times out.
         for review in self.store.with_status("open", limit=None):
             token = self.store.token(review.review_id)
             try:
-                self.stepfunctions.send_task_heartbeat(taskToken=token)
-            except ClientError as exc:
-                code = exc.response["Error"]["Code"]
-                if code not in _DEAD_TOKEN:
-                    raise
-                if code != "TaskTimedOut" and now - review.created_at < _TOKEN_GRACE_S:
+                if token is None:
+                    raise TaskTokenGoneError("NoToken", "no task token in the review table")
+                self.callbacks.send_heartbeat(token)
+            except TaskCallbackUnavailableError as exc:
+                report.errors.append(f"{review.review_id}: heartbeat: {exc.message}")
+                continue
+            except TaskTokenGoneError as exc:
+                if exc.reason != "TaskTimedOut" and now - review.created_at < _TOKEN_GRACE_S:
                     # Stored by the notifier a moment ago: the task may not accept beats yet.
                     continue
-                self.store.close(
-                    review.review_id,
-                    Decision(
-                        decision="timed_out",
-                        approver="system",
-                        at=now,
-                        comment="the workflow stopped waiting",
-                        channel="system",
-                    ),
-                )
-                report.closed.append(review.review_id)
+                if self.store.close(review.review_id, self._timed_out("the workflow stopped waiting")):
+                    report.closed.append(review.review_id)
                 continue
             self.store.heartbeat(review.review_id, now)
             report.heartbeats += 1
@@ -270,7 +335,39 @@ class ReviewService:
             ):
                 self._notify(review, reminder=True)
                 report.reminders += 1
+        self.settle_claims(now, report)
         return report
+
+    def settle_claims(self, now: float, report: SweepReport) -> None:
+        """Finish every claim past its expiry, so the table ends saying what the task was told.
+
+        The decider died somewhere between its claim and its record. Telling the task again
+        settles it: taken, the task had not been told, and now is. Step Functions refuses a
+        callback on a task that no longer waits with the same answer whether an earlier
+        callback closed it or it timed out (TaskTimedOut: "the task token has either expired or
+        the task associated with the token has already been closed",
+        https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+        A timeout is what the workflow reports itself: its CloseReview records timed_out over a
+        claim (:meth:`close`). So a task found gone is noted, and if no timeout was recorded
+        ``gone_grace_s`` later, the task was told: the claim's decision is recorded."""
+        for claim in self.store.claims():
+            if now < claim.expires_at:
+                continue  # its decider may still be at work
+            if claim.gone_at is not None:
+                told = now >= claim.gone_at + self.settings.gone_grace_s
+                if told and self.store.settle(claim, claim.decision):
+                    report.settled.append(claim.review_id)
+                continue
+            try:
+                self._tell(claim)
+            except TaskTokenGoneError:
+                self.store.mark_gone(claim, now)
+                continue
+            except TaskCallbackUnavailableError as exc:
+                report.errors.append(f"{claim.review_id}: decision: {exc.message}")
+                continue
+            if self.store.settle(claim, claim.decision):
+                report.settled.append(claim.review_id)
 
     # -- the reviewer page ---------------------------------------------------------------------
 
@@ -293,11 +390,20 @@ class ReviewService:
         return closed[:limit]
 
 
+_UNCONFIRMED = (
+    "your decision was sent to the workflow but Step Functions did not confirm it; it is "
+    "settled within a few minutes either way: reload the reviewer page then, do not decide again"
+)
+
+
 def already_decided(review: Review) -> str:
     d = review.decision
     if d is None:
         return f"review {review.review_id} is already {review.status}"
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(d.at))
+    if review.status == "deciding":
+        verb = "approve" if d.decision == "approved" else "reject"
+        return f"already being decided by {d.approver} ({verb}, via {d.channel} at {when})"
     if d.decision == "timed_out":
         return f"this review timed out at {when}; nothing was decided"
     return f"already {d.decision} by {d.approver} at {when} (via {d.channel})"
