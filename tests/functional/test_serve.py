@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,23 +101,79 @@ def test_post_then_get_returns_the_answer(server: LocalServer) -> None:
     assert record["route"] == "formatter" and "Support a ban" in record["result"]["markdown"]
 
 
-def test_review_callback_approves_a_waiting_answer(server: LocalServer) -> None:
-    # The README's curl, as written, against `serve --reviewers alice@example.com,...`: the
-    # decision is the first reviewer's, not a built-in name off the allow-list.
+def signed_in(server: LocalServer, who: str) -> dict[str, str]:
+    """The cookie a browser holds after signing in as ``who`` on the local /login page."""
+    token = server.sign_in.sign_in(who, server.sign_in.passwords[who])
+    return {"Cookie": f"pb_session={token}"}
+
+
+def test_review_callback_approves_a_waiting_answer(server: LocalServer, tmp_path: Path) -> None:
+    # The README's two curls, as written (the password serve printed put in): sign in, then
+    # decide. The decision is the signed-in reviewer's, never a name the request supplies.
     server.engine.clear_table("ResultCacheTable")  # the question must reach review every time
     _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
     query_id = accepted["query_id"]
     wait_for(server, query_id, {"needs_review"})
-    (example,) = [
-        line
-        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-        if line.startswith("curl ") and "/review " in line
-    ]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    (sign_in,) = [line for line in readme if line.startswith("curl ") and "/login " in line]
+    (example,) = [line for line in readme if line.startswith("curl ") and "/review " in line]
     port = server.httpd.server_address[1]
-    command = example.replace("localhost:3000", f"localhost:{port}").replace("q-...", query_id)
-    curl = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=True)
+    for command in (sign_in, example):
+        command = (
+            command.replace("localhost:3000", f"localhost:{port}")
+            .replace("q-...", query_id)
+            .replace("PASSWORD", server.sign_in.passwords["alice@example.com"])
+            .replace("/tmp/panelbrain.cookies", str(tmp_path / "cookies"))
+        )
+        curl = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(curl.stdout)["approver"] == "alice@example.com", curl.stdout
     assert wait_for(server, query_id, {"answered"})["route"] == "review_approved"
+
+
+def test_review_callback_decides_only_for_a_signed_in_reviewer(server: LocalServer) -> None:
+    server.engine.clear_table("ResultCacheTable")
+    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
+    query_id = accepted["query_id"]
+    wait_for(server, query_id, {"needs_review"})
+    path = f"/queries/{query_id}/review"
+    # No session, a forged one, or a name in the body: refused, nothing decided.
+    status, refused = call(server, "POST", path, {"decision": "approve"})
+    assert status == 401 and "sign in first" in refused["error"]
+    forged = signed_in(server, "alice@example.com")["Cookie"][:-6] + "AAAAAA"
+    assert call(server, "POST", path, {"decision": "approve"}, headers={"Cookie": forged})[0] == 401
+    bob = signed_in(server, "bob@example.com")
+    status, refused = call(
+        server, "POST", path, {"decision": "approve", "approver": "alice@example.com"}, headers=bob
+    )
+    assert status == 422 and "whoever signed in" in refused["error"]
+    assert wait_for(server, query_id, {"needs_review"})["status"] == "needs_review"
+    status, decided = call(server, "POST", path, {"decision": "reject"}, headers=bob)
+    assert (status, decided["approver"]) == (202, "bob@example.com")
+    assert wait_for(server, query_id, {"rejected"})["route"] == "review_rejected"
+
+
+def test_local_sign_in_sets_an_http_only_session_cookie(server: LocalServer) -> None:
+    form = urllib.parse.urlencode(
+        {"username": "Alice@Example.com", "password": server.sign_in.passwords["alice@example.com"]}
+    ).encode()
+    status, headers, _ = raw_exchange(
+        server,
+        f"POST /login HTTP/1.1\nHost: localhost\nContent-Type: application/x-www-form-urlencoded\n"
+        f"Content-Length: {len(form)}\nConnection: close\n",
+        form,
+    )
+    assert (status, headers["location"]) == (303, "/reviews")
+    cookie = headers["set-cookie"]
+    assert cookie.startswith("pb_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would never come back
+    wrong = urllib.parse.urlencode({"username": "alice@example.com", "password": "guess"}).encode()
+    status, headers, page = raw_exchange(
+        server,
+        f"POST /login HTTP/1.1\nHost: localhost\nContent-Type: application/x-www-form-urlencoded\n"
+        f"Content-Length: {len(wrong)}\nConnection: close\n",
+        wrong,
+    )
+    assert status == 401 and "set-cookie" not in headers and b"password is wrong" in page
 
 
 def test_review_callback_refuses_cross_site_requests(server: LocalServer) -> None:
@@ -126,24 +183,30 @@ def test_review_callback_refuses_cross_site_requests(server: LocalServer) -> Non
     wait_for(server, query_id, {"needs_review"})
     path = f"/queries/{query_id}/review"
     decision = b'{"decision": "approve"}'
-    # What a page on another site can make a browser send without a preflight: refused.
+    alice = signed_in(server, "alice@example.com")
+    # What a page on another site can make a browser send without a preflight: refused, even
+    # with the reviewer's cookie attached.
     for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
-        assert call(server, "POST", path, raw=decision, headers={"Content-Type": media})[0] == 415, media
+        status = call(server, "POST", path, raw=decision, headers={**alice, "Content-Type": media})[0]
+        assert status == 415, media
     for origin in ("https://evil.example", "null"):
-        assert call(server, "POST", path, raw=decision, headers={"Origin": origin})[0] == 403, origin
-    assert call(server, "POST", path, raw=decision, headers={"Host": "evil.example"})[0] == 400
+        assert call(server, "POST", path, raw=decision, headers={**alice, "Origin": origin})[0] == 403, origin
+    assert call(server, "POST", path, raw=decision, headers={**alice, "Host": "evil.example"})[0] == 400
     assert wait_for(server, query_id, {"needs_review"})["status"] == "needs_review"
-    status, _ = call(server, "POST", path, {"decision": "reject", "approver": "bob@example.com"})
+    status, _ = call(
+        server, "POST", path, {"decision": "reject"}, headers=signed_in(server, "bob@example.com")
+    )
     assert status == 202
     assert wait_for(server, query_id, {"rejected"})["route"] == "review_rejected"
 
 
 def test_bad_requests_are_4xx(server: LocalServer) -> None:
+    alice = signed_in(server, "alice@example.com")
     assert call(server, "POST", "/queries", {"question": "  "})[0] == 422
     assert call(server, "POST", "/queries", raw=b"x" * (10 * 1024 * 1024 + 1))[0] == 413
     assert call(server, "GET", "/queries/q-missing")[0] == 404
-    assert call(server, "POST", "/queries/q-missing/review", {"decision": "maybe"})[0] == 422
-    assert call(server, "POST", "/queries/q-missing/review", {"decision": "approve"})[0] == 404
+    assert call(server, "POST", "/queries/q-missing/review", {"decision": "maybe"}, headers=alice)[0] == 422
+    assert call(server, "POST", "/queries/q-missing/review", {"decision": "approve"}, headers=alice)[0] == 404
 
 
 @pytest.mark.parametrize("path", ["/queries", "/queries/q-missing/review", "/reviews/rv_x"])

@@ -144,7 +144,7 @@ def _verifier(pool_id: str, client_id: str) -> auth.TokenVerifier:
 
 def _secure() -> bool:
     # API Gateway always sets X-Forwarded-Proto (https); the local server says http.
-    return (app.current_event.get_header_value("x-forwarded-proto", "https") or "https").lower() == "https"
+    return (app.current_event.headers.get("x-forwarded-proto") or "https").lower() == "https"
 
 
 def _cookie(name: str, value: str, max_age: int) -> Cookie:
@@ -161,7 +161,7 @@ def _cookie(name: str, value: str, max_age: int) -> Cookie:
 
 def _session(settings: SignInSettings) -> tuple[str, Principal]:
     """The session's token and who it proves; :class:`auth.AuthError` (401) if there is none."""
-    token = auth.cookies(app.current_event.get_header_value("cookie")).get(auth.SESSION_COOKIE)
+    token = auth.cookies(app.current_event.headers.get("cookie")).get(auth.SESSION_COOKIE)
     if not token:
         raise auth.AuthError("sign in to review: this request carries no session", 401)
     claims = _verifier(settings.pool_id, settings.client_id).verify(token)
@@ -195,7 +195,7 @@ def sign_in_callback() -> Response[str]:
     try:
         settings = SignInSettings.from_stage()
         sign_in = auth.SignIn.from_cookie(
-            auth.cookies(event.get_header_value("cookie")).get(auth.SIGNIN_COOKIE)
+            auth.cookies(event.headers.get("cookie")).get(auth.SIGNIN_COOKIE)
         )
         state, code = event.get_query_string_value("state"), event.get_query_string_value("code")
         # The state ties this callback to a sign-in this browser started (login CSRF).

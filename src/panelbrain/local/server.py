@@ -5,9 +5,11 @@ the query API, ``/reviews`` and ``/slack/interactions`` for the review API (the 
 signed decision links, Slack buttons). Background threads play Lambda's SQS event source for
 the poller and EventBridge for scheduled functions (the review sweeper's heartbeats). Extra
 local routes: ``GET /openapi.json`` (the query API's OpenAPI document), ``GET /local/status``
-(the query queue's depth and the executions running, read-only, for ``panelbrain load``) and
-``POST /queries/{id}/review`` (decide a waiting review as the first of ``--reviewers``, or as
-the body's ``approver``).
+(the query queue's depth and the executions running, read-only, for ``panelbrain load``),
+``GET``/``POST /login`` (sign in to the emulator's reviewer user pool: the session cookie holds
+the ID token, see :mod:`panelbrain.local.signin`) and ``POST /queries/{id}/review`` (decide a
+waiting review as the signed-in reviewer: the session cookie, or ``Authorization: Bearer`` with
+the ID token, is required).
 
 The server listens on loopback for one person's browser and curl, so it also holds the edges a
 browser can reach from other sites: it answers only requests whose Host is a localhost name (a
@@ -31,11 +33,14 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from panelbrain.errors import PanelbrainError
-from panelbrain.local.ask import ReviewWaitError, api_gateway_event, decide
+from panelbrain.local.ask import ReviewWaitError, api_gateway_event, open_review
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.lambda_rules import ApiIntegrationError, LambdaFunctionError
+from panelbrain.local.signin import LOGIN_PATH, LocalSignIn, bearer_or_cookie
+from panelbrain.review import auth, render
 from panelbrain.review.service import DecisionError
 
 _CAPTURE = threading.Lock()
@@ -49,6 +54,7 @@ _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # On every response: never content-sniffed into HTML or script, never kept by a cache.
 _ALWAYS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+_HTML = "text/html; charset=utf-8"
 
 
 def _local_host(value: str | None) -> bool:
@@ -93,6 +99,9 @@ class LocalServer:
         from panelbrain.functions.review_common import service
 
         service.cache_clear()
+        self.sign_in = LocalSignIn(engine, self.reviewers())
+        # The review function verifies sessions against the emulator pool's keys (a file here).
+        os.environ["REVIEWER_JWKS_URL"] = self.sign_in.jwks_url
         self._threads = [
             threading.Thread(target=self.httpd.serve_forever, name="panelbrain-http", daemon=True),
             threading.Thread(target=self._poll, name="panelbrain-poller", daemon=True),
@@ -112,6 +121,7 @@ class LocalServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> LocalServer:
+        sys.stderr.write(self.sign_in.banner())
         for thread in self._threads:
             thread.start()
         return self
@@ -165,13 +175,24 @@ class LocalServer:
     ) -> tuple[int, dict[str, str], str]:
         """The route's integration, as the template's OpenAPI body declares it (the function and
         qualifier its URI names), invoked through the engine's Lambda rules."""
+        event = api_gateway_event(method, path, body, headers=headers)
+        # What API Gateway adds: the stage's variables (the sign-in settings) and the scheme the
+        # client used (plain http here, so cookies are not marked Secure).
+        event["stageVariables"] = self.sign_in.stage_variables()
+        for field in ("headers", "multiValueHeaders"):
+            given = {k: v for k, v in (event.get(field) or {}).items() if k.lower() != "x-forwarded-proto"}
+            event[field] = {**given, "X-Forwarded-Proto": "http" if field == "headers" else ["http"]}
         with self._captured() as emitted:
-            response = self.engine.api_call(api_gateway_event(method, path, body, headers=headers))
+            response = self.engine.api_call(event)
         self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
         # A REST API proxy response may carry its headers in either field (Powertools answers a
-        # multi-value event with multiValueHeaders); API Gateway merges both.
-        headers = {k: str(v[-1]) for k, v in (response.get("multiValueHeaders") or {}).items() if v}
+        # multi-value event with multiValueHeaders); API Gateway merges both. Set-Cookie keeps
+        # every value (one per line, sent as one header each).
+        multi = response.get("multiValueHeaders") or {}
+        headers = {k: str(v[-1]) for k, v in multi.items() if v}
         headers.update({k: str(v) for k, v in (response.get("headers") or {}).items()})
+        if multi.get("Set-Cookie"):
+            headers["Set-Cookie"] = "\n".join(str(c) for c in multi["Set-Cookie"])
         return int(response["statusCode"]), headers, str(response.get("body") or "")
 
     def openapi(self) -> str:
@@ -217,24 +238,41 @@ class LocalServer:
         given = str(self.engine.template.parameters.get("Reviewers", ""))
         return [r.strip() for r in given.split(",") if r.strip()]
 
-    def review(self, query_id: str, body: str | None) -> tuple[int, dict[str, Any]]:
-        usage = 'body must be {"decision": "approve"} or {"decision": "reject"}, optionally with "approver"'
+    def review(self, query_id: str, body: str | None, session: str | None) -> tuple[int, dict[str, Any]]:
+        """Decide the query's waiting review as the reviewer ``session`` (an ID token) proves."""
+        usage = 'body must be {"decision": "approve"} or {"decision": "reject"}, optionally with "comment"'
+        if not session:
+            return 401, {
+                "error": "sign in first: POST /login (form username, password) sets the session cookie; "
+                "or send Authorization: Bearer <ID token>"
+            }
+        try:
+            principal = self.sign_in.principal(session)
+        except auth.AuthError as exc:
+            return exc.status, {"error": exc.message}
         try:
             document = json.loads(body or "{}")
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return 400, {"error": f"the body is not JSON: {usage}"}
         if not isinstance(document, dict) or document.get("decision") not in ("approve", "reject"):
             return 422, {"error": usage}
+        if "approver" in document:
+            return 422, {"error": f'"approver" is whoever signed in ({principal.identity}): drop the field'}
+        comment = document.get("comment", "")
+        if not isinstance(comment, str):
+            return 422, {"error": f'"comment" must be text: {usage}'}
         decision = document["decision"]
-        reviewers = self.reviewers()
-        approver = document.get("approver", reviewers[0] if reviewers else "")
-        if not isinstance(approver, str):
-            return 422, {"error": f'"approver" must be a reviewer\'s e-mail or id: {usage}'}
         status, _, _ = self.call_api("GET", f"/queries/{query_id}", None)
         if status == 404:
             return 404, {"error": f"no query {query_id!r}: POST /queries returns the id to use"}
+        from panelbrain.functions.review_common import service
+
         try:
-            decide(self.engine, query_id, decision, wait_s=2.0, approver=approver)
+            waiting = open_review(query_id, wait_s=2.0)
+            # The route, not the client, names the channel: a signed-in reviewer over HTTP.
+            decided = service().decide(
+                waiting.review_id, decision, principal=principal, comment=comment, channel="web"
+            )
         except ReviewWaitError as exc:
             return 409, {"error": exc.message}
         except DecisionError as exc:
@@ -242,9 +280,28 @@ class LocalServer:
         return 202, {
             "query_id": query_id,
             "decision": decision,
-            "approver": approver.strip().lower(),
+            "approver": decided.decision.approver if decided.decision else principal.identity,
             "status_url": f"/queries/{query_id}",
         }
+
+    def login(self, body: str | None) -> tuple[int, dict[str, str], str]:
+        """The local sign-in form's POST: a session cookie and off to the reviewer page."""
+        form = {k: v[0] for k, v in parse_qs(body or "", keep_blank_values=True).items()}
+        username = form.get("username", "")
+        try:
+            token = self.sign_in.sign_in(username, form.get("password", ""))
+            self.sign_in.principal(token)  # the same checks every later request makes
+        except auth.AuthError as exc:
+            page = render.login_page(action_url=LOGIN_PATH, username=username, error=exc.message)
+            return exc.status, {"Content-Type": _HTML}, page
+        claims = self.sign_in.verifier.verify(token)
+        cookie = auth.set_cookie(
+            auth.SESSION_COOKIE, token, secure=False, max_age=int(float(claims["exp"]) - time.time())
+        )
+        page = render.result_page(
+            "Signed in", "Signed in.", ok=True, next_url="/reviews", next_label="Reviews"
+        )
+        return 303, {"Content-Type": _HTML, "Location": "/reviews", "Set-Cookie": cookie}, page
 
 
 def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
@@ -257,7 +314,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             payload = body.encode()
             self.send_response(status)
             for key, value in {"Content-Type": "application/json", **(headers or {}), **_ALWAYS}.items():
-                self.send_header(key, value)
+                # Set-Cookie arrives one cookie per line (call_api): one header each.
+                for line in value.split("\n") if key.lower() == "set-cookie" else [value]:
+                    self.send_header(key, line)
             self.send_header("Content-Length", str(len(payload)))
             if self.close_connection:
                 self.send_header("Connection", "close")
@@ -328,8 +387,20 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 raise _Refused(
                     415, f"send the decision as JSON with Content-Type: application/json, not {media!r}"
                 )
-            status, document = server.review(query_id, self._body())
+            session = bearer_or_cookie(dict(self.headers.items()))
+            status, document = server.review(query_id, self._body(), session)
             self._send(status, json.dumps(document))
+
+        def _login(self, method: str) -> None:
+            if method == "GET":
+                self._send(200, render.login_page(action_url=LOGIN_PATH), {"Content-Type": _HTML})
+                return
+            # A sign-in posted from another site would sign this browser in as someone else.
+            origin = self.headers.get("Origin")
+            if origin is not None and origin != "null" and not _local_host(origin.partition("://")[2]):
+                raise _Refused(403, f"a sign-in posted from another site ({origin[:100]!r}) is refused")
+            status, headers, page = server.login(self._body())
+            self._send(status, page, headers)
 
         def _declared(self) -> int:
             value = (self.headers.get("Content-Length") or "").strip()
@@ -341,6 +412,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 self._check_host()
                 if method == "POST" and (match := _REVIEW.match(self.path)):
                     self._local_review(match.group(1))
+                    return
+                if self.path.partition("?")[0] == LOGIN_PATH:
+                    self._login(method)
                     return
                 body = self._body() if method == "POST" else None
                 if method == "GET" and self.path == "/openapi.json":
@@ -418,7 +492,14 @@ def _routed(method: str, path: str) -> bool:
     """The API's own routes (what API Gateway would pass to a function)."""
     bare = path.partition("?")[0]
     return (
-        (method, bare) in (("POST", "/queries"), ("GET", "/reviews"), ("POST", "/slack/interactions"))
+        (method, bare)
+        in (
+            ("POST", "/queries"),
+            ("GET", "/reviews"),
+            ("POST", "/slack/interactions"),
+            ("GET", "/auth/callback"),
+            ("POST", "/auth/signout"),
+        )
         or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
         or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)
     )
