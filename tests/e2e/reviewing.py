@@ -26,8 +26,8 @@ from panelbrain.local.engine import LocalEngine
 from panelbrain.local.server import LocalServer
 
 AMBIGUOUS = "What share of people in QC strongly support a ban"  # "strongly" is unplaced: review (0.75)
-# U0ALICE from any workspace of the app; U0BOB only from workspace T0TEAM.
-REVIEWERS = "alice@example.com,bob@example.com,U0ALICE,T0TEAM:U0BOB"
+# Slack reviewers by team and user id: U0ALICE and U0BOB of workspace T0TEAM.
+REVIEWERS = "alice@example.com,bob@example.com,slack:T0TEAM/U0ALICE,slack:T0TEAM/U0BOB"
 SLACK_SECRET = "panelbrain/slack"
 SLACK_SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -95,17 +95,31 @@ class Reviewing:
         return [m for m in self.mail if m["topic"] == topic]
 
     def email_for(
-        self, query_id: str, topic: str = "ReviewTopic", *, timeout_s: float = 20
+        self,
+        query_id: str,
+        topic: str = "ReviewTopic",
+        *,
+        recipient: str = "alice@example.com",
+        timeout_s: float = 20,
     ) -> dict[str, Any]:
+        """The (first, not a reminder) e-mail about ``query_id`` addressed to ``recipient``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for mail in self.emails(topic):
-                if mail["attributes"].get("query_id") == query_id and not mail["subject"].startswith(
-                    "Reminder"
+                attributes = mail["attributes"]
+                if (
+                    attributes.get("query_id") == query_id
+                    and attributes.get("recipient") == recipient
+                    and not mail["subject"].startswith("Reminder")
                 ):
                     return mail
             time.sleep(0.05)
         raise AssertionError(f"no e-mail for {query_id} on {topic}")
+
+    def session(self, who: str) -> dict[str, str]:
+        """The Cookie header of a browser signed in as ``who`` on the local /login page."""
+        sign_in = self.server.sign_in
+        return {"Cookie": f"pb_session={sign_in.sign_in(who, sign_in.passwords[who])}"}
 
     def slack_for(self, review_id: str, *, timeout_s: float = 10) -> dict[str, Any]:
         """The first Slack message about ``review_id`` (it is posted just after the e-mail)."""

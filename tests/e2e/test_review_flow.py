@@ -1,8 +1,10 @@
 """Human review end to end on the local engine, over HTTP, as reviewers meet it.
 
-A mid-confidence question opens a review; the e-mail (captured from SNS) carries signed links;
-GET on a link shows a confirmation page and decides nothing; POST decides once. Forged, expired,
-replayed, unsigned and off-allow-list decisions are refused with a 4xx and change nothing.
+A mid-confidence question opens a review; each reviewer's e-mail (captured from SNS) carries
+links signed for that reviewer; GET on a link shows a confirmation page and decides nothing;
+POST decides once, as the link's recipient. The reviewer page is for signed-in reviewers, its
+forms need the session's CSRF token. Forged, expired, re-addressed, replayed, unsigned,
+session-less and off-allow-list decisions are refused with a 4xx and change nothing.
 """
 
 from __future__ import annotations
@@ -73,18 +75,25 @@ def confirm_form(r: Reviewing, url: str) -> dict[str, str]:
     return dict(form["fields"])
 
 
-def test_email_carries_signed_links_never_the_token(r: Reviewing) -> None:
-    query_id, review, found = open_review(r)
-    mail = r.email_for(query_id)
+def test_each_reviewer_gets_links_bound_to_them_never_the_token(r: Reviewing) -> None:
+    query_id, review, _ = open_review(r)
     token = service().store.token(review.review_id)
-    assert token and token not in mail["body"]
-    assert set(found) == {"approve", "reject"}
-    for action, url in found.items():
-        parts = parse_qs(urlsplit(url).query)
-        assert urlsplit(url).path == f"/reviews/{review.review_id}"
-        assert set(parts) == {"action", "expires", "sig"} and parts["action"] == [action]
+    mails = {who: r.email_for(query_id, recipient=who) for who in ("alice@example.com", "bob@example.com")}
+    signatures = set()
+    for who, mail in mails.items():
+        assert token and token not in mail["body"]
+        assert f"These links decide as {who}" in mail["body"]
+        links_found = links_in(mail["body"])
+        assert set(links_found) == {"approve", "reject"}
+        for action, url in links_found.items():
+            parts = parse_qs(urlsplit(url).query)
+            assert urlsplit(url).path == f"/reviews/{review.review_id}"
+            assert set(parts) == {"action", "expires", "to", "sig"} and parts["action"] == [action]
+            assert parts["to"] == [who]
+            signatures.add(parts["sig"][0])
+    assert len(signatures) == 4  # no link is shared between reviewers
     for text in (review.question, review.answer, review.sql or "", review.confidence_reasons[0]):
-        assert text.splitlines()[0][:40] in mail["body"]
+        assert text.splitlines()[0][:40] in mails["alice@example.com"]["body"]
     # Slack got the same review with buttons, and no token either.
     posted = r.slack_for(review.review_id)
     assert token not in json.dumps(posted)
@@ -94,16 +103,19 @@ def test_email_carries_signed_links_never_the_token(r: Reviewing) -> None:
     assert {b["action_id"] for b in buttons} >= {"review_approve", "review_reject"}
 
 
-def test_approved_through_the_signed_link_is_answered(r: Reviewing) -> None:
+def test_approved_through_the_signed_link_is_answered_as_its_recipient(r: Reviewing) -> None:
     query_id, review, found = open_review(r)
+    status, page = http(r.server.url, "GET", found["approve"])
+    assert status == 200 and "This link was sent to <strong>alice@example.com</strong>" in page
     fields = confirm_form(r, found["approve"])
     unchanged(r, query_id, review)  # GET showed a page and decided nothing
     status, page = http(
         r.server.url,
         "POST",
         f"/reviews/{review.review_id}",
-        # A channel field is the client's word: the audit records the link's issuer instead.
-        form={**fields, "approver": "Alice@Example.com", "comment": "checked the bases", "channel": "web"},
+        # An approver or channel field is the client's word: the link's recipient and the
+        # route's channel are recorded instead.
+        form={**fields, "approver": "bob@example.com", "comment": "checked the bases", "channel": "web"},
     )
     assert status == 200, page
     record = wait_status(r, query_id, {"answered"})
@@ -119,42 +131,66 @@ def test_approved_through_the_signed_link_is_answered(r: Reviewing) -> None:
     )
     assert any('"ReviewLatency"' in line for line in r.engine.metric_lines)
     # The same form again: refused, saying who decided; the answer stands.
-    status, page = http(
-        r.server.url, "POST", f"/reviews/{review.review_id}", form={**fields, "approver": "bob@example.com"}
-    )
+    status, page = http(r.server.url, "POST", f"/reviews/{review.review_id}", form=fields)
     assert status == 409 and "already approved by alice@example.com" in page
     assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
 
 
-def test_rejected_through_the_signed_link_is_rejected(r: Reviewing) -> None:
+def test_a_forwarded_link_decides_only_as_the_reviewer_it_was_sent_to(r: Reviewing) -> None:
     query_id, review, found = open_review(r)
     fields = confirm_form(r, found["reject"])
-    status, _ = http(
-        r.server.url, "POST", f"/reviews/{review.review_id}", form={**fields, "approver": "bob@example.com"}
-    )
-    assert status == 200
-    record = wait_status(r, query_id, {"rejected"})
-    assert (record["route"], record["reason"]) == ("review_rejected", "rejected by a reviewer")
+    path = f"/reviews/{review.review_id}"
+    # Whoever holds alice's link (signed in as bob, or not at all) cannot make it decide as
+    # anyone else: the recipient is part of what the signature covers.
+    bob = r.session("bob@example.com")
+    for to in ("bob@example.com", "mallory@example.com"):
+        status, page = http(r.server.url, "POST", path, form={**fields, "to": to}, headers=bob)
+        assert status == 403 and "signature does not match" in page, (to, status, page)
+        unchanged(r, query_id, review)
+    status, page = http(r.server.url, "POST", path, form=fields, headers=bob)
+    assert status == 200, page
+    assert "Rejected as alice@example.com (the reviewer this e-mail link was sent to)" in page
+    assert wait_status(r, query_id, {"rejected"})["route"] == "review_rejected"
+    decided = service().store.get(review.review_id)
+    assert decided is not None and decided.decision is not None
+    assert (decided.decision.approver, decided.decision.channel) == ("alice@example.com", "email")
     # Its links now open an explanation, not a form.
     status, page = http(r.server.url, "GET", found["approve"])
-    assert status == 409 and "already rejected by bob@example.com" in page and "<form" not in page
+    assert status == 409 and "already rejected by alice@example.com" in page and "<form" not in page
 
 
-def test_the_reviewer_page_records_web_whatever_the_form_says(r: Reviewing) -> None:
+def test_the_reviewer_page_is_for_signed_in_reviewers_only(r: Reviewing) -> None:
     query_id, review, _ = open_review(r)
-    status, page = http(r.server.url, "GET", "/reviews")
-    assert status == 200
-    (form,) = [
-        f
-        for f in forms_in(page)
-        if f["action"] == f"reviews/{review.review_id}" and f["fields"]["action"] == "reject"
+    # Not signed in: off to sign in, and the page's content is not shown.
+    status, page = http(r.server.url, "GET", "/reviews")  # urllib follows the 303 to /login
+    assert status == 200 and "Sign in to review" in page and review.review_id not in page
+    bob = r.session("bob@example.com")
+    status, page = http(r.server.url, "GET", "/reviews", headers=bob)
+    assert status == 200 and "Signed in as <strong>bob@example.com</strong>" in page
+    forms = [f for f in forms_in(page) if f["action"] == f"reviews/{review.review_id}"]
+    assert [f["fields"]["action"] for f in forms] == ["approve", "reject"]
+    # Nothing on the page decides for whoever holds it: no signature, no link, no channel.
+    for form in forms:
+        assert set(form["fields"]) == {"action", "csrf"}
+    assert "sig=" not in page and "&sig" not in page
+    (reject,) = [f for f in forms if f["fields"]["action"] == "reject"]
+    path = f"/reviews/{review.review_id}"
+    refusals = [
+        ("no session", reject["fields"], {}, 401),
+        ("no CSRF token", {"action": "reject"}, bob, 403),
+        ("another session's CSRF token", reject["fields"], r.session("alice@example.com"), 403),
+        ("a forged session", reject["fields"], {"Cookie": bob["Cookie"][:-6] + "AAAAAA"}, 401),
     ]
-    assert "channel" not in form["fields"]
+    for name, form, headers, expected in refusals:
+        status, page = http(r.server.url, "POST", path, form=form, headers=headers)
+        assert status == expected, (name, status, page)
+        unchanged(r, query_id, review)
     status, page = http(
         r.server.url,
         "POST",
-        f"/reviews/{review.review_id}",
-        form={**form["fields"], "approver": "bob@example.com", "channel": "email"},
+        path,
+        form={**reject["fields"], "approver": "alice@example.com", "channel": "email"},
+        headers=bob,
     )
     assert status == 200, page
     assert wait_status(r, query_id, {"rejected"})["route"] == "review_rejected"
@@ -163,40 +199,55 @@ def test_the_reviewer_page_records_web_whatever_the_form_says(r: Reviewing) -> N
     assert (decided.decision.approver, decided.decision.channel) == ("bob@example.com", "web")
 
 
+def test_the_reviewers_group_stands_in_for_the_allow_list(r: Reviewing) -> None:
+    sign_in = r.server.sign_in
+    sign_in.add_user("carol@example.com", "Carol-Passw0rd-long", groups=["reviewers"])
+    sign_in.add_user("dave@example.com", "Dave-Passw0rd-long", groups=[])
+    query_id, review, _ = open_review(r)
+    path = f"/reviews/{review.review_id}"
+    for who, expected in (("dave@example.com", 403), ("carol@example.com", 200)):
+        headers = r.session(who)
+        _, page = http(r.server.url, "GET", "/reviews", headers=headers)
+        (form,) = [
+            f
+            for f in forms_in(page)
+            if f["action"] == f"reviews/{review.review_id}" and f["fields"]["action"] == "approve"
+        ]
+        status, text = http(r.server.url, "POST", path, form=form["fields"], headers=headers)
+        assert status == expected, (who, status, text)
+        if expected != 200:
+            unchanged(r, query_id, review)
+    assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
+
+
 def test_refused_decisions_change_nothing(r: Reviewing) -> None:
     query_id, review, found = open_review(r)
     fields = confirm_form(r, found["approve"])
     path = f"/reviews/{review.review_id}"
     key = service().signing_key()
-    past = links.sign(key, review.review_id, "approve", int(time.time()) - 1)
+    past = links.sign_for(key, review.review_id, "approve", int(time.time()) - 1, "alice@example.com")
+    unbound = links.sign(key, review.review_id, "approve", int(fields["expires"]))
     cases = {
-        "forged signature": (
-            {**fields, "sig": fields["sig"][:-2] + "AA", "approver": "alice@example.com"},
-            403,
-        ),
-        "action edited": ({**fields, "action": "reject", "approver": "alice@example.com"}, 403),
-        "expiry extended": (
-            {**fields, "expires": str(int(fields["expires"]) + 3600), "approver": "alice@example.com"},
+        "forged signature": ({**fields, "sig": fields["sig"][:-2] + "AA"}, 403),
+        "action edited": ({**fields, "action": "reject"}, 403),
+        "expiry extended": ({**fields, "expires": str(int(fields["expires"]) + 3600)}, 403),
+        "recipient edited": ({**fields, "to": "mallory@example.com"}, 403),
+        "no recipient (an old-style link)": (
+            {"action": "approve", "expires": fields["expires"], "sig": unbound.signature},
             403,
         ),
         "expired link": (
-            {
-                "action": "approve",
-                "expires": str(past.expires),
-                "sig": past.signature,
-                "approver": "alice@example.com",
-            },
+            {"action": "approve", "expires": str(past.expires), "to": past.recipient, "sig": past.signature},
             410,
         ),
-        "approver off the allow-list": ({**fields, "approver": "mallory@example.com"}, 403),
-        "no approver": ({**fields, "approver": ""}, 400),
     }
     for name, (form, expected) in cases.items():
         status, page = http(r.server.url, "POST", path, form=form)
         assert status == expected, (name, status, page)
         unchanged(r, query_id, review)
-    # The same refusals on GET: the link page is not shown for a forged or expired link.
+    # The same refusals on GET: the link page is not shown for a forged or re-addressed link.
     assert http(r.server.url, "GET", found["approve"].replace("sig=", "sig=x"))[0] == 403
+    assert http(r.server.url, "GET", found["approve"].replace("to=alice", "to=bob"))[0] == 403
     # Slack: a bad signature, an old timestamp, and a user off the allow-list.
     for name, (body, headers), expected in [
         (
@@ -216,10 +267,12 @@ def test_refused_decisions_change_nothing(r: Reviewing) -> None:
     assert status == 200
     assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
     # Slack ignores a block_actions response body: the decided message goes to response_url.
-    replaced = [m for m in r.slack.messages if m.get("replace_original") and "u0alice" in json.dumps(m)]
+    replaced = [
+        m for m in r.slack.messages if m.get("replace_original") and "u0alice" in json.dumps(m).lower()
+    ]
     assert replaced and not any(b["type"] == "actions" for b in replaced[0]["blocks"])
     status, text = http(r.server.url, "POST", "/slack/interactions", body=body, headers=headers)
-    assert status == 409 and "already approved by u0alice" in text
+    assert status == 409 and "already approved by slack:t0team/u0alice" in text.lower()
 
 
 def slack_press(r: Reviewing, review: Review, action: str, user_id: str, **kw: str) -> tuple[int, str]:
@@ -231,7 +284,7 @@ def test_slack_identity_is_the_signed_user_and_team_never_a_username(r: Reviewin
     query_id, review, _ = open_review(r)
     # A username is its owner's choice: naming it after an allow-listed e-mail decides nothing.
     status, text = slack_press(r, review, "approve", "U0MALLORY", username="alice@example.com")
-    assert status == 403 and "t0team:u0mallory" in text, text
+    assert status == 403 and "slack:t0team/u0mallory" in text.lower(), text
     unchanged(r, query_id, review)
     # U0BOB is allow-listed in workspace T0TEAM only.
     status, text = slack_press(r, review, "approve", "U0BOB", team_id="T0OTHER")
@@ -242,7 +295,7 @@ def test_slack_identity_is_the_signed_user_and_team_never_a_username(r: Reviewin
     assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
     decided = service().store.get(review.review_id)
     assert decided is not None and decided.decision is not None
-    assert (decided.decision.approver, decided.decision.channel) == ("t0team:u0bob", "slack")
+    assert (decided.decision.approver.lower(), decided.decision.channel) == ("slack:t0team/u0bob", "slack")
 
 
 def test_slack_response_url_is_only_slacks_and_never_masks_the_decision(r: Reviewing) -> None:
@@ -279,7 +332,8 @@ def test_open_review_is_kept_alive_by_heartbeats(r: Reviewing) -> None:
 def test_pages_are_html_never_cached_never_framed(r: Reviewing) -> None:
     _, _, found = open_review(r)
     for url in (f"{r.server.url}/reviews", found["approve"]):
-        with urllib.request.urlopen(url, timeout=30) as response:
+        request = urllib.request.Request(url, headers=r.session("alice@example.com"))
+        with urllib.request.urlopen(request, timeout=30) as response:
             headers = response.headers
             assert headers["Content-Type"].startswith("text/html")
             assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"

@@ -1,8 +1,10 @@
 """The reviewer page in a real browser: headless Debian Chromium, driven by Playwright.
 
-A reviewer opens /reviews, finds the pending answer, names themselves and approves by keyboard
-through the form's labels and buttons; the query is then answered, and the history shows the
-decision. The page works without JavaScript (it has none).
+A reviewer opens /reviews, is sent to sign in, signs in by keyboard with the password `serve`
+printed for them, finds the pending answer and approves it by keyboard through the form's
+labels and buttons; the query is then answered, and the history shows the decision as theirs
+(no name is typed: the session says who decides). The pages work without JavaScript (they have
+none).
 
 Playwright never downloads a browser here: it drives Debian's chromium (`make test` puts it
 at /usr/bin/chromium; PANELBRAIN_CHROMIUM points elsewhere). A missing Chromium fails the test
@@ -35,7 +37,6 @@ FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "reviewer-page.png"
-APPROVER = "Your e-mail or reviewer id"
 
 
 def chromium() -> str:
@@ -84,7 +85,17 @@ def test_reviewer_approves_in_the_browser_and_the_query_is_answered(request: pyt
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
         try:
             page = browser.new_page(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+            # Not signed in: the reviewer page sends the browser to sign in first.
             page.goto(f"{r.server.url}/reviews")
+            expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to review")
+            page.get_by_label("E-mail").focus()
+            page.keyboard.type("alice@example.com")
+            page.keyboard.press("Tab")
+            expect(page.get_by_label("Password")).to_be_focused()
+            page.keyboard.type(r.server.sign_in.passwords["alice@example.com"])
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(f"{r.server.url}/reviews")
+            expect(page.get_by_text("Signed in as alice@example.com")).to_be_visible()
             expect(page.get_by_role("heading", name=re.compile(r"Pending reviews \(1\)"))).to_be_visible()
             article = page.locator(f"#review-{review_id}")
             expect(article).to_be_visible()
@@ -97,17 +108,14 @@ def test_reviewer_approves_in_the_browser_and_the_query_is_answered(request: pyt
             approve_name = re.compile(r"^Approve: What share of people")
             form = article.locator("form").filter(has=page.get_by_role("button", name=approve_name))
             approve = form.get_by_role("button", name=approve_name)
-            form.get_by_label(APPROVER).focus()
-            page.keyboard.type("alice@example.com")
-            page.keyboard.press("Tab")
-            expect(form.get_by_label("Comment (optional)")).to_be_focused()
+            form.get_by_label("Comment (optional)").focus()
             page.keyboard.type("bases checked")
             page.keyboard.press("Tab")
             expect(approve).to_be_focused()
             page.keyboard.press("Enter")
 
             expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"Approved"))
-            expect(page.get_by_role("status")).to_contain_text("Approved by alice@example.com")
+            expect(page.get_by_role("status")).to_contain_text("Approved as alice@example.com")
 
             record = answered(r, query_id)
             assert record["route"] == "review_approved", record

@@ -462,8 +462,8 @@ a:focus, button:focus, input:focus, textarea:focus, summary:focus {
   outline: 3px solid #1a5fb4; outline-offset: 2px; }
 .forms { display: flex; flex-wrap: wrap; gap: 2rem; }
 .note { font-style: italic; }
-header.who { border-bottom: 1px solid #999; }
-form.inline { display: inline; margin-left: 1rem; }
+header.who { border-bottom: 1px solid #999; display: flex; gap: 1rem; align-items: center; }
+form.inline { display: inline; }
 form.inline button { margin-top: 0; padding: .1rem .6rem; }
 blockquote.question { border-left: .4rem solid #999; margin: .5rem 0; padding-left: 1rem; }
 .answer { white-space: pre-line; }
