@@ -185,9 +185,11 @@ class _Http:
         parts = urlsplit(base)
         self.host, self.port, self.timeout_s = parts.hostname or "127.0.0.1", parts.port or 80, timeout_s
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout_s: float | None = None
+    ) -> tuple[int, Any]:
         """(status, parsed JSON or None); raises TimeoutError or OSError (ConnectionError, ...)."""
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s or self.timeout_s)
         try:
             payload = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if payload is not None else {}
@@ -244,6 +246,7 @@ class LoadRun:
         self.server_status = True  # False once the server says it has no /local/status
         self._lock = threading.Lock()
         self._start = 0.0
+        self.client_cpu_s = 0.0
 
     def now(self) -> float:
         return time.monotonic() - self._start
@@ -251,6 +254,7 @@ class LoadRun:
     def run(self) -> dict[str, Any]:
         check_reachable(self.base)
         load_before = _load_average()
+        cpu_before = time.process_time()
         self._start = time.monotonic()
         done = threading.Event()
         sampler = threading.Thread(target=self._sample, args=(done,), name="load-sampler", daemon=True)
@@ -273,6 +277,7 @@ class LoadRun:
             for query in self.queries:  # a thread that outlived every bound: say so, never drop it
                 if query.outcome is None:
                     query.outcome, query.error = "error", "client thread did not finish"
+        self.client_cpu_s = time.process_time() - cpu_before
         return self.document(elapsed, load_before, _load_average())
 
     def _follow(self, query: QueryRun) -> None:
@@ -301,9 +306,19 @@ class LoadRun:
                 return
             time.sleep(min(wait, left))
             wait = min(wait * 1.5, POLL_MAX_S)
+            # No poll outlives the query's own deadline: an answer seen after it is not counted.
+            left = max(self.config.timeout_s - (self.now() - query.due_s), 0.05)
             try:
-                status, got = self.http.call("GET", f"/queries/{query.query_id}")
-            except (OSError, TimeoutError) as exc:
+                status, got = self.http.call(
+                    "GET", f"/queries/{query.query_id}", timeout_s=min(left, self.config.http_timeout_s)
+                )
+            except TimeoutError:
+                if left <= self.config.http_timeout_s:  # the query's deadline, not the request's
+                    self._end(query, "timed_out")
+                else:
+                    self._end(query, "error", "GET timeout")
+                return
+            except OSError as exc:
                 self._end(query, "error", _failure("GET", exc))
                 return
             if status != 200 or not isinstance(got, dict):
@@ -395,6 +410,8 @@ class LoadRun:
             },
             "client": {
                 "max_send_lag_s": round(max(lags), 3) if lags else None,
+                # the client shares the machine's cores with the server it loads
+                "cpu_s": round(self.client_cpu_s, 2),
                 "poll_interval_s": [POLL_FIRST_S, POLL_MAX_S],
             },
             "queue": {
@@ -493,7 +510,8 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         f"executions running {queue['max_executions_running']}, client outstanding {queue['max_outstanding']}"
     )
     lines.append(
-        f"client: latest send {document['client']['max_send_lag_s']} s after its time; machine: "
+        f"client: latest send {document['client']['max_send_lag_s']} s after its time, "
+        f"{document['client']['cpu_s']} CPU s; machine: "
         f"{machine['cpus']} CPUs, load average {machine['load_average_before']} before, "
         f"{machine['load_average_after']} after"
     )
