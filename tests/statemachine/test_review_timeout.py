@@ -44,8 +44,12 @@ def test_no_decision_heartbeats_then_times_out_and_is_rejected() -> None:
         assert review is not None and review.heartbeats >= 3
         assert review.status == "timed_out" and review.decision is not None
         assert review.decision.approver == "system"
-        # One reminder, 2 s before the timeout; no escalation topic message under "reject".
-        reminders = [m for m in r.emails() if m["subject"].startswith("Reminder")]
+        # One reminder per reviewer, 2 s before the timeout; no escalation topic message under "reject".
+        reminders = [
+            m
+            for m in r.emails()
+            if m["subject"].startswith("Reminder") and m["attributes"].get("recipient") == "alice@example.com"
+        ]
         assert len(reminders) == 1 and reminders[0]["attributes"]["review_id"] == review_id
         assert r.emails("EscalationTopic") == []
         # Its links are dead (they expire with the review): no form is offered.
@@ -90,7 +94,11 @@ def test_renotify_then_silence_ends_rejected() -> None:
         query_id = submit(r)
         wait_status(r, query_id, {"needs_review"})
         r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
-        assert len([m for m in r.emails("EscalationTopic") if not m["subject"].startswith("Reminder")]) == 1
+        escalations = [m for m in r.emails("EscalationTopic") if not m["subject"].startswith("Reminder")]
+        assert sorted(m["attributes"]["recipient"] for m in escalations) == [
+            "alice@example.com",
+            "bob@example.com",
+        ]
         assert wait_status(r, query_id, {"rejected"})["route"] == "review_timeout"
         assert [x.status for x in service().store.of_query(query_id)] == ["timed_out", "timed_out"]
 
