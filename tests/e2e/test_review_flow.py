@@ -13,7 +13,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -339,3 +339,21 @@ def test_pages_are_html_never_cached_never_framed(r: Reviewing) -> None:
             assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
             assert headers["Referrer-Policy"] == "no-referrer"
             assert "script" not in response.read().decode().lower().replace("noscript", "")
+
+
+def test_signing_out_takes_the_form_token_and_clears_the_session(r: Reviewing) -> None:
+    alice = r.session("alice@example.com")
+    _, page = http(r.server.url, "GET", "/reviews", headers=alice)
+    (sign_out,) = [f for f in forms_in(page) if f["action"] == "auth/signout"]
+    # Another site cannot sign a reviewer out either: the session's form token is required.
+    assert http(r.server.url, "POST", "/auth/signout", form={}, headers=alice)[0] == 403
+    request = urllib.request.Request(
+        f"{r.server.url}/auth/signout",
+        data=urlencode(sign_out["fields"]).encode(),
+        headers={**alice, "Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        cleared = response.headers.get_all("Set-Cookie")
+    assert cleared and cleared[0].startswith("pb_session=;") and "Max-Age=0" in cleared[0]

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from panelbrain.aws.notify import AwsNotifier, SlackConfig
+from panelbrain.aws.notify import AwsNotifier, Secrets, SlackConfig
 from panelbrain.review import links
 from panelbrain.review.models import Review
 
@@ -20,7 +20,7 @@ KEY = b"k" * 32
 NOW = 1_800_000_000.0
 
 
-class FixedSecrets:
+class FixedSecrets(Secrets):
     def signing_key(self) -> bytes:
         return KEY
 

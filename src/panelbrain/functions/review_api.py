@@ -194,9 +194,7 @@ def sign_in_callback() -> Response[str]:
     event = app.current_event
     try:
         settings = SignInSettings.from_stage()
-        sign_in = auth.SignIn.from_cookie(
-            auth.cookies(event.headers.get("cookie")).get(auth.SIGNIN_COOKIE)
-        )
+        sign_in = auth.SignIn.from_cookie(auth.cookies(event.headers.get("cookie")).get(auth.SIGNIN_COOKIE))
         state, code = event.get_query_string_value("state"), event.get_query_string_value("code")
         # The state ties this callback to a sign-in this browser started (login CSRF).
         if sign_in is None or not state or not code or state != sign_in.state:
