@@ -17,6 +17,7 @@ from panelbrain.aws.reviews import DynamoReviewStore
 from panelbrain.functions import review_api
 from panelbrain.local.ask import api_gateway_event
 from panelbrain.local.engine import LocalEngine
+from panelbrain.local.signin import LocalSignIn
 from panelbrain.review.models import Decision, Review
 from panelbrain.review.service import Notifier, ReviewService, ReviewSettings
 
@@ -101,7 +102,9 @@ def history_questions(page: str) -> list[str]:
     return re.findall(r"<tr><td>(Question \d{3})</td>", history)
 
 
-def test_reviewer_page_shows_the_newest_decisions_first(engine: LocalEngine) -> None:
+def test_reviewer_page_shows_the_newest_decisions_first(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN 80 reviews decided one after another, 60 of them approved: more than the page's
     # history lists (50), and more of one status than it lists
     store = DynamoReviewStore()
@@ -114,8 +117,12 @@ def test_reviewer_page_shows_the_newest_decisions_first(engine: LocalEngine) -> 
             channel="web",
         )
         assert store.close(review_id, decision)
-    # WHEN a reviewer opens the page
-    response = review_api.handler(api_gateway_event("GET", "/reviews"), None)
+    # WHEN a reviewer, signed in, opens the page
+    sign_in = LocalSignIn(engine, ["alice@example.com"])
+    monkeypatch.setenv("REVIEWER_JWKS_URL", sign_in.jwks_url)
+    event = api_gateway_event("GET", "/reviews", headers={"Cookie": sign_in.cookie("alice@example.com")})
+    event["stageVariables"] = sign_in.stage_variables()
+    response = review_api.handler(event, None)
     assert response["statusCode"] == 200
     # THEN the history lists the 50 latest decisions, the latest first
     shown = history_questions(response["body"])

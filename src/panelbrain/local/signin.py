@@ -132,6 +132,10 @@ class LocalSignIn:
             raise auth.AuthError(f"the user pool asked for {answer.get('ChallengeName')!r} first", 401)
         return token
 
+    def cookie(self, who: str) -> str:
+        """The Cookie header of a browser signed in as ``who`` (a --reviewers address)."""
+        return f"{auth.SESSION_COOKIE}={self.sign_in(who, self.passwords[who])}"
+
     def principal(self, token: str) -> Principal:
         """Who a session token proves, verified as the review function verifies it."""
         return auth.principal(self.verifier.verify(token))
