@@ -22,8 +22,8 @@ GOLDEN_SLACK = ROOT / "docs" / "examples" / "review-slack.json"
 BASE = "https://api.example.com/dev"
 CREATED = 1764056400.0  # 2025-11-25 07:40 UTC
 EXPIRES = 1764060000  # one hour later
-APPROVE_URL = f"{BASE}/reviews/rv_123?action=approve&expires={EXPIRES}&sig=abc"
-REJECT_URL = f"{BASE}/reviews/rv_123?action=reject&expires={EXPIRES}&sig=def"
+APPROVE_URL = f"{BASE}/reviews/rv_123?action=approve&expires={EXPIRES}&to=ana%40example.org&sig=abc"
+REJECT_URL = f"{BASE}/reviews/rv_123?action=reject&expires={EXPIRES}&to=ana%40example.org&sig=def"
 PAGE_URL = f"{BASE}/reviews"
 SCRIPT = "<script>alert(1)</script>"
 
@@ -115,7 +115,12 @@ def decided(
 
 def body(review: Review | None = None, **kw: Any) -> str:
     return render.email_body(
-        review or sample_review(), approve_url=APPROVE_URL, reject_url=REJECT_URL, page_url=PAGE_URL, **kw
+        review or sample_review(),
+        approve_url=APPROVE_URL,
+        reject_url=REJECT_URL,
+        page_url=PAGE_URL,
+        recipient="ana@example.org",
+        **kw,
     )
 
 
@@ -240,6 +245,8 @@ def test_email_body_holds_everything_a_reviewer_needs() -> None:
     assert "2025-11-25 08:40 UTC" in text
     assert "token" not in text.lower()
     assert "minutes left" not in text
+    # Whom the links decide as, so a reader knows not to forward them.
+    assert "These links decide as ana@example.org, whoever opens them: do not forward this" in text
 
 
 def test_email_body_lines_are_short_apart_from_links_table_and_sql() -> None:
