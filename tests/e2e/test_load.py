@@ -191,7 +191,11 @@ class StandIn:
                 with stand_in.lock:
                     stand_in.posts += 1
                     index = stand_in.posts
-                self._json(*post(index))
+                answer = post(index)
+                if answer is None:  # hang up without a word
+                    self.close_connection = True
+                    return
+                self._json(*answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -254,6 +258,14 @@ def test_refusals_count_by_status_and_unfinished_queries_time_out() -> None:
     assert document["outcomes"]["timed_out"] == 2
     assert document["timed_out_last_status"] == {"queued": 2}
     assert document["accounted"] and set(document["outcomes"]) == {*OUTCOMES[:4], "errors", "timed_out"}
+
+
+def test_a_server_that_hangs_up_counts_as_a_connection_error() -> None:
+    with stand_in(lambda index: None, lambda path: (404, {})) as server:
+        config = LoadConfig(rate=2, duration_s=1, url=server.url, arrivals="fixed", timeout_s=5)
+        document = LoadRun(config).run()
+    assert document["errors_by_kind"] == {"POST connection (RemoteDisconnected)": 2}
+    assert document["accepted"] == 0 and document["accounted"]
 
 
 def test_a_server_that_is_not_panelbrain_is_named() -> None:

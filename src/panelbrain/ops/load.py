@@ -208,7 +208,11 @@ class _Http:
 
 
 def _failure(method: str, exc: BaseException) -> str:
-    return f"{method} timeout" if isinstance(exc, TimeoutError) else f"{method} connection"
+    """``POST timeout``, or ``POST connection (ConnectionResetError)``: which kind of refusal or
+    break tells a full listen backlog (reset, refused) from a server that went away."""
+    if isinstance(exc, TimeoutError):
+        return f"{method} timeout"
+    return f"{method} connection ({type(exc.__cause__ or exc).__name__})"
 
 
 def check_reachable(base: str, timeout_s: float = 5.0) -> None:
