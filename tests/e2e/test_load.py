@@ -55,7 +55,7 @@ DOCUMENT_FIELDS = {
 
 @pytest.fixture(scope="module")
 def serve() -> Iterator[LocalServer]:
-    with LocalEngine.running() as engine:
+    with LocalEngine.running(parameters={"Reviewers": "alice@example.com"}) as engine:
         server = LocalServer(engine, port=0, poll_s=0.02).start()  # port 0: any free port
         yield server
         server.stop()
