@@ -48,7 +48,8 @@ class Deadline:
 def deadlines() -> list[Deadline]:
     """How long a query may stay in each unfinished status (from the template's settings)."""
     query_s = float(os.environ.get("QUERY_DEADLINE_S", "1800"))
-    review_s = 2 * float(os.environ.get("REVIEW_TIMEOUT_S", "3600")) + REVIEW_MARGIN_S
+    margin = float(os.environ.get("REVIEW_DEADLINE_MARGIN_S", REVIEW_MARGIN_S))
+    review_s = 2 * float(os.environ.get("REVIEW_TIMEOUT_S", "3600")) + margin
     return [
         Deadline("queued", query_s, "never started"),
         Deadline("started", query_s, "started but its pipeline never recorded an outcome"),

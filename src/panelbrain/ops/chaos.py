@@ -8,8 +8,10 @@ ticked as EventBridge would. Faults are chosen from a seed by hashing (kind, fun
 attempt), so a run picks the same faults whatever order moto's threads run in:
 
 - ``worker``: a task function of either machine raises an unhandled error;
-- ``throttle``: a task function fails with botocore's ``ClientError`` (ThrottlingException), what
-  an AWS or Bedrock throttle raises out of a handler that does not translate it;
+- ``throttle``: an AWS request a task function makes is answered as a throttle (HTTP 400
+  ``ThrottlingException``; S3's 503 ``SlowDown``), under the SDK's retries as AWS answers it: the
+  SDK retries it (the template sets ``AWS_RETRY_MODE`` and ``AWS_MAX_ATTEMPTS``), and one that
+  outlasts them leaves the handler as ``TransientError``, which the workflow retries;
 - ``timeout``: a task function sleeps past its Timeout, then runs on (Lambda reports
   ``Sandbox.Timedout``; the late side effects still happen);
 - ``malformed``: a task function's output loses one of its fields;
@@ -34,6 +36,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import statistics
 import threading
 import time
@@ -142,6 +145,41 @@ def _corrupt(output: Any, x: float) -> Any:
     return {"malformed": True}
 
 
+# The wire format of a throttle per protocol (botocore parses it as AWS's own answer). S3 answers
+# a request rate it cannot take with 503 SlowDown
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html); the
+# JSON services with 400 ThrottlingException or their own code; SNS with 400 Throttling.
+_QUERY_PROTOCOL = {"sns"}
+_REST_XML = {"s3"}
+
+
+def _throttle_response(service: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    if service in _REST_XML:
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return AWSResponse("https://chaos.invalid", 503, {}, _Raw(body))
+    if service in _QUERY_PROTOCOL:
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded (injected)</Message></Error></ErrorResponse>"
+        )
+        return AWSResponse("https://chaos.invalid", 400, {}, _Raw(body))
+    body = b'{"__type": "ThrottlingException", "message": "Rate exceeded (injected)"}'
+    headers = {"x-amzn-ErrorType": "ThrottlingException", "Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse("https://chaos.invalid", 400, headers, _Raw(body))
+
+
+class _Raw:
+    """The raw body botocore's AWSResponse reads a response's content from."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.body
+
+
 # -- the ledger --------------------------------------------------------------------------------
 
 
@@ -155,6 +193,7 @@ class QueryFacts:
     record: dict[str, Any] | None = None  # the query store's item (status, route, history)
     reviews: list[dict[str, Any]] = field(default_factory=list)  # level, status, decision
     executions: dict[str, list[str]] = field(default_factory=dict)  # machine -> statuses
+    execution_errors: list[str] = field(default_factory=list)  # error and cause of a failed one
 
 
 @dataclass
@@ -167,6 +206,8 @@ class Verdict:
     stuck: list[str] = field(default_factory=list)
     seconds: float | None = None  # submit -> first terminal write
     executions: dict[str, list[str]] = field(default_factory=dict)  # machine -> statuses
+    execution_errors: list[str] = field(default_factory=list)
+    reason: str | None = None  # the query store's reason for its status
 
 
 def _decided_by_person(review: dict[str, Any]) -> str | None:
@@ -192,7 +233,12 @@ def judge(facts: QueryFacts) -> Verdict:
         return Verdict(facts.query_id, "lost", stuck=["no item in the query store"])
     status, route = str(record.get("status")), record.get("route")
     verdict = Verdict(
-        facts.query_id, status if status in TERMINAL else "stuck", route=route, executions=facts.executions
+        facts.query_id,
+        status if status in TERMINAL else "stuck",
+        route=route,
+        executions=facts.executions,
+        execution_errors=facts.execution_errors,
+        reason=record.get("reason"),
     )
     if status not in TERMINAL:
         verdict.stuck.append(f"query store status {status!r}")
@@ -231,9 +277,17 @@ def judge(facts: QueryFacts) -> Verdict:
         )
     for review in facts.reviews:
         person = _decided_by_person(review)
-        if person == "approved" and (status, route) != ("answered", "review_approved"):
+        # After a decision the review workflow may still fail (formatting or recording the
+        # approved answer): the query then says so (review_failed), which contradicts no one.
+        if person == "approved" and (status, route) not in (
+            ("answered", "review_approved"),
+            ("failed", "review_failed"),
+        ):
             verdict.mismatched.append(f"a reviewer approved, the query store says {status} ({route})")
-        if person == "rejected" and (status, route) != ("rejected", "review_rejected"):
+        if person == "rejected" and (status, route) not in (
+            ("rejected", "review_rejected"),
+            ("failed", "review_failed"),
+        ):
             verdict.mismatched.append(f"a reviewer rejected, the query store says {status} ({route})")
     ended_badly = {"FAILED", "TIMED_OUT", "ABORTED"}
     if status == "answered" and route != "cache":
@@ -300,6 +354,10 @@ class Ledger:
             "p50_s": round(_quantile(seconds, 0.5), 2) if seconds else None,
             "p95_s": round(_quantile(seconds, 0.95), 2) if seconds else None,
             "per_fault": self.per_fault(),
+            # Ended by the deadline sweeper, not by a workflow: what left each one unfinished.
+            "closed_by_sweeper": [
+                {"query_id": v.query_id, "reason": v.reason} for v in self.verdicts if v.route == "deadline"
+            ],
             "problems": [
                 {
                     "query_id": v.query_id,
@@ -309,6 +367,7 @@ class Ledger:
                     "duplicated": v.duplicated,
                     "mismatched": v.mismatched,
                     "executions": v.executions,
+                    "execution_errors": v.execution_errors,
                 }
                 for v in self.verdicts
                 if v.outcome in ("lost", "stuck") or v.duplicated or v.mismatched
@@ -348,6 +407,10 @@ class ChaosConfig:
     review_timeout_s: int = 8
     review_heartbeat_s: int = 4
     tick_s: float = 1.0  # how often the scheduled functions run (the sweeper heartbeats reviews)
+    # The deadline sweeper's limits for the run (the template's are 30 min and 2 x the review
+    # timeout + 10 min): a query no workflow ended is closed as failed after these, and counted.
+    query_deadline_s: float = 600.0
+    review_deadline_margin_s: float = 10.0
     settle_timeout_s: float = 900.0
 
 
@@ -362,6 +425,7 @@ class _Injector:
         self.indexes: dict[str, int] = {}
         self.injections: list[Injection] = []
         self.attempts: Counter[tuple[str, str]] = Counter()
+        self.requests: Counter[tuple[str, int, int]] = Counter()  # AWS requests per attempt
         self.seen: set[str] = set()
         self.decision_errors: list[str] = []
         self.lock = threading.Lock()
@@ -398,13 +462,6 @@ class _Injector:
         if self.hit("worker", name, index, attempt):
             self.note("worker", name, index)
             raise ChaosWorkerError(f"injected fault in {name} (query {index}, attempt {attempt})")
-        if self.hit("throttle", name, index, attempt):
-            from botocore.exceptions import ClientError
-
-            self.note("throttle", name, index)
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"}}, "Invoke"
-            )
         if self.hit("timeout", name, index, attempt):
             self.note("timeout", name, index)
             time.sleep(self.engine.timeout_s(name) + 0.5)
@@ -453,9 +510,24 @@ class _Injector:
             MessageAttributes=attributes,
         )
 
+    def throttled(self, event_name: str) -> Any:
+        """A throttle response for the request ``event_name`` names (``before-send.<service>.<op>``)
+        if the fault hits it, else None: the emulator answers it."""
+        current = getattr(self.local, "attempt", None)
+        if current is None:
+            return None
+        with self.lock:
+            self.requests[current] += 1
+            request = self.requests[current]
+        if not self.hit("throttle", *current, request):
+            return None
+        self.note("throttle", current[0], current[1])
+        return _throttle_response(event_name.split(".")[1])
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         from botocore.client import BaseClient
+        from moto.core.botocore_stubber import BotocoreStubber
 
         original_call = BaseClient._make_api_call
         injector = self
@@ -469,11 +541,19 @@ class _Injector:
                 threading.Event().wait()
             return original_call(client, operation, params)
 
+        original_send = BotocoreStubber.__call__
+
+        def send(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+            # Before the emulator answers, below botocore's retry handler: the SDK sees the
+            # throttle as it would see AWS's, and retries it as configured.
+            return injector.throttled(event_name) or original_send(stubber, event_name, request, **kwargs)
+
         handlers = dict(self.engine.handlers)
         self.engine.faults.append(self.boundary)
         for name in self.tasks:
             self.engine.handlers[name] = self.wrap(name, handlers[name])
         BaseClient._make_api_call = make_api_call
+        BotocoreStubber.__call__ = send  # type: ignore[method-assign, assignment]
         # moto logs every failed state at ERROR; a faulted run fails thousands on purpose.
         moto_log = logging.getLogger("moto")
         level = moto_log.level
@@ -483,6 +563,7 @@ class _Injector:
         finally:
             moto_log.setLevel(level)
             BaseClient._make_api_call = original_call
+            BotocoreStubber.__call__ = original_send  # type: ignore[method-assign]
             self.engine.handlers.update(handlers)
             self.engine.faults.remove(self.boundary)
 
@@ -503,6 +584,7 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
     # Handlers print metric lines to stdout (CloudWatch reads them in Lambda); the command's
     # stdout is its own, so every thread's prints go to a buffer for the run.
     with (
+        contextlib.ExitStack() as stack,
         contextlib.redirect_stdout(io.StringIO()),
         LocalEngine.running(
             parameters=parameters, bent_limits={"ReviewTimeoutSeconds", "ReviewHeartbeatSeconds"}
@@ -511,6 +593,12 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
         for name in engine.handlers:
             engine.timeout_overrides[name] = config.function_timeout_s
         engine.timeout_overrides["PollerFunction"] = config.poller_timeout_s
+        # The poller's lease outlives its (shortened) timeout, as in the template; the engine
+        # puts every variable the template sets back when it stops.
+        os.environ["START_LEASE_S"] = str(config.poller_timeout_s + 1)
+        os.environ["QUERY_DEADLINE_S"] = str(config.query_deadline_s)
+        stack.callback(_restore, "REVIEW_DEADLINE_MARGIN_S", os.environ.get("REVIEW_DEADLINE_MARGIN_S"))
+        os.environ["REVIEW_DEADLINE_MARGIN_S"] = str(config.review_deadline_margin_s)
         injector = _Injector(engine, config)
         try:
             with injector.installed():
@@ -523,6 +611,13 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
     result = ledger(facts, dead, injector.injections)
     result.decision_errors = injector.decision_errors
     return result
+
+
+def _restore(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
 
 
 def _submit(engine: Any, config: ChaosConfig, injector: _Injector, report: Progress) -> dict[str, float]:
@@ -575,6 +670,10 @@ def _settle(
     )
     deadline = time.monotonic() + config.settle_timeout_s
     next_tick = 0.0
+    idle_since: float | None = None
+    # Long enough for the sweeper to close whatever no workflow ended (then it is counted).
+    sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout_s + config.review_deadline_margin_s)
+    sweep_wait += 3 * config.tick_s
     decided: set[str] = set()
     while time.monotonic() < deadline:
         with contextlib.suppress(LambdaFunctionError):  # a crashed poller: SQS redelivers
@@ -610,9 +709,19 @@ def _settle(
         done = _terminal_count(engine, submitted)
         report("settling", done, len(submitted))
         if not waiting and not in_flight and not running:
-            return
+            if done >= len(submitted):
+                return
+            # Nothing moves, yet some query has no terminal status: only the deadline sweeper
+            # (ticked above) can end it now; the ledger counts what it leaves.
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > sweep_wait:
+                return
+        else:
+            idle_since = None
         if in_flight and not waiting and not running:
-            # Only messages a failed poller left hidden: let the queue's clock pass their timeout.
+            # Only messages a failed poller left hidden: the dead poller's start lease runs out
+            # in real time (the store's clock), then the queue's clock passes their timeout.
+            time.sleep(config.poller_timeout_s + 1)
             engine.rules.advance_queue_clock(visibility)
         time.sleep(0.2)
 
@@ -644,6 +753,7 @@ def _facts(engine: Any, submitted: dict[str, float], indexes: dict[str, int]) ->
 
     sfn = engine.clients["stepfunctions"]
     executions: dict[str, dict[str, list[str]]] = {}
+    errors: dict[str, list[str]] = {}  # why an execution ended badly: the ledger's problems say
     for machine in (PIPELINE, REVIEW):
         pages = sfn.get_paginator("list_executions").paginate(
             stateMachineArn=engine.state_machine_arn(machine)
@@ -652,8 +762,15 @@ def _facts(engine: Any, submitted: dict[str, float], indexes: dict[str, int]) ->
             for execution in page["executions"]:
                 # Executions are named by query id (a retaken start may add a suffix).
                 query_id = next((q for q in submitted if execution["name"].startswith(q)), None)
-                if query_id is not None:
-                    executions.setdefault(query_id, {}).setdefault(machine, []).append(execution["status"])
+                if query_id is None:
+                    continue
+                executions.setdefault(query_id, {}).setdefault(machine, []).append(execution["status"])
+                if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+                    described = sfn.describe_execution(executionArn=execution["executionArn"])
+                    errors.setdefault(query_id, []).append(
+                        f"{machine} {execution['status']}: {described.get('error', '')}: "
+                        f"{str(described.get('cause', ''))[:300]}"
+                    )
     store = DynamoQueryStore()
     return [
         QueryFacts(
@@ -663,6 +780,7 @@ def _facts(engine: Any, submitted: dict[str, float], indexes: dict[str, int]) ->
             record=store.get(query_id),
             reviews=[r.model_dump(mode="json") for r in service().store.of_query(query_id)],
             executions=executions.get(query_id, {}),
+            execution_errors=errors.get(query_id, []),
         )
         for query_id, at in submitted.items()
     ]
@@ -700,6 +818,7 @@ def tables(document: dict[str, Any]) -> list[Any]:
     for key in ("lost", "stuck", "duplicated", "mismatched", "dead_letters"):
         counts.add_row(key.replace("_", " "), f"{document[key]:,}")
     counts.add_row("reviewer decisions that errored", f"{len(document.get('decision_errors', [])):,}")
+    counts.add_row("closed by the deadline sweeper", f"{len(document.get('closed_by_sweeper', [])):,}")
     for outcome, n in sorted(document["outcomes"].items()):
         if outcome in ("answered", "rejected", "failed"):
             counts.add_row(f"ended {outcome}", f"{n:,}")
