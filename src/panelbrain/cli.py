@@ -899,6 +899,13 @@ def chaos(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fault choice and the reviewers' answers.")] = 12,
+    reviewers: Annotated[
+        str,
+        typer.Option(
+            help="mixed: reviewers approve half the reviews, reject a fifth, leave the rest to time "
+            "out; approve: they approve every one (so a fault-free path answers every question)."
+        ),
+    ] = "mixed",
     as_json: JsonOption = False,
 ) -> None:
     """Questions through the local path with faults injected; a ledger of where each one ended.
@@ -909,13 +916,17 @@ def chaos(
 
     if not 1 <= queries <= 100_000:
         raise BadInputError(f"--queries must be between 1 and 100,000, got {queries}")
-    config = ChaosConfig(queries=queries, rates=parse_faults(faults), seed=seed)
+    if reviewers not in ("mixed", "approve"):
+        raise BadInputError(f"--reviewers must be mixed or approve, got {reviewers!r}")
+    config = ChaosConfig(
+        queries=queries, rates=parse_faults(faults), seed=seed, approve_all=reviewers == "approve"
+    )
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("submitting", total=queries)
         result = run(
             config, progress=lambda phase, done, total: bar.update(task, description=phase, completed=done)
         )
-    document = {"seed": seed, "faults": config.rates, **result.document()}
+    document = {"seed": seed, "faults": config.rates, "reviewers": reviewers, **result.document()}
     if as_json:
         _emit_json(document)
     else:
