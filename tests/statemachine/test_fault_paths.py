@@ -214,3 +214,38 @@ def test_a_redelivery_during_another_deliverys_start_lease_comes_back_later(engi
     time.sleep(1.1)
     assert poller.handler(sqs_event(query_id), None)["batchItemFailures"] == []
     assert (DynamoQueryStore().get(query_id) or {}).get("execution_arn")
+
+
+def test_throttled_aws_requests_are_retried_by_the_sdk_before_a_handler_sees_them(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN DynamoDB answering the first four UpdateItem requests with a throttle, as AWS does
+    # (HTTP 400 ThrottlingException), under botocore's retry handler
+    from botocore.awsrequest import AWSResponse
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    class Raw:
+        def stream(self, **kwargs: Any) -> Iterator[bytes]:
+            yield b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+
+    answered = BotocoreStubber.__call__
+    throttled: list[str] = []
+
+    def send(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if event_name == "before-send.dynamodb.UpdateItem" and len(throttled) < 4:
+            throttled.append(event_name)
+            return AWSResponse(
+                "https://dynamodb.invalid", 400, {"x-amzn-ErrorType": "ThrottlingException"}, Raw()
+            )
+        return answered(stubber, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", send)
+    # WHEN a question is asked
+    result = ask(engine, CONFIDENT)
+    # THEN the template's retry settings (standard mode, 6 attempts) absorbed the throttles: the
+    # query was answered with no failed invocation
+    assert len(throttled) == 4
+    assert (result["status"], result["route"]) == ("answered", "formatter")
+    assert not [i for i in engine.invocations[-12:] if i.error]
+    variables = engine.template.environment("PersistFunction")
+    assert (variables["AWS_RETRY_MODE"], variables["AWS_MAX_ATTEMPTS"]) == ("standard", "6")
