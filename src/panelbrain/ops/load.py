@@ -208,8 +208,8 @@ class _Http:
 
 
 def _failure(method: str, exc: BaseException) -> str:
-    """``POST timeout``, or ``POST connection (ConnectionResetError)``: which kind of refusal or
-    break tells a full listen backlog (reset, refused) from a server that went away."""
+    """``POST timeout``, or ``POST connection (ConnectionResetError)``: the exception tells a
+    refused connection (nothing listening) from a reset or a hang-up (a server overwhelmed)."""
     if isinstance(exc, TimeoutError):
         return f"{method} timeout"
     return f"{method} connection ({type(exc.__cause__ or exc).__name__})"
