@@ -179,7 +179,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
     reviewers: Annotated[
         str, typer.Option(help="Comma-separated allow-list of who may decide reviews.")
-    ] = "reviewer@localhost",
+    ] = "reviewer@example.com",
 ) -> None:
     """Serve the API on localhost over the local engine: queries, and the reviewer page."""
     import time

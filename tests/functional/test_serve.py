@@ -302,3 +302,16 @@ def test_schemathesis_finds_no_server_error(server: LocalServer) -> None:
     # Warnings about review ids schemathesis cannot guess are by design; no case may fail.
     counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert counts is not None and counts.group(1) == counts.group(2), result.stdout[-3000:]
+
+
+def test_the_default_local_reviewer_can_sign_in_and_a_non_address_is_named(server: LocalServer) -> None:
+    from panelbrain.local.engine import LOCAL_REVIEWER
+    from panelbrain.local.signin import LocalSignIn, LocalSignInError
+
+    # GIVEN `panelbrain serve` with its default reviewer WHEN the local user pool is made
+    pool = LocalSignIn(server.engine, [LOCAL_REVIEWER])
+    # THEN that reviewer signs in with the password it was given
+    assert pool.sign_in(LOCAL_REVIEWER, pool.passwords[LOCAL_REVIEWER])
+    # AND a reviewer the pool cannot take is named, with what to write instead
+    with pytest.raises(LocalSignInError, match=r"'ops@intranet' is not an e-mail address"):
+        LocalSignIn(server.engine, ["ops@intranet"])

@@ -57,7 +57,7 @@ _FAKE_ENV = {
 
 # Who may decide reviews on a laptop: the template's Reviewers allow-list is empty by default
 # (nobody may decide until the deployer names someone), which would leave local reviews stuck.
-LOCAL_REVIEWER = "reviewer@localhost"
+LOCAL_REVIEWER = "reviewer@example.com"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Fault = Callable[[str, dict[str, Any]], None]

@@ -92,12 +92,22 @@ class LocalSignIn:
         self.verifier = auth.TokenVerifier.for_pool(self.pool_id, self.client_id, jwks_url=self.jwks_url)
 
     def add_user(self, address: str, password: str, *, groups: list[str]) -> None:
-        self.client.admin_create_user(
-            UserPoolId=self.pool_id,
-            Username=address,
-            UserAttributes=[{"Name": "email", "Value": address}, {"Name": "email_verified", "Value": "true"}],
-            MessageAction="SUPPRESS",
-        )
+        try:
+            self.client.admin_create_user(
+                UserPoolId=self.pool_id,
+                Username=address,
+                UserAttributes=[
+                    {"Name": "email", "Value": address},
+                    {"Name": "email_verified", "Value": "true"},
+                ],
+                MessageAction="SUPPRESS",
+            )
+        except self.client.exceptions.InvalidParameterException as exc:
+            # The pool signs reviewers in by e-mail address (UsernameAttributes: email).
+            raise LocalSignInError(
+                f"reviewer {address!r} is not an e-mail address the user pool accepts "
+                f"({exc.response['Error']['Message']}); name reviewers as name@example.org"
+            ) from None
         self.client.admin_set_user_password(
             UserPoolId=self.pool_id, Username=address, Password=password, Permanent=True
         )
