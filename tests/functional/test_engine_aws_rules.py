@@ -354,3 +354,75 @@ def test_step_scaling_on_a_lambda_target_is_refused(engine: LocalEngine) -> None
             },
         )
     assert missing.value.response["Error"]["Code"] == "ObjectNotFoundException"
+
+
+# -- a task token closes when its task stops waiting: later callbacks answer TaskTimedOut ------
+
+
+def waiting_task(engine: LocalEngine, timeout_s: int) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": engine.template.alias_arn(FUNCTION),
+            "Payload": {"token.$": "$$.Task.Token"},
+        },
+        "TimeoutSeconds": timeout_s,
+        "Catch": CATCH_ALL,
+        "End": True,
+    }
+
+
+def test_a_callback_after_the_task_timed_out_is_refused(engine: LocalEngine, handler: Any) -> None:
+    # GIVEN a task that waited for its token and timed out, its execution still running on
+    import threading
+
+    events = handler({})
+    sfn = engine.clients["stepfunctions"]
+    refused: list[str] = []
+
+    def answer_late() -> None:
+        while not events:
+            threading.Event().wait(0.05)
+        threading.Event().wait(1.5)  # past the task's 1 s timeout, inside the 3 s Wait after it
+        # WHEN the decision arrives late
+        try:
+            sfn.send_task_success(taskToken=events[0]["token"], output="{}")
+        except ClientError as exc:
+            refused.append(exc.response["Error"]["Code"])
+
+    late = threading.Thread(target=answer_late)
+    late.start()
+    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Cleanup"}]
+    cleanup = {"Type": "Wait", "Seconds": 3, "Next": "Caught"}
+    described = run(
+        engine, {"Wait": {**waiting_task(engine, 1), "Catch": catch}, "Cleanup": cleanup, "Caught": CAUGHT}
+    )
+    late.join()
+    # THEN AWS's answer: the task is closed (moto alone accepts it, and nothing changes)
+    assert described["entered"] == ["Wait", "Cleanup", "Caught"]
+    assert refused == ["TaskTimedOut"]
+
+
+def test_a_second_callback_on_an_answered_task_is_refused(engine: LocalEngine, handler: Any) -> None:
+    # GIVEN a task that got its answer
+    import threading
+
+    events = handler({})
+    sfn = engine.clients["stepfunctions"]
+
+    def answer_when_asked() -> None:
+        while not events:
+            threading.Event().wait(0.05)
+        sfn.send_task_success(taskToken=events[0]["token"], output='{"decision": "approved"}')
+
+    answering = threading.Thread(target=answer_when_asked)
+    answering.start()
+    described = run(engine, {"Wait": waiting_task(engine, 30), "Caught": CAUGHT})
+    answering.join()
+    assert described["status"] == "SUCCEEDED" and described["entered"] == ["Wait"]
+    # WHEN the same token is answered again
+    with pytest.raises(ClientError) as refused:
+        sfn.send_task_failure(taskToken=events[0]["token"], error="ReviewRejectedError")
+    # THEN it is refused: a task is closed once (the execution has ended: no task waits)
+    assert refused.value.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken")

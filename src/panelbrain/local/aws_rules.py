@@ -108,6 +108,7 @@ def hold(stack: ExitStack, rules: AwsRules) -> None:
     _express_refuses_sync_and_callbacks(stack)
     _express_duration_limit(stack, rules)
     _states_all_leaves_terminal_errors(stack)
+    _closed_tasks_refuse_callbacks(stack)
     _branch_errors_keep_their_names(stack)
     _missing_path_is_runtime_error(stack)
     _state_payload_limit(stack)
@@ -244,6 +245,43 @@ def _patch(stack: ExitStack, owner: Any, attribute: str, replacement: Any) -> No
     else:
         stack.callback(setattr, owner, attribute, vars(owner)[attribute])
     setattr(owner, attribute, replacement)
+
+
+def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
+    """moto keeps a task token answerable after its task stopped waiting: a SendTaskSuccess
+    after the task timed out, or a second one after the first, is accepted (and changes
+    nothing). AWS answers TaskTimedOut: "The task token has either expired or the task
+    associated with the token has already been closed"
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+    A reviewer told "decided" for a task that had timed out is the split a review table and a
+    query must never show, so the token is closed the moment its task stops waiting."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackPoolManager
+
+    closed: set[str] = set()
+    interrupt_all = CallbackEndpoint.interrupt_all
+    notify, heartbeat = CallbackPoolManager.notify, CallbackPoolManager.heartbeat
+
+    def closing(self: CallbackEndpoint) -> None:
+        # Called once the waiting state has its outcome (an answer, a timeout, a failure).
+        interrupt_all(self)
+        closed.add(self.callback_id)
+
+    def refuse_if_closed(original: Any) -> Any:
+        def answered(self: CallbackPoolManager, callback_id: str, *args: Any, **kwargs: Any) -> Any:
+            if callback_id in closed and self.get(callback_id) is not None:
+                # moto's own TaskTimedOut reaches boto3 with no error code: name it as AWS does.
+                raise AWSError(
+                    "the task token has either expired or its task has already been closed",
+                    exception_type="TaskTimedOut",
+                )
+            return original(self, callback_id, *args, **kwargs)
+
+        return answered
+
+    _patch(stack, CallbackEndpoint, "interrupt_all", closing)
+    _patch(stack, CallbackPoolManager, "notify", refuse_if_closed(notify))
+    _patch(stack, CallbackPoolManager, "heartbeat", refuse_if_closed(heartbeat))
 
 
 def _express_refuses_sync_and_callbacks(stack: ExitStack) -> None:
