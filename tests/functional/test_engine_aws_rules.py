@@ -426,3 +426,65 @@ def test_a_second_callback_on_an_answered_task_is_refused(engine: LocalEngine, h
         sfn.send_task_failure(taskToken=events[0]["token"], error="ReviewRejectedError")
     # THEN it is refused: a task is closed once (the execution has ended: no task waits)
     assert refused.value.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken")
+
+
+# -- conditional writes to one item are decided one at a time ----------------------------------
+
+
+def test_two_concurrent_conditional_writes_to_one_item_cannot_both_land(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from moto.dynamodb import models
+
+    # GIVEN moto's condition check made slow, so two writers both check before either writes
+    parser = models.create_condition_expression_parser
+
+    def slow_parser(*args: Any, **kwargs: Any) -> Any:
+        built = parser(*args, **kwargs)
+        parse = built.parse
+
+        def slow_parse() -> Any:
+            condition = parse()
+            check = condition.expr
+
+            def slow_check(item: Any) -> Any:
+                verdict = check(item)
+                threading.Event().wait(0.3)
+                return verdict
+
+            condition.expr = slow_check
+            return condition
+
+        built.parse = slow_parse
+        return built
+
+    monkeypatch.setattr(models, "create_condition_expression_parser", slow_parser)
+    dynamodb = engine.clients["dynamodb"]
+    table = engine.template.resolve({"Ref": "QueriesTable"})
+    dynamodb.put_item(TableName=table, Item={"query_id": {"S": "q-race"}, "status": {"S": "started"}})
+    landed: list[str] = []
+
+    def finish(status: str) -> None:
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"query_id": {"S": "q-race"}},
+                UpdateExpression="SET #s = :s",
+                ConditionExpression="#s = :started",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": status}, ":started": {"S": "started"}},
+            )
+            landed.append(status)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+    # WHEN two writers end the same query at once
+    writers = [threading.Thread(target=finish, args=(s,)) for s in ("answered", "failed")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    # THEN exactly one landed, as DynamoDB decides each condition against the item as written
+    assert len(landed) == 1

@@ -109,6 +109,7 @@ def hold(stack: ExitStack, rules: AwsRules) -> None:
     _express_duration_limit(stack, rules)
     _states_all_leaves_terminal_errors(stack)
     _closed_tasks_refuse_callbacks(stack)
+    _dynamodb_writes_are_atomic(stack)
     _branch_errors_keep_their_names(stack)
     _missing_path_is_runtime_error(stack)
     _state_payload_limit(stack)
@@ -245,6 +246,30 @@ def _patch(stack: ExitStack, owner: Any, attribute: str, replacement: Any) -> No
     else:
         stack.callback(setattr, owner, attribute, vars(owner)[attribute])
     setattr(owner, attribute, replacement)
+
+
+def _dynamodb_writes_are_atomic(stack: ExitStack) -> None:
+    """moto evaluates a write's condition and applies the write with no lock: two threads'
+    conditional writes to one item can both find the condition true, and both land (two
+    terminal statuses in a query's history). DynamoDB decides a condition against the item as
+    it is when the write is applied, one write at a time
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate),
+    so the engine serialises every write."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def serialised(original: Any) -> Any:
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return write
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        _patch(stack, DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
 
 
 def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
