@@ -356,7 +356,14 @@ class Ledger:
             "per_fault": self.per_fault(),
             # Ended by the deadline sweeper, not by a workflow: what left each one unfinished.
             "closed_by_sweeper": [
-                {"query_id": v.query_id, "reason": v.reason} for v in self.verdicts if v.route == "deadline"
+                {
+                    "query_id": v.query_id,
+                    "reason": v.reason,
+                    "executions": v.executions,
+                    "execution_errors": v.execution_errors,
+                }
+                for v in self.verdicts
+                if v.route == "deadline"
             ],
             "problems": [
                 {
