@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from panelbrain.ops.load import (
     loopback_url,
     plot,
 )
+from tests.e2e.reviewing import LoopbackHttp, QuietHandler
 
 DOCUMENT_FIELDS = {
     "url",
@@ -169,7 +169,7 @@ class StandIn:
         self.posts = 0
         self.lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _json(self, status: int, body: Any) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -178,7 +178,7 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def do_GET(self) -> None:
+            def do_GET(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's name)
                 if self.path == "/openapi.json" and looks_like_serve:
                     self._json(200, {"paths": {"/queries": {}}})
                 elif self.path == "/local/status":
@@ -186,7 +186,7 @@ class StandIn:
                 else:
                     self._json(*get(self.path))
 
-            def do_POST(self) -> None:
+            def do_POST(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's name)
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with stand_in.lock:
                     stand_in.posts += 1
@@ -197,19 +197,14 @@ class StandIn:
                     return
                 self._json(*answer)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LoopbackHttp(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.server.base
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @contextlib.contextmanager
