@@ -101,6 +101,15 @@ def test_post_then_get_returns_the_answer(server: LocalServer) -> None:
     assert record["route"] == "formatter" and "Support a ban" in record["result"]["markdown"]
 
 
+def waiting_for_review(server: LocalServer) -> str:
+    """A new query that waits for a reviewer (no cached answer short-cuts it)."""
+    server.engine.clear_table("ResultCacheTable")
+    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
+    query_id: str = accepted["query_id"]
+    wait_for(server, query_id, {"needs_review"})
+    return query_id
+
+
 def signed_in(server: LocalServer, who: str) -> dict[str, str]:
     """The cookie a browser holds after signing in as ``who`` on the local /login page."""
     token = server.sign_in.sign_in(who, server.sign_in.passwords[who])
@@ -110,10 +119,7 @@ def signed_in(server: LocalServer, who: str) -> dict[str, str]:
 def test_review_callback_approves_a_waiting_answer(server: LocalServer, tmp_path: Path) -> None:
     # The README's two curls, as written (the password serve printed put in): sign in, then
     # decide. The decision is the signed-in reviewer's, never a name the request supplies.
-    server.engine.clear_table("ResultCacheTable")  # the question must reach review every time
-    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
-    query_id = accepted["query_id"]
-    wait_for(server, query_id, {"needs_review"})
+    query_id = waiting_for_review(server)
     readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     (sign_in,) = [line for line in readme if line.startswith("curl ") and "/login " in line]
     (example,) = [line for line in readme if line.startswith("curl ") and "/review " in line]
@@ -131,10 +137,7 @@ def test_review_callback_approves_a_waiting_answer(server: LocalServer, tmp_path
 
 
 def test_review_callback_decides_only_for_a_signed_in_reviewer(server: LocalServer) -> None:
-    server.engine.clear_table("ResultCacheTable")
-    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
-    query_id = accepted["query_id"]
-    wait_for(server, query_id, {"needs_review"})
+    query_id = waiting_for_review(server)
     path = f"/queries/{query_id}/review"
     # No session, a forged one, or a name in the body: refused, nothing decided.
     status, refused = call(server, "POST", path, {"decision": "approve"})
@@ -177,10 +180,7 @@ def test_local_sign_in_sets_an_http_only_session_cookie(server: LocalServer) -> 
 
 
 def test_review_callback_refuses_cross_site_requests(server: LocalServer) -> None:
-    server.engine.clear_table("ResultCacheTable")
-    _, accepted = call(server, "POST", "/queries", {"question": AMBIGUOUS})
-    query_id = accepted["query_id"]
-    wait_for(server, query_id, {"needs_review"})
+    query_id = waiting_for_review(server)
     path = f"/queries/{query_id}/review"
     decision = b'{"decision": "approve"}'
     alice = signed_in(server, "alice@example.com")
