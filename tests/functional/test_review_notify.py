@@ -15,6 +15,7 @@ from moto import mock_aws
 from panelbrain.aws.notify import AwsNotifier, Secrets, SlackConfig
 from panelbrain.review import links
 from panelbrain.review.models import Review
+from tests.unit.review_fakes import a_review
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -29,16 +30,7 @@ class FixedSecrets(Secrets):
 
 
 def review() -> Review:
-    return Review(
-        review_id="rv_AAAAAAAAAAAAAAAAAAAA",
-        query_id="q-1",
-        created_at=NOW,
-        expires_at=NOW + 3600,
-        question="What share support a ban?",
-        dataset="ces11",
-        answer="12%",
-        confidence=0.7,
-    )
+    return a_review("rv_AAAAAAAAAAAAAAAAAAAA", at=NOW)
 
 
 @pytest.fixture

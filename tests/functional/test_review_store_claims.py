@@ -9,8 +9,9 @@ import pytest
 
 from panelbrain.aws.reviews import DynamoReviewStore
 from panelbrain.local.engine import LocalEngine
-from panelbrain.review.models import Decision, Review
+from panelbrain.review.models import Decision
 from panelbrain.review.ports import Claim
+from tests.unit.review_fakes import a_review
 
 NOW = 1_800_000_000.0
 
@@ -25,17 +26,7 @@ def engine() -> Iterator[LocalEngine]:
 def store(engine: LocalEngine) -> DynamoReviewStore:
     engine.clear_table("ReviewsTable")
     store = DynamoReviewStore()
-    review = Review(
-        review_id="rv_00000000000000000001",
-        query_id="q-1",
-        created_at=NOW,
-        expires_at=NOW + 3600,
-        question="Q?",
-        dataset="ces11",
-        answer="A.",
-        confidence=0.6,
-    )
-    store.open(review, "token-1")
+    store.open(a_review("rv_00000000000000000001", at=NOW), "token-1")
     return store
 
 

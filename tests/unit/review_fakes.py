@@ -18,6 +18,18 @@ from panelbrain.review.ports import (
 )
 
 
+def a_review(review_id: str, *, at: float, **fields: Any) -> Review:
+    """An open review of a small answer, created at ``at`` and waiting an hour."""
+    base: dict[str, Any] = {
+        "query_id": "q-1",
+        "question": "What share support a ban?",
+        "dataset": "ces11",
+        "answer": "12%",
+        "confidence": 0.7,
+    }
+    return Review(review_id=review_id, created_at=at, expires_at=at + 3600, **{**base, **fields})
+
+
 @dataclass
 class _Row:
     review: Review
