@@ -216,6 +216,13 @@ def function_outlasts_its_task(c: Copy) -> None:
     )
 
 
+def review_topic_subscribed_unfiltered(c: Copy) -> None:
+    c.template["Resources"]["OpsReviewSubscription"] = {
+        "Type": "AWS::SNS::Subscription",
+        "Properties": {"TopicArn": {"Ref": "ReviewTopic"}, "Protocol": "email", "Endpoint": "ops@example.com"},
+    }
+
+
 def queue_without_redrive(c: Copy) -> None:
     c.properties("QueryQueue").pop("RedrivePolicy")
 
@@ -308,6 +315,11 @@ FIXTURES: list[tuple[str, Callable[[Copy], None], str]] = [
     ("function-tracing", function_passthrough_tracing, "FormatterFunction traces PassThrough"),
     ("task-timeout-over-function", function_outlasts_its_task, "state Formatter times out at"),
     ("sqs-redrive", queue_without_redrive, "QueryQueue has no RedrivePolicy"),
+    (
+        "review-subscriptions-filtered",
+        review_topic_subscribed_unfiltered,
+        "OpsReviewSubscription subscribes to review topic ReviewTopic without a FilterPolicy",
+    ),
     ("sqs-alarms", dead_letter_queue_unwatched, "QueryDeadLetterQueue has no CloudWatch alarm"),
     ("task-token-timeouts", prod_heartbeat_at_timeout, "is not below its timeout"),
     ("task-token-timeouts", token_task_without_heartbeat, "RequestReview: no HeartbeatSeconds"),

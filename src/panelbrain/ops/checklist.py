@@ -461,6 +461,32 @@ def check_alarm_topic_key(d: Deployment) -> list[str]:
     return findings
 
 
+def check_review_subscriptions_filtered(d: Deployment) -> list[str]:
+    """Review e-mails carry links that decide as their one recipient; each reaches only the
+    subscription its recipient attribute names, if the subscription filters on it."""
+    topics: set[str] = set()
+    for function in d.of_type("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for key in ("REVIEW_TOPIC_ARN", "ESCALATION_TOPIC_ARN"):
+            topic = REFERENCE.fullmatch(render(variables.get(key, "")))
+            if topic:
+                topics.add(topic.group(1))
+    findings = []
+    for name, subscription in d.of_type("AWS::SNS::Subscription").items():
+        properties = subscription["Properties"]
+        topic = REFERENCE.fullmatch(render(properties.get("TopicArn", "")))
+        if not topic or topic.group(1) not in topics:
+            continue
+        scope = properties.get("FilterPolicyScope", "MessageAttributes")
+        if scope != "MessageAttributes" or "recipient" not in (properties.get("FilterPolicy") or {}):
+            findings.append(
+                f"{name} subscribes to review topic {topic.group(1)} without a FilterPolicy on the "
+                "recipient message attribute: it receives every reviewer's links, each of which decides "
+                "as its own recipient; filter it on its endpoint's address"
+            )
+    return findings
+
+
 def check_sqs_redrive(d: Deployment) -> list[str]:
     queues = d.of_type("AWS::SQS::Queue")
     dead_letter = {
@@ -1139,6 +1165,13 @@ RULES: list[Rule] = [
         "with an empty allow-list every review decision is refused and every review times out",
         "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html",
         check_reviewers,
+    ),
+    Rule(
+        "review-subscriptions-filtered",
+        "Every subscription to a review topic filters on its recipient",
+        "an unfiltered subscription receives every reviewer's decision links",
+        "https://docs.aws.amazon.com/sns/latest/dg/message-filtering.html",
+        check_review_subscriptions_filtered,
     ),
     Rule(
         "heartbeat-minimum",
