@@ -277,3 +277,14 @@ class TestUnqualifiedInvocations:
             "QueryApi GET /queries/{query_id}: the integration URI invokes ApiFunction"
         )
         assert "${ApiFunction.Alias}" in body["error"]
+
+
+def test_a_schedule_range_that_wraps_is_refused_by_name_not_read_as_never() -> None:
+    from panelbrain.local.lambda_rules import Cron
+    from panelbrain.local.template import TemplateError
+
+    # GIVEN weekday schedules WHEN the engine reads them THEN a forward range allows its days
+    assert Cron.parse("cron(0 8 ? * MON-FRI *)").weekdays == frozenset({2, 3, 4, 5, 6})
+    # AND one that wraps past Saturday is named, with how to write it (it allowed no day at all)
+    with pytest.raises(TemplateError, match=r"FRI-MON runs backwards.*FRI-SAT,SUN-MON"):
+        Cron.parse("cron(0 8 ? * FRI-MON *)")

@@ -133,6 +133,12 @@ def _field(text: str, low: int, high: int, names: dict[str, int], what: str) -> 
 
         start = low if first == "*" else value(first)
         end = high if first == "*" or (step and last is None) else value(last) if last else start
+        if end < start:
+            # A range that wraps (FRI-MON) would otherwise allow nothing, silently.
+            raise TemplateError(
+                f"cron {what} field {text!r}: the range {first}-{last} runs backwards; the local "
+                "engine does not wrap ranges: write it as two (e.g. FRI-SAT,SUN-MON)"
+            )
         values.update(range(start, end + 1, int(step) if step else 1))
     return frozenset(values)
 
