@@ -11,8 +11,10 @@ Indexes: ``by_status`` (status, created_at) lists open reviews and history witho
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from panelbrain.aws import clients, conditional_write
@@ -234,11 +236,32 @@ class DynamoReviewStore:
         ids = self._query(
             "by_status", "#s = :s", {":s": {"S": status}}, limit, {"#s": "status"}, forward=not newest_first
         )
-        return [r for r in map(self.get, ids) if r is not None and r.status == status]
+        return [r for r in self._reviews(ids) if r.status == status]
 
     def of_query(self, query_id: str) -> list[Review]:
         ids = self._query("by_query", "query_id = :q", {":q": {"S": query_id}}, 10, {})
-        return [r for r in map(self.get, ids) if r is not None]
+        return self._reviews(ids)
+
+    def _reviews(self, ids: list[str]) -> list[Review]:
+        """The reviews ``ids`` names, in that order, read whole and consistently: BatchGetItem
+        takes up to 100 keys a call and may hand some back unprocessed, to ask for again
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 100):
+            keys: list[dict[str, Any]] = [{"review_id": {"S": i}} for i in unique[start : start + 100]]
+            for attempt in itertools.count():
+                response = self.client.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["review_id"]["S"]] = item
+                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table_name, {})
+                keys = list(unprocessed.get("Keys", []))
+                if not keys:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # the table is at capacity: back off
+        return [_review(found[i]) for i in ids if i in found]
 
 
 def _review(item: dict[str, Any]) -> Review:
