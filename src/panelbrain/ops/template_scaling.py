@@ -22,7 +22,6 @@ from panelbrain.local.lambda_rules import DEFAULT_MEMORY_MB, function_setting
 from panelbrain.local.template import Template
 
 WEEK_S = 7 * 86_400
-DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
 # Application Auto Scaling's cron is EventBridge's six-field form, days 1-7 counted from Sunday:
 # https://docs.aws.amazon.com/autoscaling/application/userguide/scheduled-scaling-using-cron-expressions.html
 # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html#eb-cron-expressions
@@ -116,42 +115,33 @@ def _template_path() -> Path:
     return find_template()
 
 
-_CRON = re.compile(r"^cron\((\d+) (\d+) [?*] \* ([A-Z0-9,\-*?]+) \*\)$")
-
-
-def _weekdays(field: str, where: str) -> frozenset[int]:
-    if field in ("*", "?"):
-        return frozenset(range(7))
-    days: set[int] = set()
-    for part in field.split(","):
-        ends = part.split("-")
-        if len(ends) > 2 or not all(e in DAYS or e in CRON_DAY_NUMBERS for e in ends):
-            raise TemplateScalingError(
-                f"{where}: day-of-week {field!r} is not a day name (MON-SUN), number (1-7) or range of them"
-            )
-        first, last = (DAYS.get(e, CRON_DAY_NUMBERS.get(e, 0)) for e in (ends[0], ends[-1]))
-        day = first
-        days.add(day)
-        while day != last:
-            day = (day + 1) % 7
-            days.add(day)
-    return frozenset(days)
-
-
 def _scheduled_action(spec: dict[str, Any], where: str) -> ScheduledAction:
+    from panelbrain.local.lambda_rules import Cron
+    from panelbrain.local.template import TemplateError
+
     name = spec["ScheduledActionName"]
-    match = _CRON.match(spec["Schedule"].strip())
-    if match is None:
-        raise TemplateScalingError(
-            f"{where} action {name!r}: schedule {spec['Schedule']!r} is not a weekly "
-            "cron(M H ? * DAYS *); the capacity models read only that form"
-        )
+    weekly = (
+        f"{where} action {name!r}: schedule {spec['Schedule']!r} is not a weekly "
+        "cron(M H ? * DAYS *); the capacity models read only that form"
+    )
+    try:
+        # The engine's reading of the schedule, so the models and the engine agree on it.
+        cron = Cron.parse(spec["Schedule"])
+    except TemplateError as exc:
+        raise TemplateScalingError(f"{weekly} ({exc})") from None
+    minutes, hours = cron.minutes or frozenset(), cron.hours or frozenset()
+    one_time = len(minutes) != 1 or len(hours) != 1
+    if cron.once is not None or one_time or (cron.days, cron.months, cron.years) != (None, None, None):
+        raise TemplateScalingError(weekly)
     action = spec["ScalableTargetAction"]
     return ScheduledAction(
         name=name,
-        minute=int(match[1]),
-        hour=int(match[2]),
-        weekdays=_weekdays(match[3], f"{where} action {name!r}"),
+        minute=next(iter(minutes)),
+        hour=next(iter(hours)),
+        # Cron counts days 1-7 from Sunday; the models count 0-6 from Monday.
+        weekdays=frozenset(range(7))
+        if cron.weekdays is None
+        else frozenset(CRON_DAY_NUMBERS[str(d)] for d in cron.weekdays),
         min_capacity=int(action["MinCapacity"]),
         max_capacity=int(action.get("MaxCapacity", 10**9)),
     )
