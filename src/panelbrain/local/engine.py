@@ -196,7 +196,7 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager"):
+        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager", "cognito-idp"):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
         for name, resource in t.of_type("AWS::DynamoDB::Table").items():

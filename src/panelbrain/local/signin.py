@@ -42,8 +42,6 @@ class LocalSignIn:
     """The emulator's reviewer pool: users for ``reviewers``, sign-in, token verification."""
 
     def __init__(self, engine: LocalEngine, reviewers: list[str], *, state_dir: Path | None = None) -> None:
-        import boto3
-
         template = engine.template
         pools = template.of_type("AWS::Cognito::UserPool")
         if len(pools) != 1:
@@ -51,7 +49,7 @@ class LocalSignIn:
                 f"template.yaml must declare one AWS::Cognito::UserPool, found {len(pools)}"
             )
         (pool_props,) = [template.resolve(p.get("Properties", {})) for p in pools.values()]
-        self.client: Any = boto3.client("cognito-idp", region_name=template.region)
+        self.client: Any = engine.clients["cognito-idp"]  # the emulator's, as every engine client
         self.pool_id: str = self.client.create_user_pool(
             PoolName=str(pool_props.get("UserPoolName", "reviewers")),
             UsernameAttributes=pool_props.get("UsernameAttributes", ["email"]),
