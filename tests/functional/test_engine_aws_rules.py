@@ -10,6 +10,7 @@ the test replaces for the moment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -488,3 +489,42 @@ def test_two_concurrent_conditional_writes_to_one_item_cannot_both_land(
         writer.join()
     # THEN exactly one landed, as DynamoDB decides each condition against the item as written
     assert len(landed) == 1
+
+
+def test_a_callback_after_the_state_timed_out_while_heartbeats_arrived_is_refused(
+    engine: LocalEngine, handler: Any
+) -> None:
+    import threading
+    import time
+
+    # GIVEN a task kept alive by heartbeats until its state's TimeoutSeconds passed (moto's
+    # waiting thread then still holds the token open until its next heartbeat wait ends)
+    events = handler({})
+    sfn = engine.clients["stepfunctions"]
+    refused: list[str] = []
+
+    def beat_then_answer_late() -> None:
+        while not events:
+            threading.Event().wait(0.05)
+        token, started = events[0]["token"], time.monotonic()
+        while time.monotonic() - started < 1.6:
+            with contextlib.suppress(ClientError):
+                sfn.send_task_heartbeat(taskToken=token)
+            threading.Event().wait(0.3)
+        threading.Event().wait(max(0.0, 2.3 - (time.monotonic() - started)))
+        # WHEN the decision arrives just after the state timed out, before a heartbeat was due
+        try:
+            sfn.send_task_success(taskToken=token, output="{}")
+        except ClientError as exc:
+            refused.append(exc.response["Error"]["Code"])
+
+    late = threading.Thread(target=beat_then_answer_late)
+    late.start()
+    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Cleanup"}]
+    state = {**waiting_task(engine, 2), "HeartbeatSeconds": 1, "Catch": catch}
+    cleanup = {"Type": "Wait", "Seconds": 3, "Next": "Caught"}
+    described = run(engine, {"Wait": state, "Cleanup": cleanup, "Caught": CAUGHT})
+    late.join()
+    # THEN it is refused: the task stopped waiting when its state timed out
+    assert described["entered"] == ["Wait", "Cleanup", "Caught"]
+    assert refused == ["TaskTimedOut"]

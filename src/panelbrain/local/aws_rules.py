@@ -281,6 +281,7 @@ def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
     A reviewer told "decided" for a task that had timed out is the split a review table and a
     query must never show, so the token is closed the moment its task stops waiting."""
     from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackPoolManager
 
     closed: set[str] = set()
@@ -304,7 +305,21 @@ def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
 
         return answered
 
+    evaluate_with_timeout = ExecutionState._evaluate_with_timeout
+
+    def closing_when_the_state_moves_on(self: Any, env: Any) -> None:
+        # A state timeout (TimeoutSeconds) moves the execution on while moto's waiting thread
+        # still holds the endpoint open until its next heartbeat wait ends: close the task's
+        # token as the state stops waiting, however it stops.
+        try:
+            evaluate_with_timeout(self, env)
+        finally:
+            task = env.states.context_object.context_object_data.get("Task")
+            if task:
+                closed.add(task["Token"])
+
     _patch(stack, CallbackEndpoint, "interrupt_all", closing)
+    _patch(stack, ExecutionState, "_evaluate_with_timeout", closing_when_the_state_moves_on)
     _patch(stack, CallbackPoolManager, "notify", refuse_if_closed(notify))
     _patch(stack, CallbackPoolManager, "heartbeat", refuse_if_closed(heartbeat))
 

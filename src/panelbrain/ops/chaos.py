@@ -411,8 +411,20 @@ class ChaosConfig:
     # past this, and the poller's timeout bounds a crash.
     function_timeout_s: float = 10.0
     poller_timeout_s: float = 5.0
-    review_timeout_s: int = 8
-    review_heartbeat_s: int = 4
+    # How long a review waits, and its heartbeat (None: 8 s and 4 s, longer for a large run: a
+    # thousand reviews open at once on two cores take the reviewers and the sweeper longer than
+    # 8 s to get through, and a review meant to be decided would time out).
+    review_timeout_s: int | None = None
+    review_heartbeat_s: int | None = None
+
+    @property
+    def review_timeout(self) -> int:
+        return self.review_timeout_s or max(8, self.queries // 10)
+
+    @property
+    def review_heartbeat(self) -> int:
+        return self.review_heartbeat_s or max(4, self.review_timeout // 2)
+
     approve_all: bool = False  # reviewers approve every review (else review_action's mix)
     tick_s: float = 1.0  # how often the scheduled functions run (the sweeper heartbeats reviews)
     # The deadline sweeper's limits for the run (the template's are 30 min and 2 x the review
@@ -584,8 +596,8 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
     from panelbrain.local.engine import LocalEngine
 
     parameters = {
-        "ReviewTimeoutSeconds": str(config.review_timeout_s),
-        "ReviewHeartbeatSeconds": str(config.review_heartbeat_s),
+        "ReviewTimeoutSeconds": str(config.review_timeout),
+        "ReviewHeartbeatSeconds": str(config.review_heartbeat),
         "ReviewReminderSeconds": "0",
     }
     report = progress or (lambda phase, done, total: None)
@@ -680,7 +692,7 @@ def _settle(
     next_tick = 0.0
     idle_since: float | None = None
     # Long enough for the sweeper to close whatever no workflow ended (then it is counted).
-    sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout_s + config.review_deadline_margin_s)
+    sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout + config.review_deadline_margin_s)
     sweep_wait += 3 * config.tick_s
     decided: set[str] = set()
     while time.monotonic() < deadline:
