@@ -733,7 +733,11 @@ def _settle(
                 return
             # Nothing moves, yet some query has no terminal status: only the deadline sweeper
             # (ticked above) can end it now; the ledger counts what it leaves.
-            idle_since = idle_since or time.monotonic()
+            if idle_since is None:
+                idle_since = time.monotonic()
+                # The settle timeout guards against a run that never stops moving; once nothing
+                # moves, the wait for the sweeper is bounded and always given in full.
+                deadline = max(deadline, idle_since + sweep_wait + 10 * config.tick_s)
             if time.monotonic() - idle_since > sweep_wait:
                 return
         else:
