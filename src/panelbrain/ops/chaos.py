@@ -307,6 +307,7 @@ class Ledger:
     injections: list[Injection] = field(default_factory=list)
     indexes: dict[str, int] = field(default_factory=dict)  # query id -> index
     decision_errors: list[str] = field(default_factory=list)  # a reviewer's decision that errored
+    refusals: dict[int, int] = field(default_factory=dict)  # decisions refused, by HTTP status
 
     def count(self, what: str) -> int:
         if what in ("lost", "stuck"):
@@ -351,6 +352,7 @@ class Ledger:
             **self.failures,
             "dead_letters": self.dead_letters,
             "decision_errors": self.decision_errors,
+            "decisions_refused": {str(k): v for k, v in sorted(self.refusals.items())},
             "p50_s": round(_quantile(seconds, 0.5), 2) if seconds else None,
             "p95_s": round(_quantile(seconds, 0.95), 2) if seconds else None,
             "per_fault": self.per_fault(),
@@ -448,6 +450,7 @@ class _Injector:
         self.requests: Counter[tuple[str, int, int]] = Counter()  # AWS requests per attempt
         self.seen: set[str] = set()
         self.decision_errors: list[str] = []
+        self.refusals: Counter[int] = Counter()  # reviewers' decisions refused, by HTTP status
         self.lock = threading.Lock()
         self.local = threading.local()
         self.tasks = set(engine.task_functions(PIPELINE).values()) | set(
@@ -610,7 +613,11 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
             parameters=parameters, bent_limits={"ReviewTimeoutSeconds", "ReviewHeartbeatSeconds"}
         ) as engine,
     ):
-        for name in engine.handlers:
+        # The task functions (the faults' scope) run under the run's short timeout, so a timeout
+        # fault costs seconds; the API and the scheduled sweeper keep the template's.
+        for name in engine.task_functions(PIPELINE).values():
+            engine.timeout_overrides[name] = config.function_timeout_s
+        for name in engine.task_functions(REVIEW).values():
             engine.timeout_overrides[name] = config.function_timeout_s
         engine.timeout_overrides["PollerFunction"] = config.poller_timeout_s
         # The poller's lease outlives its (shortened) timeout, as in the template; the engine
@@ -630,6 +637,7 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
             _stop_running(engine)
     result = ledger(facts, dead, injector.injections)
     result.decision_errors = injector.decision_errors
+    result.refusals = dict(injector.refusals)
     return result
 
 
@@ -714,8 +722,12 @@ def _settle(
                         comment="chaos run",
                         channel="web",
                     )
-                except DecisionError:
-                    pass  # refused (timed out meanwhile, already decided): nothing changed
+                except DecisionError as refused:
+                    # Refused (timed out meanwhile, decided by someone else): nothing changed. A
+                    # 503 says try again, as a reviewer would.
+                    injector.refusals[refused.status] += 1
+                    if refused.status == 503:
+                        decided.discard(review.review_id)
                 except Exception as exc:  # the reviewer would see a 5xx; the run goes on
                     injector.decision_errors.append(f"{review.review_id}: {type(exc).__name__}: {exc}")
         if time.monotonic() >= next_tick:
