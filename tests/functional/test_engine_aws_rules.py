@@ -528,3 +528,40 @@ def test_a_callback_after_the_state_timed_out_while_heartbeats_arrived_is_refuse
     # THEN it is refused: the task stopped waiting when its state timed out
     assert described["entered"] == ["Wait", "Cleanup", "Caught"]
     assert refused == ["TaskTimedOut"]
+
+
+def test_a_callback_while_another_execution_is_starting_reaches_its_task(
+    engine: LocalEngine, handler: Any
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    # GIVEN a task waiting for its token, and another execution that has just started (its
+    # evaluation environment not built yet)
+    events = handler({})
+    sfn = engine.clients["stepfunctions"]
+    backend = stepfunctions_parser_backends["123456789012"][engine.template.region]
+    starting = SimpleNamespace(status=ExecutionStatus.RUNNING, exec_worker=SimpleNamespace(env=None))
+    answered: list[str] = []
+
+    def answer() -> None:
+        while not events:
+            threading.Event().wait(0.05)
+        machine = next(m for m in backend.state_machines if m.executions)
+        machine.executions.insert(0, starting)
+        try:
+            # WHEN the decision arrives
+            sfn.send_task_success(taskToken=events[0]["token"], output='{"ok": true}')
+            answered.append("ok")
+        finally:
+            machine.executions.remove(starting)
+
+    answering = threading.Thread(target=answer)
+    answering.start()
+    described = run(engine, {"Wait": waiting_task(engine, 30), "Caught": CAUGHT})
+    answering.join()
+    # THEN it reached the waiting task (moto alone failed inside with AttributeError)
+    assert answered == ["ok"] and described["status"] == "SUCCEEDED"

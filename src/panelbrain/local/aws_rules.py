@@ -109,6 +109,7 @@ def hold(stack: ExitStack, rules: AwsRules) -> None:
     _express_duration_limit(stack, rules)
     _states_all_leaves_terminal_errors(stack)
     _closed_tasks_refuse_callbacks(stack)
+    _callbacks_skip_executions_not_yet_running(stack)
     _dynamodb_writes_are_atomic(stack)
     _branch_errors_keep_their_names(stack)
     _missing_path_is_runtime_error(stack)
@@ -270,6 +271,26 @@ def _dynamodb_writes_are_atomic(stack: ExitStack) -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         _patch(stack, DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
+
+
+def _callbacks_skip_executions_not_yet_running(stack: ExitStack) -> None:
+    """moto finds a task token's execution by asking every execution's evaluation environment,
+    and an execution that has just started has none yet: a SendTaskSuccess at that moment fails
+    with AttributeError inside moto, a failure AWS never gives (a callback answers success or a
+    named error: https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+    The lookup skips executions whose environment does not exist yet."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as Backend
+
+    get_executions = Backend._get_executions
+
+    def with_environment(self: Backend, *args: Any, **kwargs: Any) -> list[Any]:
+        return [
+            e
+            for e in get_executions(self, *args, **kwargs)
+            if getattr(getattr(e, "exec_worker", None), "env", None) is not None
+        ]
+
+    _patch(stack, Backend, "_get_executions", with_environment)
 
 
 def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
