@@ -42,6 +42,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -415,13 +416,13 @@ class ChaosConfig:
     poller_timeout_s: float = 5.0
     # How long a review waits, and its heartbeat (None: 8 s and 4 s, longer for a large run: a
     # thousand reviews open at once on two cores take the reviewers and the sweeper longer than
-    # 8 s to get through, and a review meant to be decided would time out).
+    # 8 s to get through, and a review meant to be decided would time out: queries/4 s).
     review_timeout_s: int | None = None
     review_heartbeat_s: int | None = None
 
     @property
     def review_timeout(self) -> int:
-        return self.review_timeout_s or max(8, self.queries // 10)
+        return self.review_timeout_s or max(8, self.queries // 4)
 
     @property
     def review_heartbeat(self) -> int:
@@ -703,20 +704,16 @@ def _settle(
     sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout + config.review_deadline_margin_s)
     sweep_wait += 3 * config.tick_s
     decided: set[str] = set()
-    while time.monotonic() < deadline:
-        with contextlib.suppress(LambdaFunctionError):  # a crashed poller: SQS redelivers
-            while engine.deliver("QueryQueue", "PollerFunction") is not None:
-                pass
-        for review in service().store.with_status("open", limit=None):
-            index = injector.indexes.get(review.query_id)
-            if index is None or review.review_id in decided:
-                continue
-            action = "approve" if config.approve_all else review_action(config.seed, index)
-            if action != "ignore":
-                decided.add(review.review_id)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="reviewer") as reviewers:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(LambdaFunctionError):  # a crashed poller: SQS redelivers
+                while engine.deliver("QueryQueue", "PollerFunction") is not None:
+                    pass
+
+            def decide(review_id: str, action: str) -> None:
                 try:
                     service().decide(
-                        review.review_id,
+                        review_id,
                         "approve" if action == "approve" else "reject",
                         principal=Principal(identity=_reviewer(), source="cli"),
                         comment="chaos run",
@@ -725,41 +722,57 @@ def _settle(
                 except DecisionError as refused:
                     # Refused (timed out meanwhile, decided by someone else): nothing changed. A
                     # 503 says try again, as a reviewer would.
-                    injector.refusals[refused.status] += 1
-                    if refused.status == 503:
-                        decided.discard(review.review_id)
+                    with injector.lock:
+                        injector.refusals[refused.status] += 1
+                        if refused.status == 503:
+                            decided.discard(review_id)
                 except Exception as exc:  # the reviewer would see a 5xx; the run goes on
-                    injector.decision_errors.append(f"{review.review_id}: {type(exc).__name__}: {exc}")
-        if time.monotonic() >= next_tick:
-            for function in engine.schedules():
-                with contextlib.suppress(PanelbrainError):
-                    engine.tick(function)
-            next_tick = time.monotonic() + config.tick_s
-        waiting = _queue_depth(engine, "QueryQueue")
-        in_flight = _queue_depth(engine, "QueryQueue", in_flight=True) - waiting
-        running = _running(engine, PIPELINE) + _running(engine, REVIEW)
-        done = _terminal_count(engine, submitted)
-        report("settling", done, len(submitted))
-        if not waiting and not in_flight and not running:
-            if done >= len(submitted):
-                return
-            # Nothing moves, yet some query has no terminal status: only the deadline sweeper
-            # (ticked above) can end it now; the ledger counts what it leaves.
-            if idle_since is None:
-                idle_since = time.monotonic()
-                # The settle timeout guards against a run that never stops moving; once nothing
-                # moves, the wait for the sweeper is bounded and always given in full.
-                deadline = max(deadline, idle_since + sweep_wait + 10 * config.tick_s)
-            if time.monotonic() - idle_since > sweep_wait:
-                return
-        else:
-            idle_since = None
-        if in_flight and not waiting and not running:
-            # Only messages a failed poller left hidden: the dead poller's start lease runs out
-            # in real time (the store's clock), then the queue's clock passes their timeout.
-            time.sleep(config.poller_timeout_s + 1)
-            engine.rules.advance_queue_clock(visibility)
-        time.sleep(0.2)
+                    with injector.lock:
+                        injector.decision_errors.append(f"{review_id}: {type(exc).__name__}: {exc}")
+
+            to_decide = []
+            for review in service().store.with_status("open", limit=None):
+                index = injector.indexes.get(review.query_id)
+                if index is None or review.review_id in decided:
+                    continue
+                action = "approve" if config.approve_all else review_action(config.seed, index)
+                if action != "ignore":
+                    decided.add(review.review_id)
+                    to_decide.append((review.review_id, action))
+            # Several reviewers at once, as a team works through a queue of reviews.
+            list(reviewers.map(lambda pair: decide(*pair), to_decide))
+            if time.monotonic() >= next_tick:
+                for function in engine.schedules():
+                    with contextlib.suppress(PanelbrainError):
+                        engine.tick(function)
+                next_tick = time.monotonic() + config.tick_s
+            # A decision claimed and not yet recorded is still moving (the sweeper settles it).
+            claimed = len(service().store.with_status("deciding", limit=None))
+            waiting = _queue_depth(engine, "QueryQueue") + claimed
+            in_flight = _queue_depth(engine, "QueryQueue", in_flight=True) - waiting
+            running = _running(engine, PIPELINE) + _running(engine, REVIEW)
+            done = _terminal_count(engine, submitted)
+            report("settling", done, len(submitted))
+            if not waiting and not in_flight and not running:
+                if done >= len(submitted):
+                    return
+                # Nothing moves, yet some query has no terminal status: only the deadline sweeper
+                # (ticked above) can end it now; the ledger counts what it leaves.
+                if idle_since is None:
+                    idle_since = time.monotonic()
+                    # The settle timeout guards against a run that never stops moving; once nothing
+                    # moves, the wait for the sweeper is bounded and always given in full.
+                    deadline = max(deadline, idle_since + sweep_wait + 10 * config.tick_s)
+                if time.monotonic() - idle_since > sweep_wait:
+                    return
+            else:
+                idle_since = None
+            if in_flight and not waiting and not running:
+                # Only messages a failed poller left hidden: the dead poller's start lease runs out
+                # in real time (the store's clock), then the queue's clock passes their timeout.
+                time.sleep(config.poller_timeout_s + 1)
+                engine.rules.advance_queue_clock(visibility)
+            time.sleep(0.2)
 
 
 def _reviewer() -> str:
