@@ -429,7 +429,15 @@ class ChaosConfig:
         return self.review_heartbeat_s or max(4, self.review_timeout // 2)
 
     approve_all: bool = False  # reviewers approve every review (else review_action's mix)
-    tick_s: float = 1.0  # how often the scheduled functions run (the sweeper heartbeats reviews)
+    # How often the scheduled functions run (None: a quarter of the review heartbeat, as the
+    # template's sweeper runs at most half a heartbeat apart; each sweep heartbeats every open
+    # review, so sweeping a thousand open reviews every second would starve the reviewers).
+    tick_s: float | None = None
+
+    @property
+    def tick(self) -> float:
+        return self.tick_s or max(1.0, self.review_heartbeat / 4)
+
     # The deadline sweeper's limits for the run (the template's are 30 min and 2 x the review
     # timeout + 10 min): a query no workflow ended is closed as failed after these, and counted.
     query_deadline_s: float = 600.0
@@ -702,7 +710,7 @@ def _settle(
     idle_since: float | None = None
     # Long enough for the sweeper to close whatever no workflow ended (then it is counted).
     sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout + config.review_deadline_margin_s)
-    sweep_wait += 3 * config.tick_s
+    sweep_wait += 3 * config.tick
     decided: set[str] = set()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="reviewer") as reviewers:
         while time.monotonic() < deadline:
@@ -745,7 +753,7 @@ def _settle(
                 for function in engine.schedules():
                     with contextlib.suppress(PanelbrainError):
                         engine.tick(function)
-                next_tick = time.monotonic() + config.tick_s
+                next_tick = time.monotonic() + config.tick
             # A decision claimed and not yet recorded is still moving (the sweeper settles it).
             claimed = len(service().store.with_status("deciding", limit=None))
             waiting = _queue_depth(engine, "QueryQueue") + claimed
@@ -762,7 +770,7 @@ def _settle(
                     idle_since = time.monotonic()
                     # The settle timeout guards against a run that never stops moving; once nothing
                     # moves, the wait for the sweeper is bounded and always given in full.
-                    deadline = max(deadline, idle_since + sweep_wait + 10 * config.tick_s)
+                    deadline = max(deadline, idle_since + sweep_wait + 10 * config.tick)
                 if time.monotonic() - idle_since > sweep_wait:
                     return
             else:
