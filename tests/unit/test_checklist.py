@@ -219,7 +219,11 @@ def function_outlasts_its_task(c: Copy) -> None:
 def review_topic_subscribed_unfiltered(c: Copy) -> None:
     c.template["Resources"]["OpsReviewSubscription"] = {
         "Type": "AWS::SNS::Subscription",
-        "Properties": {"TopicArn": {"Ref": "ReviewTopic"}, "Protocol": "email", "Endpoint": "ops@example.com"},
+        "Properties": {
+            "TopicArn": {"Ref": "ReviewTopic"},
+            "Protocol": "email",
+            "Endpoint": "ops@example.com",
+        },
     }
 
 
