@@ -442,7 +442,9 @@ class ChaosConfig:
     # timeout + 10 min): a query no workflow ended is closed as failed after these, and counted.
     query_deadline_s: float = 600.0
     review_deadline_margin_s: float = 10.0
-    settle_timeout_s: float = 900.0
+    # How long the run may keep moving before it is cut short (None: 900 s, or longer for a
+    # large run: a second a query and two review timeouts).
+    settle_timeout_s: float | None = None
 
 
 class _Injector:
@@ -705,7 +707,9 @@ def _settle(
             QueueUrl=engine.template.resolve({"Ref": "QueryQueue"}), AttributeNames=["VisibilityTimeout"]
         )["Attributes"]["VisibilityTimeout"]
     )
-    deadline = time.monotonic() + config.settle_timeout_s
+    deadline = time.monotonic() + (
+        config.settle_timeout_s or max(900.0, config.queries + 2 * config.review_timeout)
+    )
     next_tick = 0.0
     idle_since: float | None = None
     # Long enough for the sweeper to close whatever no workflow ended (then it is counted).
@@ -756,12 +760,12 @@ def _settle(
                 next_tick = time.monotonic() + config.tick
             # A decision claimed and not yet recorded is still moving (the sweeper settles it).
             claimed = len(service().store.with_status("deciding", limit=None))
-            waiting = _queue_depth(engine, "QueryQueue") + claimed
+            waiting = _queue_depth(engine, "QueryQueue")
             in_flight = _queue_depth(engine, "QueryQueue", in_flight=True) - waiting
             running = _running(engine, PIPELINE) + _running(engine, REVIEW)
             done = _terminal_count(engine, submitted)
             report("settling", done, len(submitted))
-            if not waiting and not in_flight and not running:
+            if not waiting and not in_flight and not running and not claimed:
                 if done >= len(submitted):
                     return
                 # Nothing moves, yet some query has no terminal status: only the deadline sweeper
