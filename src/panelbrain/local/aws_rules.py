@@ -255,7 +255,9 @@ def _dynamodb_writes_are_atomic(stack: ExitStack) -> None:
     terminal statuses in a query's history). DynamoDB decides a condition against the item as
     it is when the write is applied, one write at a time
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate),
-    so the engine serialises every write."""
+    so the engine serialises every write, and the reads that walk a table (a query or scan
+    walking moto's item dict while another thread inserts fails with "dictionary changed size
+    during iteration", which DynamoDB never answers)."""
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
@@ -269,7 +271,8 @@ def _dynamodb_writes_are_atomic(stack: ExitStack) -> None:
 
         return write
 
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    writes = ("put_item", "update_item", "delete_item", "transact_write_items")
+    for name in (*writes, "query", "scan", "get_item"):
         _patch(stack, DynamoDBBackend, name, serialised(getattr(DynamoDBBackend, name)))
 
 
