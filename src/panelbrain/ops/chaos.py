@@ -779,9 +779,12 @@ def _settle(
                     return
             else:
                 idle_since = None
-            if in_flight and not waiting and not running:
-                # Only messages a failed poller left hidden: the dead poller's start lease runs out
-                # in real time (the store's clock), then the queue's clock passes their timeout.
+            if in_flight and not waiting:
+                # The poller runs on this thread, so a message in flight between deliveries is
+                # one a failed or dead poller left hidden: the dead poller's start lease runs out
+                # in real time (the store's clock), then the queue's clock passes its timeout
+                # (waiting for running executions to end first kept such messages hidden past
+                # the sweeper's deadline in a 1,000-query run).
                 time.sleep(config.poller_timeout_s + 1)
                 engine.rules.advance_queue_clock(visibility)
             time.sleep(0.2)
