@@ -17,10 +17,8 @@ import hashlib
 import hmac
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,8 +54,6 @@ __all__ = [
 ]
 
 REJECTED_ERROR = "ReviewRejectedError"
-# Reviews a sweep beats at once: a backlog of hundreds stays inside the sweeper's timeout.
-_SWEEP_THREADS = 16
 # A token this young that Step Functions does not know yet is not taken for a dead one.
 _TOKEN_GRACE_S = 60.0
 
@@ -313,45 +309,32 @@ class ReviewService:
         finish the claims dead deciders left."""
         now = self.clock()
         report = SweepReport()
-        lock = threading.Lock()
-
-        def beat(review: Review) -> None:
+        # Every open review, not a page of them: one left out misses its heartbeat and times out.
+        for review in self.store.with_status("open", limit=None):
             token = self.store.token(review.review_id)
             try:
                 if token is None:
                     raise TaskTokenGoneError("NoToken", "no task token in the review table")
                 self.callbacks.send_heartbeat(token)
             except TaskCallbackUnavailableError as exc:
-                with lock:
-                    report.errors.append(f"{review.review_id}: heartbeat: {exc.message}")
-                return
+                report.errors.append(f"{review.review_id}: heartbeat: {exc.message}")
+                continue
             except TaskTokenGoneError as exc:
                 if exc.reason != "TaskTimedOut" and now - review.created_at < _TOKEN_GRACE_S:
                     # Stored by the notifier a moment ago: the task may not accept beats yet.
-                    return
+                    continue
                 if self.store.close(review.review_id, self._timed_out("the workflow stopped waiting")):
-                    with lock:
-                        report.closed.append(review.review_id)
-                return
+                    report.closed.append(review.review_id)
+                continue
             self.store.heartbeat(review.review_id, now)
-            reminded = (
-                now >= review.expires_at - self.settings.reminder_before_s
-                and self.store.mark_reminded(review.review_id, now)
-            )
-            if reminded:
+            report.heartbeats += 1
+            report.open += 1
+            report.oldest_age_s = max(report.oldest_age_s, now - review.created_at)
+            if now >= review.expires_at - self.settings.reminder_before_s and self.store.mark_reminded(
+                review.review_id, now
+            ):
                 self._notify(review, reminder=True)
-            with lock:
-                report.heartbeats += 1
-                report.open += 1
-                report.oldest_age_s = max(report.oldest_age_s, now - review.created_at)
-                report.reminders += int(bool(reminded))
-
-        # Every open review, not a page of them: one left out misses its heartbeat and times out.
-        # Each takes a few round trips; a large backlog is beaten in parallel so one sweep ends
-        # well inside the sweeper's timeout (boto3's clients are thread safe:
-        # https://docs.aws.amazon.com/boto3/latest/guide/clients.html#multithreading-or-multiprocessing-with-clients).
-        with ThreadPoolExecutor(max_workers=_SWEEP_THREADS, thread_name_prefix="sweep") as pool:
-            list(pool.map(beat, self.store.with_status("open", limit=None)))
+                report.reminders += 1
         self.settle_claims(now, report)
         return report
 
