@@ -110,7 +110,7 @@ def hold(stack: ExitStack, rules: AwsRules) -> None:
     _states_all_leaves_terminal_errors(stack)
     _closed_tasks_refuse_callbacks(stack)
     _callbacks_skip_executions_not_yet_running(stack)
-    _dynamodb_writes_are_atomic(stack)
+    _dynamodb_items_change_one_request_at_a_time(stack)
     _branch_errors_keep_their_names(stack)
     _missing_path_is_runtime_error(stack)
     _state_payload_limit(stack)
@@ -249,7 +249,7 @@ def _patch(stack: ExitStack, owner: Any, attribute: str, replacement: Any) -> No
     setattr(owner, attribute, replacement)
 
 
-def _dynamodb_writes_are_atomic(stack: ExitStack) -> None:
+def _dynamodb_items_change_one_request_at_a_time(stack: ExitStack) -> None:
     """moto evaluates a write's condition and applies the write with no lock: two threads'
     conditional writes to one item can both find the condition true, and both land (two
     terminal statuses in a query's history). DynamoDB decides a condition against the item as
