@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from panelbrain.local.ask import ask
-from panelbrain.local.engine import LambdaContext, LocalEngine, find_template
+from panelbrain.aws.store import DynamoQueryStore
+from panelbrain.local.ask import PIPELINE, ask, new_query_id
+from panelbrain.local.engine import LambdaContext, LambdaEnvironmentStoppedError, LocalEngine, find_template
 from panelbrain.local.lambda_rules import ExecutionEnvironments
 from panelbrain.local.server import LocalServer
+from panelbrain.models import TerminalRecord
 
 CONFIDENT = "What share support a ban on abortion by province?"
 AGENTS = (
@@ -190,6 +193,35 @@ class TestProvisionedConcurrency:
         timed_out = [i for i in fresh.invocations if i.function == "SqlWriterFunction"][-1]
         assert timed_out.error == "Sandbox.Timedout"
 
+    def test_a_handler_past_its_timeout_changes_nothing_afterwards(
+        self, fresh: LocalEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GIVEN a Persist that is still running when its (shortened) timeout ends the invocation
+        monkeypatch.setitem(fresh.timeout_overrides, "PersistFunction", 0.2)
+        release, finished = threading.Event(), threading.Event()
+        refused: list[BaseException] = []
+        query_id = new_query_id()
+
+        def late_write(event: dict[str, Any], context: Any) -> None:
+            release.wait(30)
+            try:
+                record = TerminalRecord(query_id=query_id, status="failed", route="error")
+                DynamoQueryStore().put_record(record)
+            except BaseException as exc:
+                refused.append(exc)
+            finally:
+                finished.set()
+
+        monkeypatch.setitem(fresh.handlers, "PersistFunction", late_write)
+        _, error = fresh._run("PersistFunction", "live", {})
+        assert error is not None and error["errorType"] == "Sandbox.Timedout"
+        # WHEN the handler goes on to write after the timeout
+        release.set()
+        assert finished.wait(30)
+        # THEN the write was not sent (Lambda had stopped the invocation; before, it landed)
+        assert [type(e) for e in refused] == [LambdaEnvironmentStoppedError]
+        assert DynamoQueryStore().get(query_id) is None
+
     def test_context_counts_down_from_the_template_timeout(
         self, fresh: LocalEngine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -288,3 +320,26 @@ def test_a_schedule_range_that_wraps_is_refused_by_name_not_read_as_never() -> N
     # AND one that wraps past Saturday is named, with how to write it (it allowed no day at all)
     with pytest.raises(TemplateError, match=r"FRI-MON runs backwards.*FRI-SAT,SUN-MON"):
         Cron.parse("cron(0 8 ? * FRI-MON *)")
+
+
+def test_an_execution_running_when_its_engine_stops_writes_nothing_into_the_next_one() -> None:
+    # GIVEN an engine stopping while a pipeline runs (its Persist still to come)
+    release = threading.Event()
+
+    def slow_synthesis(function: str, event: dict[str, Any]) -> None:
+        if function == "BrainSynthesiseFunction":
+            release.wait(2)
+
+    query_id = new_query_id()
+    with LocalEngine.running() as first:
+        first.faults.append(slow_synthesis)
+        question = {"question": CONFIDENT, "dataset": "ces11", "provider": "offline", "query_id": query_id}
+        first.start(PIPELINE, query_id, {"query": question})
+    # WHEN the next engine runs while the old execution would have gone on
+    with LocalEngine.running() as second:
+        release.set()
+        time.sleep(2.5)
+        # THEN the old execution wrote neither an answer nor a cached result into it (before: a
+        # test found another test's answer in its cold result cache)
+        assert DynamoQueryStore().get(query_id) is None
+        assert second.clients["dynamodb"].scan(TableName="ResultCacheTable")["Count"] == 0

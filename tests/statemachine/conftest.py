@@ -17,8 +17,10 @@ def engine() -> Iterator[LocalEngine]:
 
 @pytest.fixture(autouse=True)
 def no_faults(engine: LocalEngine) -> Iterator[None]:
-    # Each test watches its own run: no injected faults, and no cached answer to short-cut it.
+    # Each test watches its own run: no injected faults, no cached answer to short-cut it, and
+    # no question an earlier test posted and left queued (ask drains the queue, running them).
     engine.faults.clear()
     engine.clear_table("ResultCacheTable")
+    engine.empty_queue("QueryQueue")
     yield
     engine.faults.clear()

@@ -138,6 +138,8 @@ class LocalEngine:
     rules: aws_rules.AwsRules = field(default_factory=aws_rules.AwsRules)
     _provisioned: dict[str, ProvisionedTarget] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when the engine stops: its handlers still running may send no more requests (below).
+    closed: bool = False
 
     @classmethod
     @contextmanager
@@ -187,8 +189,10 @@ class LocalEngine:
             _reuse_parse_trees(stack)
             _honour_early_outcomes(stack)
             aws_rules.hold(stack, engine.rules)
+            _stopped_invocations_send_nothing(stack)
             engine._deploy()
             stack.callback(engine._undeploy_env)
+            stack.callback(engine._stop_everything_running)
             yield engine
 
     # -- deployment ---------------------------------------------------------------------------
@@ -370,10 +374,12 @@ class LocalEngine:
         # timeout error at the deadline while the thread runs on unobserved (Lambda would have
         # frozen the environment). Handlers can stop themselves: the context counts down.
         at, started = datetime.now(UTC), time.perf_counter()
-        worker = threading.Thread(target=work, name=f"lambda-{name}", daemon=True)
+        worker = _InvocationThread(self, target=work, name=f"lambda-{name}", daemon=True)
         worker.start()
         worker.join(timeout_s)
         finished = outcome[0] if outcome else None
+        if finished is None:
+            worker.stopped = True  # Lambda stopped it: see _stopped_invocations_send_nothing
         payload, error = finished if finished is not None else ("", timed_out_error(request_id, timeout_s))
         self.environments.release(name, version, served_by, reusable=finished is not None)
         record = Invocation(
@@ -494,6 +500,28 @@ class LocalEngine:
         }
         return self.call(function, event)
 
+    def _stop_everything_running(self, join_s: float = 10.0) -> None:
+        """On exit, nothing of this engine may act on the next one: moto's backends are process
+        globals, and an execution thread or a timed-out handler left running would write into
+        the tables of the engine started after it (a test would find another test's answer in
+        its cold result cache). Every running execution is stopped and its thread joined (for at
+        most ``join_s``); the handlers still running may send no more requests."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        with self._lock:
+            self.closed = True
+        deadline = time.monotonic() + join_s
+        for account in list(stepfunctions_parser_backends):
+            for backend in list(stepfunctions_parser_backends[account].values()):
+                for machine in list(backend.state_machines):
+                    for execution in list(machine.executions):
+                        _stop_execution(execution, deadline)
+        for thread in list(TMP_THREADS):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
+
     # -- executions ---------------------------------------------------------------------------
 
     def state_machine_arn(self, logical_id: str) -> str:
@@ -600,6 +628,59 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+class _InvocationThread(threading.Thread):
+    """The thread a handler runs in, tied to its engine."""
+
+    def __init__(self, engine: LocalEngine, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.engine = engine
+        self.stopped = False  # set when Lambda would have stopped the invocation (its timeout)
+
+
+class LambdaEnvironmentStoppedError(RuntimeError):
+    """A request from a handler Lambda has already stopped."""
+
+
+def _stopped_invocations_send_nothing(stack: ExitStack) -> None:
+    """Lambda "allows a function to run" for its Timeout "before stopping it", and "if the
+    Lambda function crashes or times out during the Invoke phase, Lambda resets the execution
+    environment": nothing the invocation had still to do happens.
+    https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html#lambda-CreateFunction-request-Timeout
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-invoke-with-errors
+    Python cannot stop the handler's thread, so the engine stops what it could change: an AWS
+    request from a timed-out invocation (or from any invocation of an engine that has stopped)
+    is refused before moto sees it. A thread the handler started itself is not followed."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.__call__
+
+    def send(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        thread = threading.current_thread()
+        if isinstance(thread, _InvocationThread) and (thread.stopped or thread.engine.closed):
+            raise LambdaEnvironmentStoppedError(
+                f"{thread.name}: Lambda stopped this invocation (it ran past its timeout, or the "
+                f"engine stopped); its request {event_name.rpartition('before-send.')[2]} was not sent"
+            )
+        return original(stubber, event_name, request, **kwargs)
+
+    BotocoreStubber.__call__ = send  # type: ignore[method-assign,assignment]
+    stack.callback(setattr, BotocoreStubber, "__call__", original)
+
+
+def _stop_execution(execution: Any, deadline: float) -> None:
+    """Stop a running moto execution; a task waiting for its token wakes, sees the stop and
+    returns."""
+    worker = getattr(execution, "exec_worker", None)
+    # A just-started execution has no evaluation environment yet: it has one shortly.
+    while worker is not None and worker.env is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if execution.status != "RUNNING" or worker is None or worker.env is None:
+        return
+    execution.stop(stop_date=datetime.now(UTC), error="EngineStopped", cause="the local engine stopped")
+    for endpoint in list(worker.env.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
 
 
 def _reuse_task_clients(stack: ExitStack) -> None:
