@@ -42,7 +42,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -716,10 +716,18 @@ def _settle(
     sweep_wait = max(config.query_deadline_s, 2 * config.review_timeout + config.review_deadline_margin_s)
     sweep_wait += 3 * config.tick
     decided: set[str] = set()
+    pending: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="reviewer") as reviewers:
         while time.monotonic() < deadline:
+            # The queue is drained a tick at a time: reviewers and the scheduled sweeper do not
+            # wait for a backlog (draining a thousand throttled deliveries at once took longer
+            # than a review's heartbeat, and reviews opened first timed out undecided).
+            drain_until = time.monotonic() + config.tick
             with contextlib.suppress(LambdaFunctionError):  # a crashed poller: SQS redelivers
-                while engine.deliver("QueryQueue", "PollerFunction") is not None:
+                while (
+                    time.monotonic() < drain_until
+                    and engine.deliver("QueryQueue", "PollerFunction") is not None
+                ):
                     pass
 
             def decide(review_id: str, action: str) -> None:
@@ -751,8 +759,10 @@ def _settle(
                 if action != "ignore":
                     decided.add(review.review_id)
                     to_decide.append((review.review_id, action))
-            # Several reviewers at once, as a team works through a queue of reviews.
-            list(reviewers.map(lambda pair: decide(*pair), to_decide))
+            # Several reviewers at once, as a team works through a queue of reviews; the loop
+            # goes on meanwhile, so the sweeper keeps its schedule however long the queue is.
+            pending = [f for f in pending if not f.done()]
+            pending += [reviewers.submit(decide, *pair) for pair in to_decide]
             if time.monotonic() >= next_tick:
                 for function in engine.schedules():
                     with contextlib.suppress(PanelbrainError):
@@ -765,7 +775,7 @@ def _settle(
             running = _running(engine, PIPELINE) + _running(engine, REVIEW)
             done = _terminal_count(engine, submitted)
             report("settling", done, len(submitted))
-            if not waiting and not in_flight and not running and not claimed:
+            if not waiting and not in_flight and not running and not claimed and not pending:
                 if done >= len(submitted):
                     return
                 # Nothing moves, yet some query has no terminal status: only the deadline sweeper
