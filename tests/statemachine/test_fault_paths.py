@@ -221,12 +221,9 @@ def test_throttled_aws_requests_are_retried_by_the_sdk_before_a_handler_sees_the
 ) -> None:
     # GIVEN DynamoDB answering the first four UpdateItem requests with a throttle, as AWS does
     # (HTTP 400 ThrottlingException), under botocore's retry handler
-    from botocore.awsrequest import AWSResponse
     from moto.core.botocore_stubber import BotocoreStubber
 
-    class Raw:
-        def stream(self, **kwargs: Any) -> Iterator[bytes]:
-            yield b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+    from panelbrain.ops.chaos import throttle_response
 
     answered = BotocoreStubber.__call__
     throttled: list[str] = []
@@ -234,9 +231,7 @@ def test_throttled_aws_requests_are_retried_by_the_sdk_before_a_handler_sees_the
     def send(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         if event_name == "before-send.dynamodb.UpdateItem" and len(throttled) < 4:
             throttled.append(event_name)
-            return AWSResponse(
-                "https://dynamodb.invalid", 400, {"x-amzn-ErrorType": "ThrottlingException"}, Raw()
-            )
+            return throttle_response("dynamodb")
         return answered(stubber, event_name, request, **kwargs)
 
     monkeypatch.setattr(BotocoreStubber, "__call__", send)

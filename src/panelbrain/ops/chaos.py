@@ -154,7 +154,8 @@ _QUERY_PROTOCOL = {"sns"}
 _REST_XML = {"s3"}
 
 
-def _throttle_response(service: str) -> Any:
+def throttle_response(service: str) -> Any:
+    """The response AWS gives a throttled request to ``service`` (as botocore receives it)."""
     from botocore.awsrequest import AWSResponse
 
     if service in _REST_XML:
@@ -556,7 +557,7 @@ class _Injector:
         if not self.hit("throttle", *current, request):
             return None
         self.note("throttle", current[0], current[1])
-        return _throttle_response(event_name.split(".")[1])
+        return throttle_response(event_name.split(".")[1])
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
