@@ -242,6 +242,10 @@ def judge(facts: QueryFacts) -> Verdict:
         execution_errors=facts.execution_errors,
         reason=record.get("reason"),
     )
+    if status == "failed" and isinstance(record.get("result"), dict) and "Error" in record["result"]:
+        # A caught error the workflow recorded (its Catch's ResultPath): name it beside the reason.
+        caught = record["result"]
+        verdict.reason = f"{verdict.reason}: {caught['Error']}: {str(caught.get('Cause', ''))[:200]}"
     if status not in TERMINAL:
         verdict.stuck.append(f"query store status {status!r}")
     for machine, statuses in facts.executions.items():
@@ -368,6 +372,12 @@ class Ledger:
                 }
                 for v in self.verdicts
                 if v.route == "deadline"
+            ],
+            # Failed queries, and why (a fault the workflow caught and recorded, by design).
+            "failed": [
+                {"query_id": v.query_id, "route": v.route, "reason": (v.reason or "")[:300]}
+                for v in self.verdicts
+                if v.outcome == "failed" and v.route != "deadline"
             ],
             "problems": [
                 {
