@@ -108,8 +108,8 @@ def pinned_for_lambda(path: Path) -> dict[str, str]:
 
 
 def _compile(uv: Path, args: list[str]) -> None:
-    command = [str(uv), "pip", "compile", "--quiet", "--generate-hashes", "--custom-compile-command", "make lock"]
-    subprocess.run([*command, *args], check=True)
+    command = [str(uv), "pip", "compile", "--quiet", "--generate-hashes"]
+    subprocess.run([*command, "--custom-compile-command", "make lock", *args], check=True)
 
 
 def lock(uv: Path, root: Path) -> None:
