@@ -804,7 +804,10 @@ def bench_size(
     as_json: JsonOption = False,
 ) -> None:
     """Each function's own code and layers (with their sizes), unzipped, after `sam build`."""
-    from panelbrain.bench.size import LAMBDA_LIMIT_BYTES, measure, problems
+    try:
+        from panelbrain.bench.size import LAMBDA_LIMIT_BYTES, measure, problems
+    except ImportError:  # packaging reads the lock files: a development dependency
+        raise BadInputError("bench size needs the development install: make install") from None
     from panelbrain.local.engine import find_template
 
     result = measure(find_template(), build_dir)

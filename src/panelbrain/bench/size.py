@@ -15,6 +15,7 @@ from typing import Any
 
 from panelbrain.errors import BadInputError
 from panelbrain.local.template import Template
+from panelbrain.ops.lock import pinned_for_lambda
 
 LAMBDA_LIMIT_BYTES = 250 * 1024 * 1024
 OWN_CODE_LIMIT_BYTES = 1024 * 1024
@@ -38,8 +39,6 @@ def _installed(layer_dir: Path) -> dict[str, str]:
 
 
 def measure(template_path: Path, build_dir: Path) -> dict[str, Any]:
-    from panelbrain.ops.lock import pinned_for_lambda
-
     if not (build_dir / "template.yaml").is_file():
         raise BadInputError(f"no build in {build_dir}: run `sam build` first")
     template = Template.load(template_path)
