@@ -9,21 +9,40 @@ SAM    := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
+# uv resolves the lock (`make lock`); installing needs only pip.
+UV := $(TOOLS)/uv/bin/uv
+UV_VERSION := 0.13.8
+PACKAGING_VERSION := 26.4
+LOCK := requirements/dev.lock
 # Debian's Chromium, for the reviewer-page browser test (Playwright drives it by path).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install demo test lint typecheck validate build unit clean
+.PHONY: install lock demo test lint typecheck validate build unit clean
 
 install: $(STAMP)
 
-# Re-installs only when the project's dependencies change.
-$(STAMP): pyproject.toml
+# Exactly the locked versions (hashes checked), then panelbrain itself without resolving anything
+# again. Re-installs only when the lock changes; a dependency added to pyproject.toml and not
+# locked fails tests/unit/test_layers.py. pip-sync semantics are not needed: the venv is new.
+$(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "panelbrain needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/python -m pip install --quiet uv==$(UV_VERSION) packaging==$(PACKAGING_VERSION)
+
+# One resolution for everything: requirements/dev.lock (the development environment, any Python
+# from 3.11) and each layer's requirements.txt (Lambda's python3.13 on x86_64 Linux) constrained by
+# it. Commit the files it writes; `make install` and `sam build` install exactly them.
+# It runs from the uv tool's venv, so a pyproject.toml the current lock no longer fits still locks.
+lock: $(UV)
+	PYTHONPATH=src $(TOOLS)/uv/bin/python -m panelbrain.ops.lock --uv $(UV)
 
 # Runs only while Chromium is missing (apt-get update only if the package is not found without it).
 # Playwright's wheel carries no browser and `playwright install` is never run: it drives this one.

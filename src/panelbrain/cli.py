@@ -803,41 +803,41 @@ def bench_size(
     check: Annotated[bool, typer.Option(help="Exit 1 if any function exceeds a limit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Each function's own code and code + layers, unzipped, after `sam build`."""
-    from panelbrain.bench.size import LAMBDA_LIMIT_BYTES, measure
+    """Each function's own code and layers (with their sizes), unzipped, after `sam build`."""
+    try:
+        from panelbrain.bench.size import LAMBDA_LIMIT_BYTES, measure, problems
+    except ImportError:  # packaging reads the lock files: a development dependency
+        raise BadInputError("bench size needs the development install: make install") from None
     from panelbrain.local.engine import find_template
 
     result = measure(find_template(), build_dir)
+    found = problems(result)
     if as_json:
         _emit_json(result)
-        if check and not all(
-            r["code_within_1mb"] and r["total_within_lambda_limit"] for r in result["functions"]
-        ):
-            raise PanelbrainError("over Lambda's limits")
+        if check and found:
+            raise PanelbrainError("; ".join(found))
         return
     mb = 1024 * 1024
     grid = Table(title=f"Deployment sizes (Lambda limit {LAMBDA_LIMIT_BYTES / mb:.0f} MB unzipped)")
-    for head in ("function", "own code MB", "layers", "code + layers MB", "fits"):
-        grid.add_column(head, justify="left" if head in ("function", "layers") else "right")
+    for head in ("function", "own code MB", "layers (MB)", "langchain", "code + layers MB", "fits"):
+        grid.add_column(head, justify="left" if head in ("function", "layers (MB)") else "right")
     for row in result["functions"]:
         fits = row["code_within_1mb"] and row["total_within_lambda_limit"]
         grid.add_row(
             row["function"],
             f"{row['code_bytes'] / mb:.2f}",
-            ", ".join(row["layers"]),
+            ", ".join(f"{layer} ({size / mb:.1f})" for layer, size in row["layer_bytes"].items()),
+            "yes" if row["carries_langchain"] else "no",
             f"{row['total_bytes'] / mb:.1f}",
             "yes" if fits else "[red]NO[/]",
         )
     out.print(grid)
     for layer, size in result["layers"].items():
-        out.print(f"[dim]{layer}: {size / mb:.1f} MB[/]")
-    too_big = [
-        r["function"]
-        for r in result["functions"]
-        if not (r["code_within_1mb"] and r["total_within_lambda_limit"])
-    ]
-    if check and too_big:
-        raise PanelbrainError(f"over Lambda's limits: {', '.join(too_big)}")
+        packages = ", ".join(f"{name} {version}" for name, version in result["layer_packages"][layer].items())
+        locked = "as locked" if result["layers_match_lock"][layer] else "[red]NOT as locked[/]"
+        out.print(f"[dim]{layer}: {size / mb:.1f} MB, {locked}: {packages}[/]")
+    if check and found:
+        raise PanelbrainError("; ".join(found))
 
 
 @app.command()

@@ -1,8 +1,10 @@
 """``panelbrain bench size``: what each function deploys, against Lambda's limits.
 
 Reads the build that ``sam build`` left in ``.aws-sam/build``: each function's own code, and the
-layers the template attaches to it (Globals first, then the function's own). Lambda allows
-250 MB for a function and its layers unzipped; our own code should stay well under 1 MB.
+layers the template attaches to it (Globals first, then the function's own), with the packages
+each layer holds. Lambda allows 250 MB for a function and its layers unzipped; our own code
+should stay well under 1 MB. Each layer must hold exactly the versions its ``requirements.txt``
+pins (``make lock``), so what deploys is what the tests ran against.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from panelbrain.errors import BadInputError
 from panelbrain.local.template import Template
+from panelbrain.ops.lock import pinned_for_lambda
 
 LAMBDA_LIMIT_BYTES = 250 * 1024 * 1024
 OWN_CODE_LIMIT_BYTES = 1024 * 1024
@@ -22,28 +25,78 @@ def _size(folder: Path) -> int:
     return sum((Path(root) / name).stat().st_size for root, _, names in os.walk(folder) for name in names)
 
 
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _installed(layer_dir: Path) -> dict[str, str]:
+    """The distributions a built layer holds (its ``*.dist-info`` folders), name to version."""
+    found: dict[str, str] = {}
+    for info in sorted((layer_dir / "python").glob("*.dist-info")):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        found[_canonical(name)] = version
+    return found
+
+
 def measure(template_path: Path, build_dir: Path) -> dict[str, Any]:
     if not (build_dir / "template.yaml").is_file():
         raise BadInputError(f"no build in {build_dir}: run `sam build` first")
     template = Template.load(template_path)
     global_layers = template.body.get("Globals", {}).get("Function", {}).get("Layers", [])
-    layer_sizes: dict[str, int] = {}
+    layers: dict[str, dict[str, Any]] = {}
+    for name, resource in template.of_type("AWS::Serverless::LayerVersion").items():
+        if not (build_dir / name).is_dir():
+            raise BadInputError(f"{build_dir} has no {name}: run `sam build`")
+        packages = _installed(build_dir / name)
+        requirements = template_path.parent / resource["Properties"]["ContentUri"] / "requirements.txt"
+        locked = pinned_for_lambda(requirements) if requirements.is_file() else {}
+        layers[name] = {
+            "bytes": _size(build_dir / name),
+            "packages": packages,
+            # Every pinned package present at its pinned version, and nothing else.
+            "matches_lock": packages == locked,
+        }
     rows = []
     for name, resource in template.of_type("AWS::Serverless::Function").items():
-        layers = [ref["Ref"] for ref in [*global_layers, *resource["Properties"].get("Layers", [])]]
-        for layer in layers:
-            if layer not in layer_sizes:
-                layer_sizes[layer] = _size(build_dir / layer)
+        carried = [ref["Ref"] for ref in [*global_layers, *resource["Properties"].get("Layers", [])]]
         code = _size(build_dir / name)
-        total = code + sum(layer_sizes[layer] for layer in layers)
+        total = code + sum(layers[layer]["bytes"] for layer in carried)
         rows.append(
             {
                 "function": name,
                 "code_bytes": code,
-                "layers": layers,
+                "layers": carried,
+                "layer_bytes": {layer: layers[layer]["bytes"] for layer in carried},
+                "carries_langchain": any(
+                    package.startswith("langchain")
+                    for layer in carried
+                    for package in layers[layer]["packages"]
+                ),
                 "total_bytes": total,
                 "code_within_1mb": code <= OWN_CODE_LIMIT_BYTES,
                 "total_within_lambda_limit": total <= LAMBDA_LIMIT_BYTES,
             }
         )
-    return {"benchmark": "size", "layers": layer_sizes, "functions": rows, "limit_bytes": LAMBDA_LIMIT_BYTES}
+    return {
+        "benchmark": "size",
+        "layers": {name: layer["bytes"] for name, layer in layers.items()},
+        "layer_packages": {name: layer["packages"] for name, layer in layers.items()},
+        "layers_match_lock": {name: layer["matches_lock"] for name, layer in layers.items()},
+        "functions": rows,
+        "limit_bytes": LAMBDA_LIMIT_BYTES,
+    }
+
+
+def problems(result: dict[str, Any]) -> list[str]:
+    """What ``--check`` fails on: functions over a limit, layers that are not what the lock pins."""
+    found = [
+        f"{row['function']} over Lambda's limits"
+        for row in result["functions"]
+        if not (row["code_within_1mb"] and row["total_within_lambda_limit"])
+    ]
+    found += [
+        f"{layer} does not hold exactly its locked requirements.txt (run `make lock`, then `sam build`)"
+        for layer, matches in result["layers_match_lock"].items()
+        if not matches
+    ]
+    return found
