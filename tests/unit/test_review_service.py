@@ -219,14 +219,60 @@ def test_a_second_click_while_the_first_is_delivered_is_told_who_decides(world: 
 # -- the task could not be told -------------------------------------------------------------------
 
 
-def test_a_task_that_stopped_waiting_ends_the_review_timed_out_and_answers_410(world: World) -> None:
+def test_a_task_that_stopped_waiting_answers_410_and_the_workflow_records_the_timeout(world: World) -> None:
+    # GIVEN a task that timed out
     world.sfn.time_out(TOKEN)
-    with pytest.raises(DecisionError, match="timed out before your decision arrived") as gone:
+    # WHEN a reviewer decides
+    with pytest.raises(DecisionError, match="was not waiting for a decision") as gone:
         decide(world)
+    # THEN nothing was decided, and the workflow's CloseReview records the timeout
     assert gone.value.status == 410
+    assert world.status() == "open"
+    world.service.close("q-1", 1, "no decision before the level-1 review timed out")
     review = world.store.get(world.review_id)
     assert review is not None and review.decision is not None
     assert (review.status, review.decision.approver) == ("timed_out", "system")
+
+
+def reopen(w: World, token: str) -> None:
+    """The workflow retries its notifier (its first attempt failed): a new task, a new token."""
+    w.sfn.wait(token)
+    w.service.open(
+        query_id="q-1",
+        level=1,
+        token=token,
+        synthesis={"question": "Q?", "dataset": "ces11", "answer": "A.", "confidence": 0.6},
+        timeout_s=3600,
+    )
+
+
+def test_a_decision_between_a_notifier_and_its_retry_can_be_given_again_to_the_retried_task(
+    world: World,
+) -> None:
+    # GIVEN a notifier attempt that stored its token and then failed (its task is closed)
+    world.sfn.time_out(TOKEN)
+    # WHEN a reviewer decides before the retry runs, then the retry stores its token
+    with pytest.raises(DecisionError) as gone:
+        decide(world)
+    reopen(world, "token-2")
+    # THEN the first decision changed nothing, the review is open again, and deciding again
+    # reaches the retried task (before: the review was settled timed out, the retry could not
+    # re-open it, and its task waited for a decision nobody could give)
+    assert gone.value.status == 410 and world.status() == "open"
+    decide(world)
+    assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
+
+
+def test_the_sweep_closes_a_review_whose_token_ended_only_once_past_its_timeout(world: World) -> None:
+    # GIVEN a review whose task no longer waits on its token (a notifier retry may be under way)
+    world.sfn.time_out(TOKEN)
+    # WHEN the sweep runs before the review's timeout, and after it
+    early = world.service.sweep()
+    world.after(3600)
+    late = world.service.sweep()
+    # THEN it is left open for the retry's new token at first, and closed once past its timeout
+    assert early.closed == [] and late.closed == [world.review_id]
+    assert world.status() == "timed_out"
 
 
 def test_a_throttled_callback_releases_the_claim_and_a_retry_decides(world: World) -> None:

@@ -752,10 +752,11 @@ def _settle(
                     )
                 except DecisionError as refused:
                     # Refused (timed out meanwhile, decided by someone else): nothing changed. A
-                    # 503 says try again, as a reviewer would.
+                    # 503 says try again; after a 410 a review still listed open (its notifier
+                    # was retried) is decided again, as a reviewer would.
                     with injector.lock:
                         injector.refusals[refused.status] += 1
-                        if refused.status == 503:
+                        if refused.status in (410, 503):
                             decided.discard(review_id)
                 except Exception as exc:  # the reviewer would see a 5xx; the run goes on
                     with injector.lock:

@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 REJECTED_ERROR = "ReviewRejectedError"
-# A token this young that Step Functions does not know yet is not taken for a dead one.
-_TOKEN_GRACE_S = 60.0
 
 
 class DecisionError(RefusedError):
@@ -261,10 +259,15 @@ class ReviewService:
         except TaskTokenGoneError as exc:
             if exc.maybe_delivered:
                 raise DecisionError(_UNCONFIRMED, 503) from None
-            gone = self._timed_out("the workflow stopped waiting before the decision arrived")
-            self.store.settle(claim, gone)
+            # The token ended, which is not yet the review's end: the workflow's CloseReview
+            # records a timeout, and a retried notifier stores a new token and tells the
+            # reviewers again (settling the review timed out here left that retried task
+            # waiting for a decision nobody could give: 6 of 1,000 reviews in a chaos run).
+            self.store.release(claim)
             raise DecisionError(
-                "this review timed out before your decision arrived; nothing was decided", 410
+                "the workflow was not waiting for a decision when yours arrived (the review timed "
+                "out, or its notification is being sent again); nothing was decided",
+                410,
             ) from None
         except TaskCallbackUnavailableError as exc:
             if exc.maybe_delivered:
@@ -319,9 +322,11 @@ class ReviewService:
             except TaskCallbackUnavailableError as exc:
                 report.errors.append(f"{review.review_id}: heartbeat: {exc.message}")
                 continue
-            except TaskTokenGoneError as exc:
-                if exc.reason != "TaskTimedOut" and now - review.created_at < _TOKEN_GRACE_S:
-                    # Stored by the notifier a moment ago: the task may not accept beats yet.
+            except TaskTokenGoneError:
+                # Before the review's timeout a token that ended is not the review's end: a
+                # retried notifier stores a new one (a token stored a moment ago may also not be
+                # known yet). Past it, the workflow has stopped waiting, whatever stopped it.
+                if now < review.expires_at:
                     continue
                 if self.store.close(review.review_id, self._timed_out("the workflow stopped waiting")):
                     report.closed.append(review.review_id)
