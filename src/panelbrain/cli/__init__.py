@@ -5,7 +5,7 @@ Exit codes: 0 success, 2 bad input (one line ``error: ...`` on stderr), 1 intern
 that needs them, so ``panelbrain --help`` stays instant.
 
 One module per group of commands (``ask``, ``planning``, ``data``, ``quality``, ``stress``,
-``bench``); each command parses its options, calls the domain and hands the result to a view in
+``bench``, ``local``); each command parses its options, calls the domain and hands the result to a view in
 ``present`` (or to ``common.emit_json``). The commands are registered here, in the order
 ``panelbrain --help`` lists them.
 """
@@ -20,6 +20,7 @@ import typer
 
 from panelbrain.cli import ask, data, planning, quality, stress
 from panelbrain.cli.bench import bench_app
+from panelbrain.cli.local import local_app
 from panelbrain.errors import PanelbrainError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(local_app, name="local")
 for command in (
     ask.ask,
     ask.serve,

@@ -78,10 +78,17 @@ def serve(
     ] = "reviewer@example.com",
 ) -> None:
     """Serve the API on localhost over the local engine: queries, and the reviewer page."""
+    run_server(port, reviewers)
+
+
+def run_server(port: int, reviewers: str, *, mounts: bool = False) -> None:
+    """The API over a running engine until interrupted; ``mounts`` lists the template's API
+    routes first, as ``sam local start-api`` does."""
     import time
 
     from panelbrain.cli.present import serving_view
     from panelbrain.local.engine import LocalEngine
+    from panelbrain.local.lambda_rules import api_routes
     from panelbrain.local.server import LocalServer
 
     if not 0 < port < 65536:
@@ -93,7 +100,7 @@ def serve(
             server = LocalServer(engine, port=port).start()
         except OSError as exc:
             raise BadInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-        serving_view(server.url, reviewers)
+        serving_view(server.url, reviewers, api_routes(engine.template) if mounts else None)
         try:
             while True:
                 time.sleep(3600)

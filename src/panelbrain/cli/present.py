@@ -7,6 +7,7 @@ command that prints, so ``panelbrain --help`` never imports rich's tables.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from panelbrain.data.engine import QueryResult
     from panelbrain.data.estimates import EstimateTable
     from panelbrain.data.weighting import RakeReport
+    from panelbrain.local.invoke import InvokeResult
 
 
 def fmt(value: Any) -> str:
@@ -87,8 +89,11 @@ def answer_view(result: dict[str, Any]) -> None:
     )
 
 
-def serving_view(url: str, reviewers: str) -> None:
-    """What ``panelbrain serve`` listens on, on stderr (stdout stays free for the user)."""
+def serving_view(url: str, reviewers: str, mounts: list[tuple[str, str, str]] | None = None) -> None:
+    """What ``panelbrain serve`` listens on, on stderr (stdout stays free for the user); with
+    ``mounts``, each API route and its function first, as ``sam local start-api`` lists them."""
+    for method, path, function in mounts or []:
+        err.print(f"Mounting {function} at {url}{path} [{method}]")
     err.print(f"panelbrain API on {url}  (POST /queries, GET /queries/{{id}}, GET /openapi.json)")
     example = '{"question": "What share support a ban on abortion?"}'
     err.print(
@@ -386,3 +391,21 @@ def bench_size_view(result: dict[str, Any]) -> None:
     out.print(grid)
     for layer, size in result["layers"].items():
         out.print(f"[dim]{layer}: {size / mb:.1f} MB[/]")
+
+
+# local invoke -----------------------------------------------------------------------------------
+
+
+def invocation_view(result: InvokeResult) -> None:
+    """As ``sam local invoke`` prints it: the function's response (or Lambda's error payload) on
+    stdout, alone; how the invocation ran on stderr."""
+    import json
+
+    sys.stdout.write((result.payload if result.error is None else json.dumps(result.error)) + "\n")
+    ran = result.invocation
+    if ran is not None:
+        cold = ", cold start" if ran.cold_start else ""
+        err.print(
+            f"[dim]REPORT {result.function}:{ran.qualifier} Duration: {ran.seconds * 1000:.2f} ms "
+            f"({ran.served_by.replace('_', ' ')}{cold})[/]"
+        )
