@@ -156,12 +156,16 @@ def test_env_vars_apply_to_the_invocation(tmp_path: Path) -> None:
 
 
 def test_start_api_mounts_every_route_of_the_template() -> None:
+    from panelbrain.local.ask import api_gateway_event
     from panelbrain.local.server import _routed
 
     # GIVEN the template's API routes, as sam local start-api mounts them
     routes = api_routes(TEMPLATE)
     assert ("POST", "/queries", "ApiFunction") in routes
     assert ("GET", "/reviews/{review_id}", "ReviewApiFunction") in routes
-    # THEN the server behind `panelbrain local start-api` routes each to the template's function
-    for method, path, _ in routes:
-        assert _routed(method, re.sub(r"\{[^}]+\}", "x1", path)), f"{method} {path} is not served"
+    for method, resource, _ in routes:
+        path = re.sub(r"\{[^}]+\}", "x1", resource)
+        # THEN the server behind `panelbrain local start-api` passes each to the function...
+        assert _routed(method, path), f"{method} {resource} is not served"
+        # ... in an event that names the template's resource, as API Gateway's does
+        assert api_gateway_event(method, path)["resource"] == resource

@@ -146,7 +146,12 @@ def _as_string(value: Any) -> str:
 @contextmanager
 def environment(overrides: dict[str, str]) -> Iterator[None]:
     """The function's environment with ``overrides`` for one invocation. The engine runs every
-    handler in this process, so the values are set process-wide and restored after."""
+    handler in this process, so the values are set process-wide and restored after. They reach
+    what a handler reads when it runs, or builds on first use (a store, a client) and then keeps
+    for the process's life as a Lambda container would: ``panelbrain local invoke`` is one
+    invocation per process. What a handler module reads when imported
+    (``PANELBRAIN_METRICS_NAMESPACE``) was read when the engine started, and keeps the
+    template's value."""
     saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
     try:
