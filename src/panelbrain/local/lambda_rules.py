@@ -386,6 +386,20 @@ def api_integration(template: Template, method: str, path: str) -> Integration |
     return None
 
 
+def api_routes(template: Template) -> list[tuple[str, str, str]]:
+    """Every Lambda route of the template's APIs as (METHOD, OpenAPI path, function), in the
+    template's order: what ``sam local start-api`` mounts."""
+    routes = []
+    for resource in template.of_type("AWS::Serverless::Api").values():
+        paths = resource.get("Properties", {}).get("DefinitionBody", {}).get("paths", {})
+        for openapi_path, operations in paths.items():
+            for method in operations:
+                integration = api_integration(template, method.upper(), openapi_path)
+                if integration is not None and integration.resource == openapi_path:
+                    routes.append((method.upper(), openapi_path, integration.function))
+    return routes
+
+
 def integration_problem(template: Template, integration: Integration) -> str | None:
     """API Gateway may invoke only what the function's resource policy allows. SAM grants API
     Gateway ``lambda:InvokeFunction`` on the alias when the function has one; invoking the

@@ -1,0 +1,82 @@
+"""``panelbrain bench``: panelbrain measured against named peers, in one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from panelbrain.cli.common import JsonOption, emit_json, err, parse_latency
+from panelbrain.errors import BadInputError, PanelbrainError
+
+bench_app = typer.Typer(help="Measure panelbrain against named peers, in one process.", no_args_is_help=True)
+
+
+@bench_app.command("rake")
+def bench_rake(
+    rows: Annotated[int, typer.Option(help="Respondents in the synthetic panel.")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="Timed runs per tool; the best is reported.")] = 5,
+    seed: Annotated[int, typer.Option(help="Panel seed.")] = 2011,
+    as_json: JsonOption = False,
+) -> None:
+    """Rake one synthetic panel with panelbrain, weightipy and ipfn; print seconds and ratios."""
+    from panelbrain.bench.rake import run_rake_benchmark
+    from panelbrain.cli.present import bench_rake_view
+
+    if rows < 1 or repeat < 1:
+        raise BadInputError("--rows and --repeat must be at least 1")
+    result = run_rake_benchmark(rows=rows, repeat=repeat, seed=seed, progress=None if as_json else err)
+    if as_json:
+        emit_json(result)
+        return
+    bench_rake_view(result, rows=rows, repeat=repeat)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    latency: Annotated[
+        str, typer.Option(help="The seed's model latency per agent: seed or seed:SCALE.")
+    ] = "seed:0.05",
+    repeat: Annotated[int, typer.Option(help="Queries timed (the median is reported).")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Time one question end to end on the local engine against its critical path."""
+    from panelbrain.bench.pipeline import run_pipeline_benchmark
+    from panelbrain.cli.present import bench_pipeline_view
+
+    if repeat < 1:
+        raise BadInputError("--repeat must be at least 1")
+    result = run_pipeline_benchmark(
+        scale=parse_latency(latency), repeat=repeat, progress=None if as_json else err
+    )
+    if as_json:
+        emit_json(result)
+        return
+    bench_pipeline_view(result, repeat=repeat)
+
+
+@bench_app.command("size")
+def bench_size(
+    build_dir: Annotated[Path, typer.Option(help="Where `sam build` wrote its output.")] = Path(
+        ".aws-sam/build"
+    ),
+    check: Annotated[bool, typer.Option(help="Exit 1 if any function exceeds a limit.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Each function's own code and layers (with their sizes), unzipped, after `sam build`."""
+    try:
+        from panelbrain.bench.size import measure, problems
+    except ImportError:  # packaging reads the lock files: a development dependency
+        raise BadInputError("bench size needs the development install: make install") from None
+    from panelbrain.cli.present import bench_size_view
+    from panelbrain.local.engine import find_template
+
+    result = measure(find_template(), build_dir)
+    found = problems(result)
+    if as_json:
+        emit_json(result)
+    else:
+        bench_size_view(result)
+    if check and found:
+        raise PanelbrainError("; ".join(found))

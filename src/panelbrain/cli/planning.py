@@ -1,0 +1,143 @@
+"""Sizing the deployment: ``capacity`` (tokens, model units, concurrency), ``cost`` (a month's
+bill) and ``simulate`` (the deployed pipeline, minute by minute)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from panelbrain.cli.common import JsonOption, emit_json, err
+from panelbrain.errors import BadInputError
+
+
+def capacity(
+    queries_per_day: Annotated[float, typer.Option(help="Queries a day to plan for.")],
+    peak_factor: Annotated[float, typer.Option(help="Peak minute over the day's average minute.")] = 4.0,
+    profile: Annotated[
+        str, typer.Option(help="seed (the document's calls) or measured (this repository's prompts).")
+    ] = "seed",
+    as_json: JsonOption = False,
+) -> None:
+    """Tokens a day and a minute, model units, Lambda concurrency and Step Functions load."""
+    from panelbrain.cli.present import capacity_view
+    from panelbrain.ops.capacity import SEED_PROFILE, measured_profile, plan
+
+    if profile not in ("seed", "measured"):
+        raise BadInputError(f"--profile must be seed or measured, got {profile!r}")
+    if queries_per_day <= 0 or peak_factor < 1:
+        raise BadInputError("--queries-per-day must be positive and --peak-factor at least 1")
+    calls = SEED_PROFILE if profile == "seed" else measured_profile()
+    result = plan(queries_per_day, peak_factor=peak_factor, profile=calls)
+    if as_json:
+        emit_json(result)
+        return
+    capacity_view(result, queries_per_day=queries_per_day, peak_factor=peak_factor)
+
+
+def cost(
+    queries_per_day: Annotated[
+        list[float] | None, typer.Option(help="Volumes to price (repeatable); default 100, 5,000 and 50,000.")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="seed, or measured: this repository's prompts, or the usage in --usage files.")
+    ] = "seed",
+    usage: Annotated[
+        list[Path] | None, typer.Option(help="`panelbrain ask --json` outputs whose recorded usage to price.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Monthly cost per component, gross spend then savings; every line with its formula."""
+    from panelbrain.cli.present import cost_view
+    from panelbrain.ops.capacity import SEED_PROFILE, CallProfile, measured_profile, profile_from_usage
+    from panelbrain.ops.cost import monthly_cost
+
+    volumes = queries_per_day or [100.0, 5_000.0, 50_000.0]
+    if any(v <= 0 for v in volumes):
+        raise BadInputError("--queries-per-day must be positive")
+    if profile not in ("seed", "measured") or (usage and profile != "measured"):
+        raise BadInputError("--profile must be seed or measured; --usage goes with --profile measured")
+    calls: tuple[CallProfile, ...] = SEED_PROFILE
+    if profile == "measured" and usage:
+        try:
+            documents = [json.loads(path.read_text(encoding="utf-8")) for path in usage]
+            calls = profile_from_usage(documents)
+        except (OSError, json.JSONDecodeError, ValueError, KeyError, AttributeError) as exc:
+            raise BadInputError(f"--usage: {exc}") from None
+    elif profile == "measured":
+        calls = measured_profile()
+    columns = [monthly_cost(v, profile=calls) for v in volumes]
+    if as_json:
+        emit_json({"columns": columns})
+        return
+    cost_view(columns, volumes)
+
+
+def simulate(
+    queries_per_day: Annotated[float, typer.Option(help="Average queries a day.")],
+    days: Annotated[float, typer.Option(help="Days to simulate.")] = 1.0,
+    scaling: Annotated[
+        str,
+        typer.Option(
+            help="template (the schedule + target tracking deployed), seed-steps (the seed's step rules, "
+            "a what-if: AWS refuses step scaling for Lambda) or none."
+        ),
+    ] = "template",
+    surge: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Extra load HH:MM,MINUTES,PER_MINUTE on the first day (repeatable), e.g. 11:00,30,200."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    model_units: Annotated[
+        str,
+        typer.Option(
+            help="on-demand (assumed quotas), recommended (`panelbrain capacity` units) or unlimited."
+        ),
+    ] = "on-demand",
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of the simulated period here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Discrete-event simulation of the deployed pipeline: latency, cold starts, throttles, queue."""
+    from rich.progress import Progress
+
+    from panelbrain.cli.present import simulation_view
+    from panelbrain.ops.simulate import SCALING_MODES, SimConfig, Simulation, parse_surge
+
+    if scaling not in SCALING_MODES:
+        raise BadInputError(f"--scaling must be one of {', '.join(SCALING_MODES)}, got {scaling!r}")
+    try:
+        surges = tuple(parse_surge(text) for text in surge or [])
+    except ValueError as exc:
+        raise BadInputError(f"--surge: {exc}") from None
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise BadInputError(f"--plot {str(plot)!r} must end in .png")
+    if queries_per_day <= 0 or not 0 < days <= 14:
+        raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
+    if model_units not in ("on-demand", "recommended", "unlimited"):
+        raise BadInputError(f"--model-units must be on-demand, recommended or unlimited, got {model_units!r}")
+    config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed, surges=surges)
+    if model_units == "recommended":
+        from panelbrain.ops.capacity import recommended_tpm_quota
+
+        config.tpm_quota = recommended_tpm_quota(queries_per_day)
+    elif model_units == "unlimited":  # no Bedrock throttling: Lambda scaling alone
+        config.tpm_quota = {model: 1e12 for model in config.tpm_quota}
+    with Progress(console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("simulating", total=days * 86_400)
+        simulation = Simulation(config, progress=lambda now: bar.update(task, completed=now))
+        result = simulation.run()
+    if plot is not None:
+        try:
+            from panelbrain.ops.simulate import plot_day
+        except ImportError:  # pragma: no cover - matplotlib is an optional extra
+            raise BadInputError("--plot needs matplotlib: pip install 'panelbrain[plot]'") from None
+        plot_day(simulation, str(plot))
+        err.print(f"wrote {plot}")
+    if as_json:
+        emit_json(result)
+        return
+    simulation_view(result, days=days, queries_per_day=queries_per_day, scaling=scaling)

@@ -1,0 +1,414 @@
+"""How each command's result looks on a terminal: rich tables and lines on stdout.
+
+Commands parse their options, call the domain and hand the result here (or to ``emit_json`` for
+``--json``); nothing here decides or computes what the domain already did. Loaded only by the
+command that prints, so ``panelbrain --help`` never imports rich's tables.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from panelbrain.cli.common import err, out
+
+if TYPE_CHECKING:
+    from panelbrain.data.dictionary import Table as DictionaryTable
+    from panelbrain.data.engine import QueryResult
+    from panelbrain.data.estimates import EstimateTable
+    from panelbrain.data.weighting import RakeReport
+    from panelbrain.local.invoke import InvokeResult
+
+
+def fmt(value: Any) -> str:
+    """A cell: floats to four significant decimals (whole above a million), the rest as text."""
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def figure_table(title: str, unit: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column summary: what each figure is, and its value (right-aligned)."""
+    grid = Table(title=title)
+    grid.add_column("figure")
+    grid.add_column(unit, justify="right")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
+
+
+# ask, serve -------------------------------------------------------------------------------------
+
+
+def answer_view(result: dict[str, Any]) -> None:
+    """One answer of ``panelbrain ask``: status, answer, confidence, trace, tokens and cost."""
+    from rich.markdown import Markdown
+
+    status_style = {"answered": "green", "needs_review": "yellow", "rejected": "red", "failed": "red"}
+    out.rule(f"[bold {status_style[result['status']]}]{result['status']}[/] via {result['route']}")
+    if result["markdown"]:
+        out.print(Markdown(result["markdown"]))
+    else:
+        if result["answer"]:
+            out.print(result["answer"])
+        if result["reason"]:
+            out.print(f"[bold]Why:[/] {result['reason']}")
+        if result["sql"]:
+            out.print(f"[dim]{result['sql']}[/]")
+    if result["confidence"] is not None and not result["markdown"]:
+        out.print(f"Confidence {result['confidence']:.2f}: " + "; ".join(result["confidence_reasons"]))
+    weighting = result.get("weighting")
+    if isinstance(weighting, dict) and weighting.get("intervals"):
+        out.print(f"[dim]Intervals: {weighting['intervals']}[/]")
+    if result["status"] == "needs_review":
+        out.print(
+            "[yellow]This answer waits for a reviewer.[/] The local engine ends with this command: "
+            "rerun with [bold]--review approve[/] or [bold]--review reject[/] to take the review step, "
+            "or ask through [bold]panelbrain serve[/] and decide on its reviewer page (/reviews)."
+        )
+    grid = Table(title=f"trace ({result['elapsed_ms']:,.0f} ms end to end)")
+    for head in ("state", "machine", "ms"):
+        grid.add_column(head, justify="right" if head == "ms" else "left")
+    for row in result["trace"]:
+        duration = row["duration_ms"]
+        grid.add_row(row["state"], row["machine"], "" if duration is None else f"{duration:,.0f}")
+    out.print(grid)
+    usage = result["usage"] or {"(offline provider)": {"input_tokens": 0, "output_tokens": 0}}
+    for model, tokens in usage.items():
+        out.print(f"[dim]tokens {model}: {tokens}[/]")
+    cost = result["cost_usd"]
+    priced = f"USD {cost:.4f}" if cost is not None else "not priced"
+    out.print(f"[dim]model cost: {priced}; provider {result['provider']}[/]")
+    served = result.get("invocations") or {"provisioned": 0, "on_demand": 0, "cold_starts": 0}
+    out.print(
+        f"[dim]Lambda: {served['provisioned']} invocation(s) on provisioned instances, "
+        f"{served['on_demand']} on demand ({served['cold_starts']} cold start(s))[/]"
+    )
+
+
+def serving_view(url: str, reviewers: str, mounts: list[tuple[str, str, str]] | None = None) -> None:
+    """What ``panelbrain serve`` listens on, on stderr (stdout stays free for the user); with
+    ``mounts``, each API route and its function first, as ``sam local start-api`` lists them."""
+    for method, path, function in mounts or []:
+        err.print(f"Mounting {function} at {url}{path} [{method}]")
+    err.print(f"panelbrain API on {url}  (POST /queries, GET /queries/{{id}}, GET /openapi.json)")
+    example = '{"question": "What share support a ban on abortion?"}'
+    err.print(
+        f"[dim]try: curl -s -X POST {url}/queries -H 'Content-Type: application/json' -d '{example}'[/]",
+        markup=True,
+    )
+    err.print(f"reviewer page: {url}/reviews  (reviewers: {reviewers})")
+
+
+# capacity, cost, simulate -----------------------------------------------------------------------
+
+
+def capacity_view(result: dict[str, Any], *, queries_per_day: float, peak_factor: float) -> None:
+    """Every figure of a capacity plan with its formula, then the recommendation."""
+    grid = Table(title=f"Capacity for {queries_per_day:,.0f} queries a day (peak x {peak_factor:g})")
+    grid.add_column("figure")
+    grid.add_column("value", justify="right")
+    grid.add_column("formula", style="dim")
+    for key in (
+        "tokens_per_query",
+        "tokens_per_day",
+        "tokens_per_hour",
+        "tokens_per_minute_average",
+        "tokens_per_minute_peak",
+    ):
+        grid.add_row(key.replace("_", " "), f"{result[key]['value']:,.0f}", result[key]["formula"])
+    for model, figures in result["models"].items():
+        peak = figures["peak_tokens_per_minute"]
+        grid.add_row(f"{model}: peak tokens a minute", f"{peak['value']:,.0f}", peak["formula"])
+        grid.add_row(
+            f"{model}: model units", str(figures["model_units"]["value"]), figures["model_units"]["formula"]
+        )
+    for name, figure in result["lambda_concurrency_at_peak"].items():
+        grid.add_row(f"{name} concurrency at peak", str(figure["value"]), figure["formula"])
+    for name, figure in result["provisioned_concurrency_at_peak"].items():
+        grid.add_row(f"{name} provisioned at peak", str(figure["value"]), figure["formula"])
+    for name, figure in result["step_functions"].items():
+        grid.add_row(name.replace("_", " "), f"{figure['value']:,.0f}", figure["formula"])
+    out.print(grid)
+    out.print(f"Recommendation: [bold]{result['recommendation']}[/]")
+
+
+def cost_view(columns: list[dict[str, Any]], volumes: list[float]) -> None:
+    """One column of monthly cost per volume; lines not counted in the total are dimmed."""
+    grid = Table(title=f"Monthly cost, USD (prices as of {columns[0]['prices_as_of']})")
+    grid.add_column("line")
+    for v in volumes:
+        grid.add_column(f"{v:,.0f}/day", justify="right")
+    for i, line in enumerate(columns[0]["lines"]):
+        style = "" if line["counted"] else "[dim]"
+        grid.add_row(style + line["line"], *(f"{style}{c['lines'][i]['usd']:,.2f}" for c in columns))
+    grid.add_row("[bold]Total[/]", *(f"[bold]{c['total_usd']:,.2f}[/]" for c in columns))
+    out.print(grid)
+    assumptions = ", ".join(f"{k} {v}" for k, v in columns[0]["assumptions"].items())
+    out.print(f"[dim]Assumptions: {assumptions}. `--json` carries each line's formula and inputs.[/]")
+
+
+def simulation_view(result: dict[str, Any], *, days: float, queries_per_day: float, scaling: str) -> None:
+    """The simulated period's figures, then each agent's invocations by where they ran."""
+    rows = [
+        (
+            key.replace("_", " "),
+            f"{value:,.3f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else str(value),
+        )
+        for key, value in result.items()
+        if key != "functions"
+    ]
+    title = f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
+    out.print(figure_table(title, "value", rows))
+    served = Table(title="Agent invocations: on provisioned instances or on demand")
+    for column in ("function", "calls", "provisioned", "share", "on demand", "cold", "instances"):
+        served.add_column(column, justify="left" if column == "function" else "right", no_wrap=True)
+    for name, counts in result["functions"].items():
+        share = counts["provisioned"] / counts["invocations"] if counts["invocations"] else 0.0
+        served.add_row(
+            name.removesuffix("Function"),
+            f"{counts['invocations']:,}",
+            f"{counts['provisioned']:,}",
+            f"{share:.1%}",
+            f"{counts['on_demand']:,}",
+            f"{counts['cold_starts']:,}",
+            f"{counts['provisioned_min']}-{counts['provisioned_max']}",
+        )
+    out.print(served)
+
+
+# datasets, sql, rake, tabulate ------------------------------------------------------------------
+
+
+def datasets_view(documents: list[dict[str, Any]]) -> None:
+    """Each dataset's description, its tables' columns, and its default weighting targets."""
+    for doc in documents:
+        out.rule(f"[bold]{doc['name']}[/] — {doc['title']}")
+        out.print(doc["description"])
+        out.print(f"[dim]Source:[/] {doc['source']}")
+        out.print(f"[dim]Licence:[/] {doc['licence']}   [dim]Data version:[/] {doc['data_version']}")
+        if doc.get("generated"):
+            out.print(
+                f"[dim]Generated:[/] {doc['generated']['rows']:,} rows by default, "
+                f"seed {doc['generated']['seed']}"
+            )
+        for table in doc["tables"]:
+            grid = Table(title=f"table {table['name']}: {table['label']}", show_lines=False)
+            for head in ("column", "type", "label", "values", "synonyms"):
+                grid.add_column(head, overflow="fold")
+            for col in table["columns"]:
+                values = ", ".join(f"{v['value']} ({v['label']})" for v in col["values"])
+                grid.add_row(
+                    col["name"],
+                    col["type"] + (f" · {col['role']}" if col["role"] else ""),
+                    col["label"],
+                    values,
+                    ", ".join(col["synonyms"]),
+                )
+            out.print(grid)
+        if doc["weighting"]:
+            grid = Table(title="default weighting targets")
+            for head in ("variable", "targets", "source"):
+                grid.add_column(head, overflow="fold")
+            for var in doc["weighting"]["variables"]:
+                shares = doc["resolved_targets"][var["column"]]
+                grid.add_row(
+                    var["column"], ", ".join(f"{k} {v:.3f}" for k, v in shares.items()), var["source"]
+                )
+            out.print(grid)
+            if doc["weighting"]["base_weight"]:
+                out.print(f"[dim]Raking starts from the design weight[/] {doc['weighting']['base_weight']}")
+
+
+def sql_document(result: QueryResult) -> dict[str, Any]:
+    """The ``--json`` document of ``panelbrain sql``: the guarded SQL, every row, the limits."""
+    return {
+        "sql": result.guarded.sql,
+        "columns": result.columns,
+        "rows": result.records(),
+        "row_count": len(result.rows),
+        "truncated": result.truncated,
+        "row_limit": result.guarded.row_limit,
+        "elapsed_ms": round(result.elapsed_ms, 3),
+    }
+
+
+def sql_view(result: QueryResult) -> None:
+    """The SQL that ran, then up to 200 of its rows."""
+    grid = Table(
+        caption=f"{len(result.rows):,} row(s) in {result.elapsed_ms:.1f} ms"
+        + (f" — truncated at the row limit ({result.guarded.row_limit:,})" if result.truncated else "")
+    )
+    for column in result.columns:
+        grid.add_column(column)
+    for row in result.rows[:200]:
+        grid.add_row(*(fmt(v) for v in row))
+    out.print(f"[dim]{result.guarded.sql}[/]")
+    out.print(grid)
+    if len(result.rows) > 200:
+        out.print(f"[dim]showing 200 of {len(result.rows):,} rows; use --json for all[/]")
+
+
+def rake_view(report: RakeReport, *, out_path: Path | None, weight_column: str) -> None:
+    """The weights' quality, then each category's target, unweighted and weighted share."""
+    summary = Table(title=f"Rim weighting of {report.n:,} respondents", show_header=False)
+    summary.add_column(style="dim")
+    summary.add_column(justify="right")
+    for label, value in (
+        ("converged", f"yes, {report.iterations} iteration(s), residual {report.residual:.2e}"),
+        ("weighted total", fmt(report.weighted_total)),
+        ("effective n (Kish)", f"{report.effective_n:,.1f}"),
+        ("weighting efficiency", f"{report.efficiency:.1%}"),
+        ("design effect", f"{report.design_effect:.3f}"),
+        ("min / max weight", f"{report.min_weight:.4f} / {report.max_weight:.4f}"),
+        ("cells", f"{report.cells:,}"),
+        ("cap", "none" if report.cap is None else f"{report.cap[0]:g} .. {report.cap[1]:g}"),
+    ):
+        summary.add_row(label, value)
+    out.print(summary)
+    shares = Table(title="target vs unweighted vs weighted share")
+    for head in ("variable", "category", "respondents", "target", "unweighted", "weighted"):
+        shares.add_column(head, justify="left" if head in ("variable", "category") else "right")
+    for var in report.variables:
+        for i, cat in enumerate(var.categories):
+            shares.add_row(
+                var.variable if i == 0 else "",
+                cat.category,
+                f"{cat.respondents:,}",
+                f"{cat.target:.4f}",
+                f"{cat.unweighted:.4f}",
+                f"{cat.weighted:.4f}",
+            )
+    out.print(shares)
+    if out_path is not None:
+        out.print(f"wrote {report.n:,} rows with column {weight_column!r} to {out_path}")
+
+
+def tabulate_view(
+    result: EstimateTable, table: DictionaryTable, *, measure: str, by: str | None, weighted: bool
+) -> None:
+    """Estimates with their 95 % intervals and bases, labelled from the data dictionary."""
+    column = table.column(measure)
+    title = f"{column.label} — {'weighted' if weighted else 'unweighted'} {result.kind}s" + (
+        f" by {table.column(by).label.lower()}" if by else ""
+    )
+    grid = Table(title=title, caption=result.method)
+    for head in ("group", "value", "estimate", "95% CI", "weighted base", "n", "sig"):
+        grid.add_column(head, justify="left" if head in ("group", "value") else "right")
+    number = "{:.1%}" if result.kind == "share" else "{:,.2f}"
+
+    def pct(value: float) -> str:
+        return number.format(value)
+
+    for row in result.rows:
+        label = table.column(by).value_label(row.group) if by and row.group != "All" else row.group
+        grid.add_row(
+            label,
+            column.value_label(row.category) if row.category else "",
+            pct(row.estimate),
+            f"{pct(row.ci_low)} – {pct(row.ci_high)}",
+            f"{row.weighted_base:,.1f}",
+            f"{row.unweighted_base:,}",
+            "*" if row.significant else "",
+        )
+    out.print(grid)
+
+
+# bench ------------------------------------------------------------------------------------------
+
+
+def bench_rake_view(result: dict[str, Any], *, rows: int, repeat: int) -> None:
+    """Seconds per tool, the ratio to panelbrain and the agreement of the weights."""
+    grid = Table(
+        title=f"Raking {rows:,} rows x {result['variables']} variables (best of {repeat})",
+        caption=result["note"],
+    )
+    for head in ("tool", "seconds", "vs panelbrain", "max |w - w_panelbrain|", "effective n"):
+        grid.add_column(head, justify="left" if head == "tool" else "right")
+    for tool in result["tools"]:
+        grid.add_row(
+            tool["name"],
+            f"{tool['seconds']:.4f}",
+            f"{tool['ratio']:.1f}x",
+            f"{tool['max_abs_diff']:.1e}",
+            f"{tool['effective_n']:,.1f}",
+        )
+    out.print(grid)
+    out.print(
+        f"panelbrain is {result['speedup_vs_fastest_peer']:.1f}x faster than the fastest peer "
+        f"({result['fastest_peer']})."
+    )
+    out.print(
+        f"[dim]For context: ipfn's fitting alone, cell table given, takes "
+        f"{result['ipfn_fitting_only_seconds']:.4f} s.[/]"
+    )
+
+
+def bench_pipeline_view(result: dict[str, Any], *, repeat: int) -> None:
+    """Measured end to end against the critical path and the sequential sum."""
+    title = f"Pipeline on the local engine, latency seed x {result['latency_scale']:g} (median of {repeat})"
+    rows = [
+        ("measured end to end", f"{result['measured_s']:.3f}"),
+        (
+            "critical path (plan + slowest worker + synthesise + formatter)",
+            f"{result['critical_path_s']:.3f}",
+        ),
+        ("sequential sum of every agent", f"{result['sequential_s']:.3f}"),
+        ("orchestration overhead, no latency", f"{result['overhead_no_latency_ms'] / 1000:.3f}"),
+    ]
+    out.print(figure_table(title, "seconds", rows))
+    ratio = result["ratio_to_critical_path"]
+    out.print(
+        f"measured / critical path = {ratio:.3f} (target <= 1.10); "
+        f"overhead {result['overhead_no_latency_ms']:.0f} ms (target <= 250 ms)"
+    )
+
+
+def bench_size_view(result: dict[str, Any]) -> None:
+    """Each function's unzipped size, own code and with its layers, against Lambda's limits."""
+    from panelbrain.bench.size import LAMBDA_LIMIT_BYTES
+
+    mb = 1024 * 1024
+    grid = Table(title=f"Deployment sizes (Lambda limit {LAMBDA_LIMIT_BYTES / mb:.0f} MB unzipped)")
+    for head in ("function", "own code MB", "layers (MB)", "langchain", "code + layers MB", "fits"):
+        grid.add_column(head, justify="left" if head in ("function", "layers (MB)") else "right")
+    for row in result["functions"]:
+        fits = row["code_within_1mb"] and row["total_within_lambda_limit"]
+        grid.add_row(
+            row["function"],
+            f"{row['code_bytes'] / mb:.2f}",
+            ", ".join(f"{layer} ({size / mb:.1f})" for layer, size in row["layer_bytes"].items()),
+            "yes" if row["carries_langchain"] else "no",
+            f"{row['total_bytes'] / mb:.1f}",
+            "yes" if fits else "[red]NO[/]",
+        )
+    out.print(grid)
+    for layer, size in result["layers"].items():
+        packages = ", ".join(f"{name} {version}" for name, version in result["layer_packages"][layer].items())
+        locked = "as locked" if result["layers_match_lock"][layer] else "[red]NOT as locked[/]"
+        out.print(f"[dim]{layer}: {size / mb:.1f} MB, {locked}: {packages}[/]")
+
+
+# local invoke -----------------------------------------------------------------------------------
+
+
+def invocation_view(result: InvokeResult) -> None:
+    """As ``sam local invoke`` prints it: the function's response (or Lambda's error payload) on
+    stdout, alone; how the invocation ran on stderr."""
+    import json
+
+    sys.stdout.write((result.payload if result.error is None else json.dumps(result.error)) + "\n")
+    ran = result.invocation
+    if ran is not None:
+        cold = ", cold start" if ran.cold_start else ""
+        err.print(
+            f"[dim]REPORT {result.function}:{ran.qualifier} Duration: {ran.seconds * 1000:.2f} ms "
+            f"({ran.served_by.replace('_', ' ')}{cold})[/]"
+        )
