@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from panelbrain.cli_ops import ops_app
 from panelbrain.errors import BadInputError, PanelbrainError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Measure panelbrain against named peers, in one process.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(ops_app, name="ops")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
