@@ -295,15 +295,29 @@ def reviews(
 def _intake(
     enabled: bool, stack: str | None, region: str | None, profile: str | None, url: str, as_json: bool
 ) -> None:
-    document = _run("intake", {"enabled": enabled}, stack, region, profile, url)
+    arguments = {} if enabled is None else {"enabled": enabled}
+    document = _run("intake", arguments, stack, region, profile, url)
     if as_json:
         _emit(document)
         return
     queue = document["query_queue"]
+    changed = f" (was {document['was']})" if enabled is not None else ""
     out.print(
-        f"Intake {document['intake']} (was {document['was']}), {document['where']}; "
+        f"Intake {document['intake']}{changed}, {document['where']}; "
         f"query queue: {queue['visible']} waiting, {queue['in_flight']} in flight"
     )
+
+
+@ops_app.command("intake")
+def intake_state(
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Whether the poller takes questions off the queue, and the queue's depth (changes nothing)."""
+    _intake(None, stack, region, profile, url, as_json)
 
 
 @ops_app.command("pause-intake")
