@@ -293,7 +293,7 @@ def reviews(
 
 
 def _intake(
-    enabled: bool, stack: str | None, region: str | None, profile: str | None, url: str, as_json: bool
+    enabled: bool | None, stack: str | None, region: str | None, profile: str | None, url: str, as_json: bool
 ) -> None:
     arguments = {} if enabled is None else {"enabled": enabled}
     document = _run("intake", arguments, stack, region, profile, url)
