@@ -527,25 +527,28 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def stack_target(
-    stack: str, region: str | None = None, profile: str | None = None, session: Any = None
-) -> Target:
-    """The deployed stack ``stack``: its resources from CloudFormation, clients from boto3's
-    credential chain (``profile`` or the default), the poller's event source mapping as intake."""
-    import boto3
+def stack_target(stack: str, region: str | None = None, profile: str | None = None) -> Target:
+    """The deployed stack ``stack``: its resources from CloudFormation, clients from the one
+    builder (:mod:`panelbrain.aws.clients`: ``region`` and ``profile``, else the environment's),
+    the poller's event source mapping as the intake switch."""
+    from botocore.exceptions import NoRegionError
 
-    session = session or boto3.Session(profile_name=profile, region_name=region)
-    if session.region_name is None:
-        raise BadInputError("no AWS region: pass --region or set AWS_REGION")
-    resources = stack_resources(session.client("cloudformation"), stack)
-    sqs, lambda_ = session.client("sqs"), session.client("lambda")
+    from panelbrain.aws import clients
+
+    try:
+        cloudformation = clients.client("cloudformation", region=region, profile=profile)
+    except NoRegionError:
+        raise BadInputError("no AWS region for --stack: pass --region or set AWS_REGION") from None
+    resources = stack_resources(cloudformation, stack)
+    sqs = clients.client("sqs", region=region, profile=profile)
+    lambda_ = clients.client("lambda", region=region, profile=profile)
     sweeper = lambda_.get_function_configuration(FunctionName=resources.sweeper_function)
     return Target(
-        where=f"stack {stack} ({session.region_name})",
+        where=f"stack {stack} ({cloudformation.meta.region_name})",
         resources=resources,
         sqs=sqs,
-        dynamodb=session.client("dynamodb"),
-        s3=session.client("s3"),
+        dynamodb=clients.client("dynamodb", region=region, profile=profile),
+        s3=clients.client("s3", region=region, profile=profile),
         intake=EventSourceMappingIntake(
             lambda_, resources.poller_function, _queue_arn(sqs, resources.query_queue)
         ),
