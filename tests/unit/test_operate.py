@@ -396,3 +396,15 @@ def test_run_refuses_unknown_commands_and_arguments(stack: dict[str, Any]) -> No
         operate.run(target, "purge", {})
     with pytest.raises(BadInputError, match="ops dlq: got an unexpected keyword argument 'purge'"):
         operate.run(target, "dlq", {"purge": True})
+
+
+def test_a_days_queries_are_all_read_past_one_batch(stack: dict[str, Any]) -> None:
+    # GIVEN more finished queries today than one BatchGetItem takes (100)
+    target = _target(stack)
+    store = DynamoQueryStore(target.resources.queries_table, target.dynamodb, clock=lambda: NOW - 60)
+    for i in range(130):
+        query_id = f"q-{i:016x}"
+        store.create_query(query_id, {"question": "q", "dataset": "ces11"})
+        store.put_record(TerminalRecord(query_id=query_id, status="failed", route="error_handler"))
+    # WHEN today's cost is counted THEN every one of them is
+    assert operate.cost_today(target)["finished"]["failed"] == 130

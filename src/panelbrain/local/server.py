@@ -101,6 +101,7 @@ class LocalServer:
         from panelbrain.ops.operate import Switch
 
         self.intake = Switch()
+        self._round = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.schedule_errors: list[str] = []
         # Links in e-mails and Slack messages point at this server, not at API Gateway.
@@ -165,11 +166,12 @@ class LocalServer:
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
-            if not self.intake.enabled:
-                self._stopping.wait(self.poll_s)
-                continue
-            with self._captured():
-                delivered = self.engine.deliver("QueryQueue", "PollerFunction")
+            # One round at a time with the intake switch (``ops``): once a pause has returned,
+            # no round is under way and the next sees it (AWS's mapping may still deliver a
+            # batch while it is Disabling). The capture first: a switch never waits for it.
+            with self._captured(), self._round:
+                paused = not self.intake.enabled
+                delivered = None if paused else self.engine.deliver("QueryQueue", "PollerFunction")
             if delivered is None:
                 self._stopping.wait(self.poll_s)
 
@@ -257,7 +259,10 @@ class LocalServer:
         if not isinstance(arguments, dict):
             raise BadInputError("the body must be a JSON object of the command's arguments")
         target = operate.engine_target(self.engine, self.intake, where=f"local engine at {self.url}")
-        return operate.run(target, command, arguments)
+        if command != "intake":
+            return operate.run(target, command, arguments)
+        with self._round:  # between two of the poller's rounds
+            return operate.run(target, command, arguments)
 
     def reviewers(self) -> list[str]:
         """The allow-list ``serve --reviewers`` gave, in the order given."""

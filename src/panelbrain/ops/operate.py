@@ -208,7 +208,7 @@ def _records(target: Target, status: str, after: float, before: float, limit: in
     """Queries in ``status`` whose status last changed in (after, before), oldest first: the
     ``by_status`` index (status, updated_at) finds them without a scan, every page of them
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.Pagination.html);
-    each is then read whole (the index holds keys only)."""
+    each is then read whole (the index holds keys only), a hundred a request."""
     pages = target.dynamodb.get_paginator("query").paginate(
         TableName=target.resources.queries_table,
         IndexName="by_status",
@@ -221,14 +221,9 @@ def _records(target: Target, status: str, after: float, before: float, limit: in
         },
         PaginationConfig={"MaxItems": limit},
     )
-    store = target.queries()
-    found = []
-    for page in pages:
-        for item in page["Items"]:
-            record = store.get(item["query_id"]["S"])
-            if record is not None:
-                found.append(record)
-    return found
+    ids = [item["query_id"]["S"] for page in pages for item in page["Items"]]
+    records: list[dict[str, Any]] = target.queries().get_many(ids)
+    return records
 
 
 def _summary(record: dict[str, Any], now: float) -> dict[str, Any]:
