@@ -41,7 +41,19 @@ if TYPE_CHECKING:
 __all__ = ["Service", "client", "override", "reset"]
 
 # The services panelbrain calls; each has a typed overload below (and a stub package in dev).
-Service = Literal["bedrock-runtime", "dynamodb", "s3", "secretsmanager", "sns", "sqs", "stepfunctions"]
+# cloudformation and lambda: `panelbrain ops --stack` resolves a stack and switches its poller's
+# event source mapping (no stub package: typed Any).
+Service = Literal[
+    "bedrock-runtime",
+    "cloudformation",
+    "dynamodb",
+    "lambda",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "stepfunctions",
+]
 SERVICES: tuple[str, ...] = get_args(Service)
 T = TypeVar("T")
 
@@ -59,6 +71,14 @@ def client(
     profile: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> BedrockRuntimeClient: ...
+@overload
+def client(
+    service: Literal["cloudformation", "lambda"],
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Any: ...
 @overload
 def client(
     service: Literal["dynamodb"],

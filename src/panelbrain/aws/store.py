@@ -6,6 +6,7 @@ never overwrite a terminal state: the first terminal write wins, later ones are 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -245,9 +246,32 @@ class DynamoQueryStore(QueryStore):
         item = self.client.get_item(
             TableName=self.table_name, Key={"query_id": {"S": query_id}}, ConsistentRead=consistent
         ).get("Item")
-        if item is None:
-            return None
-        record: dict[str, Any] = {k: v.get("S", v.get("N")) for k, v in item.items() if k != "history"}
-        record["result"] = json.loads(record.get("result") or "{}")
-        record["history"] = [json.loads(entry["S"]) for entry in item.get("history", {}).get("L", [])]
-        return record
+        return None if item is None else _record(item)
+
+    def get_many(self, query_ids: list[str]) -> list[dict[str, Any]]:
+        """The records of ``query_ids`` that exist, in that order (``panelbrain ops`` reads a
+        day's queries). BatchGetItem takes up to 100 keys a call and may hand some back
+        unprocessed, to ask for again
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(query_ids))
+        for start in range(0, len(unique), 100):
+            keys: list[dict[str, Any]] = [{"query_id": {"S": i}} for i in unique[start : start + 100]]
+            for attempt in itertools.count():
+                response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["query_id"]["S"]] = _record(item)
+                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table_name, {})
+                keys = list(unprocessed.get("Keys", []))
+                if not keys:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # the table is at capacity: back off
+        return [found[i] for i in query_ids if i in found]
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    """A query item as callers read it: plain values, the result and history parsed."""
+    record: dict[str, Any] = {k: v.get("S", v.get("N")) for k, v in item.items() if k != "history"}
+    record["result"] = json.loads(record.get("result") or "{}")
+    record["history"] = [json.loads(entry["S"]) for entry in item.get("history", {}).get("L", [])]
+    return record

@@ -5,8 +5,8 @@ Exit codes: 0 success, 2 bad input (one line ``error: ...`` on stderr), 1 intern
 that needs them, so ``panelbrain --help`` stays instant.
 
 One module per group of commands (``ask``, ``planning``, ``data``, ``quality``, ``stress``,
-``bench``, ``local``); each command parses its options, calls the domain and hands the result to a view in
-``present`` (or to ``common.emit_json``). The commands are registered here, in the order
+``bench``, ``local``, ``ops``); each command parses its options, calls the domain and hands the
+result to a view in ``present`` (or to ``common.emit_json``). The commands are registered here, in the order
 ``panelbrain --help`` lists them.
 """
 
@@ -21,6 +21,7 @@ import typer
 from panelbrain.cli import ask, data, planning, quality, stress
 from panelbrain.cli.bench import bench_app
 from panelbrain.cli.local import local_app
+from panelbrain.cli.ops import ops_app
 from panelbrain.errors import PanelbrainError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(local_app, name="local")
+app.add_typer(ops_app, name="ops")
 for command in (
     ask.ask,
     ask.serve,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +45,15 @@ class Deadline:
     why: str
 
 
-def deadlines() -> list[Deadline]:
-    """How long a query may stay in each unfinished status (from the template's settings)."""
-    query_s = float(os.environ.get("QUERY_DEADLINE_S", "1800"))
-    margin = float(os.environ.get("REVIEW_DEADLINE_MARGIN_S", REVIEW_MARGIN_S))
-    review_s = 2 * float(os.environ.get("REVIEW_TIMEOUT_S", "3600")) + margin
+def deadlines(environment: Mapping[str, str] | None = None) -> list[Deadline]:
+    """How long a query may stay in each unfinished status (from the template's settings).
+
+    ``environment`` is this function's environment (default: the process's); ``panelbrain ops
+    stuck`` passes a deployed sweeper's, so it finds what the sweeper will close."""
+    env = os.environ if environment is None else environment
+    query_s = float(env.get("QUERY_DEADLINE_S", "1800"))
+    margin = float(env.get("REVIEW_DEADLINE_MARGIN_S", REVIEW_MARGIN_S))
+    review_s = 2 * float(env.get("REVIEW_TIMEOUT_S", "3600")) + margin
     return [
         Deadline("queued", query_s, "never started"),
         Deadline("started", query_s, "started but its pipeline never recorded an outcome"),

@@ -6,6 +6,9 @@ signed decision links, Slack buttons). Background threads play Lambda's SQS even
 the poller and EventBridge for scheduled functions (the review sweeper's heartbeats). Extra
 local routes: ``GET /openapi.json`` (the query API's OpenAPI document), ``GET /local/status``
 (the query queue's depth and the executions running, read-only, for ``panelbrain load``),
+``POST /local/ops/{command}`` (what ``panelbrain ops`` runs against this engine: the emulator's
+state lives in this process, so the operations run here; JSON only, see
+:mod:`panelbrain.ops.operate`),
 ``GET``/``POST /login`` (sign in to the emulator's reviewer user pool: the session cookie holds
 the ID token, see :mod:`panelbrain.local.signin`) and ``POST /queries/{id}/review`` (decide a
 waiting review as the signed-in reviewer: the session cookie, or ``Authorization: Bearer`` with
@@ -35,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from panelbrain.errors import PanelbrainError
+from panelbrain.errors import BadInputError, PanelbrainError
 from panelbrain.local.ask import ReviewWaitError, api_gateway_event, open_review
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.lambda_rules import ApiIntegrationError, LambdaFunctionError
@@ -50,6 +53,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 DRAIN_BYTES = MAX_BODY_BYTES + (1 << 20)
 REQUEST_TIMEOUT_S = 10.0  # the longest a socket read may wait for the client
 _REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
+_OPS = re.compile(r"^/local/ops/([a-z-]{1,32})$")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # On every response: never content-sniffed into HTML or script, never kept by a cache.
@@ -92,6 +96,12 @@ class LocalServer:
         self.poll_s = poll_s
         self.request_timeout_s = request_timeout_s
         self._stopping = threading.Event()
+        # `panelbrain ops pause-intake`: as a disabled event source mapping, the poller thread
+        # leaves the queue alone and the questions wait in it.
+        from panelbrain.ops.operate import Switch
+
+        self.intake = Switch()
+        self._round = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.schedule_errors: list[str] = []
         # Links in e-mails and Slack messages point at this server, not at API Gateway.
@@ -140,7 +150,8 @@ class LocalServer:
         # Let accepted questions finish: the poller drains the queue, then running pipelines end.
         deadline = time.monotonic() + 60
         while (
-            self.engine.clients["sqs"].get_queue_attributes(
+            self.intake.enabled
+            and self.engine.clients["sqs"].get_queue_attributes(
                 QueueUrl=self.engine.template.resolve({"Ref": "QueryQueue"}),
                 AttributeNames=["ApproximateNumberOfMessages"],
             )["Attributes"]["ApproximateNumberOfMessages"]
@@ -155,8 +166,12 @@ class LocalServer:
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
-            with self._captured():
-                delivered = self.engine.deliver("QueryQueue", "PollerFunction")
+            # One round at a time with the intake switch (``ops``): once a pause has returned,
+            # no round is under way and the next sees it (AWS's mapping may still deliver a
+            # batch while it is Disabling). The capture first: a switch never waits for it.
+            with self._captured(), self._round:
+                paused = not self.intake.enabled
+                delivered = None if paused else self.engine.deliver("QueryQueue", "PollerFunction")
             if delivered is None:
                 self._stopping.wait(self.poll_s)
 
@@ -232,6 +247,22 @@ class LocalServer:
             },
             "executions_running": len(running),
         }
+
+    def ops(self, command: str, body: str | None) -> dict[str, Any]:
+        """Run one ``panelbrain ops`` operation on this engine; ``body`` holds its arguments."""
+        from panelbrain.ops import operate
+
+        try:
+            arguments = json.loads(body or "{}")
+        except (ValueError, RecursionError):
+            raise BadInputError("the body is not JSON: send the command's arguments as an object") from None
+        if not isinstance(arguments, dict):
+            raise BadInputError("the body must be a JSON object of the command's arguments")
+        target = operate.engine_target(self.engine, self.intake, where=f"local engine at {self.url}")
+        if command != "intake":
+            return operate.run(target, command, arguments)
+        with self._round:  # between two of the poller's rounds
+            return operate.run(target, command, arguments)
 
     def reviewers(self) -> list[str]:
         """The allow-list ``serve --reviewers`` gave, in the order given."""
@@ -391,6 +422,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             status, document = server.review(query_id, self._body(), session)
             self._send(status, json.dumps(document))
 
+        def _ops(self, command: str) -> None:
+            # Operations change state (redrive, replay, pause): refused from a web page, and
+            # JSON only, so a cross-site form cannot send one without a preflight (refused).
+            origin = self.headers.get("Origin")
+            if origin is not None and not _local_host(origin.partition("://")[2]):
+                raise _Refused(403, f"an operation posted from a web page ({origin[:100]!r}) is refused")
+            media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise _Refused(
+                    415, f"send the arguments as JSON with Content-Type: application/json, not {media!r}"
+                )
+            self._send(200, json.dumps(server.ops(command, self._body()), default=str))
+
         def _login(self, method: str) -> None:
             if method == "GET":
                 self._send(200, render.login_page(action_url=LOGIN_PATH), {"Content-Type": _HTML})
@@ -412,6 +456,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 self._check_host()
                 if method == "POST" and (match := _REVIEW.match(self.path)):
                     self._local_review(match.group(1))
+                    return
+                if method == "POST" and (match := _OPS.match(self.path)):
+                    self._ops(match.group(1))
                     return
                 if self.path.partition("?")[0] == LOGIN_PATH:
                     self._login(method)

@@ -539,7 +539,8 @@ def check_alarm_runbooks(d: Deployment) -> list[str]:
         named = _RUNBOOK.findall(description)
         if not named:
             findings.append(
-                f"{name}'s AlarmDescription names no runbook: add 'Runbook docs/runbooks/<name>.md'"
+                f"{name}'s AlarmDescription names no runbook: add 'Runbook: docs/runbooks/<name>.md' "
+                "(in quotes: ': ' ends a plain YAML scalar)"
             )
         findings += [
             f"{name} names docs/runbooks/{runbook}, which does not exist: write it or fix the name"

@@ -1,0 +1,387 @@
+"""``panelbrain ops``: what the runbooks (docs/runbooks/) tell an operator to run.
+
+Without ``--stack`` each command acts on the local engine of a running ``panelbrain serve``
+(``--url``, default http://127.0.0.1:3000): the emulator's queues and tables live in that
+process, so the server runs the operation (``POST /local/ops/{command}``) and returns its
+document. With ``--stack NAME`` (and ``--region``, ``--profile`` or the AWS environment) it acts
+on the deployed stack through boto3. The logic is one module either way:
+:mod:`panelbrain.ops.operate`. ``PANELBRAIN_STACK`` and ``PANELBRAIN_URL`` stand in for the
+options, so a runbook's commands run as written against either.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from panelbrain.errors import BadInputError, PanelbrainError
+
+ops_app = typer.Typer(
+    help="Operate panelbrain: dead letters, stuck queries, replays, reviews, intake, today's cost. "
+    "Acts on a running `panelbrain serve`, or on a deployed stack with --stack.",
+    no_args_is_help=True,
+)
+
+out = Console(highlight=False)
+
+StackOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        envvar="PANELBRAIN_STACK",
+        help="A deployed stack's name: act on it (AWS credentials needed). Unset: the local server.",
+    ),
+]
+RegionOption = Annotated[
+    str | None, typer.Option("--region", help="The stack's region (default: the AWS environment's).")
+]
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", help="An AWS profile (default: the environment's).")
+]
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="PANELBRAIN_URL", help="A `panelbrain serve` on this machine (without --stack)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
+LOCAL_URL = "http://127.0.0.1:3000"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class OpsServerError(PanelbrainError):
+    """No `panelbrain serve` answered, or it failed the operation (exit 1)."""
+
+
+def _local(url: str, command: str, arguments: dict[str, Any], timeout_s: float = 120.0) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
+        raise BadInputError(f"--url must be http:// on this machine (127.0.0.1 or localhost), got {url!r}")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
+    try:
+        connection.request(
+            "POST",
+            f"/local/ops/{command}",
+            body=json.dumps(arguments).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        status, raw = response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise OpsServerError(
+            f"no `panelbrain serve` answers at {url} ({type(exc).__name__}: {exc}): start one (the ops "
+            "commands act on the engine it runs), or pass --stack NAME for a deployed stack"
+        ) from None
+    finally:
+        connection.close()
+    try:
+        document: dict[str, Any] = json.loads(raw or b"{}")
+    except ValueError:
+        document = {"message": raw[:200].decode(errors="replace")}
+    if status == 200:
+        return document
+    message = str(document.get("message") or document.get("error") or f"HTTP {status}")
+    if status == 404:
+        raise OpsServerError(f"{url} has no ops route: it is not a `panelbrain serve` of this version")
+    if 400 <= status < 500:
+        raise BadInputError(message)
+    raise OpsServerError(f"the server at {url} failed `ops {command}`: {message}")
+
+
+def _run(
+    command: str,
+    arguments: dict[str, Any],
+    stack: str | None,
+    region: str | None,
+    profile: str | None,
+    url: str,
+) -> dict[str, Any]:
+    if not stack:
+        return _local(url, command, arguments)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from panelbrain.ops import operate
+
+    try:
+        return operate.run(operate.stack_target(stack, region, profile), command, arguments)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise PanelbrainError(
+            f"AWS refused {exc.operation_name} on stack {stack}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise PanelbrainError(f"cannot reach AWS for stack {stack}: {exc}") from None
+
+
+def _emit(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if abs(seconds) < 120:
+        return f"{seconds:.0f} s"
+    if abs(seconds) < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _queries_table(title: str, rows: list[dict[str, Any]], extra: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("query", "status", "in status", "question", extra):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["query_id"]),
+            str(row["status"]),
+            _age(row["in_status_s"]),
+            str(row.get("question") or "")[:60],
+            str(row.get("why") or row.get("reason") or ""),
+        )
+    return table
+
+
+@ops_app.command()
+def dlq(
+    redrive: Annotated[
+        bool, typer.Option("--redrive", help="Move the messages back to the query queue (each starts once).")
+    ] = False,
+    peek: Annotated[int, typer.Option(help="Messages to show (0-10), left in the queue.")] = 5,
+    limit: Annotated[int, typer.Option(help="Most messages one redrive moves.")] = 1000,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Count and peek the dead-letter queue; --redrive moves its messages to the query queue."""
+    document = _run("dlq", {"peek": peek, "redrive": redrive, "limit": limit}, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    depth = document["dead_letter_queue"]
+    out.print(
+        f"Dead-letter queue, {document['where']}: {depth['visible']} waiting, {depth['in_flight']} in flight"
+    )
+    if document["messages"]:
+        table = Table(title="First messages (left in the queue)", title_justify="left")
+        for column in ("query", "status", "route", "age", "reason"):
+            table.add_column(column)
+        for m in document["messages"]:
+            table.add_row(
+                str(m["query_id"]),
+                str(m["status"]),
+                str(m["route"]),
+                _age(m["age_s"]),
+                str(m["reason"] or ""),
+            )
+        out.print(table)
+    if "redriven" in document:
+        after = document["dead_letter_queue_after"]
+        moved = document["redriven"]
+        out.print(f"Redrove {len(moved)} message(s) to the query queue: {', '.join(moved) or 'none'}")
+        out.print(f"Dead-letter queue now: {after['visible']} waiting, {after['in_flight']} in flight")
+
+
+@ops_app.command()
+def stuck(
+    limit: Annotated[int, typer.Option(help="Most queries listed per status.")] = 100,
+    closed_within: Annotated[
+        float, typer.Option(help="Also list queries the sweeper closed as past deadline in these last hours.")
+    ] = 24.0,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Queries unfinished past their deadline, and those the sweeper closed for it lately."""
+    if closed_within <= 0:
+        raise BadInputError(f"--closed-within must be a positive number of hours, got {closed_within:g}")
+    arguments = {"limit": limit, "closed_within_s": closed_within * 3600}
+    document = _run("stuck", arguments, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    deadlines = ", ".join(f"{status} {_age(s)}" for status, s in document["deadlines_s"].items())
+    out.print(f"Queries past their deadline, {document['where']} (deadlines: {deadlines})")
+    if document["past_deadline"]:
+        out.print(_queries_table("Unfinished past their deadline", document["past_deadline"], "why"))
+    else:
+        out.print("  none unfinished past their deadline")
+    closed = document["closed_by_sweeper"]
+    hours = document["closed_within_s"] / 3600
+    if closed:
+        out.print(_queries_table(f"Closed by the sweeper in the last {hours:g} h", closed, "reason"))
+        out.print(
+            "Replay one with `panelbrain ops replay QUERY_ID` (a new query; the closed id stays failed)."
+        )
+    else:
+        out.print(f"  none closed by the sweeper in the last {hours:g} h")
+
+
+@ops_app.command()
+def replay(
+    query_id: Annotated[str, typer.Argument(help="The failed or stuck query whose question to ask again.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also a rejected, dead-lettered, or still-running query (never an answered one)."
+        ),
+    ] = False,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask a failed or stuck query's question again, as a new query through the queue."""
+    document = _run("replay", {"query_id": query_id, "force": force}, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    was = document["was"]
+    out.print(
+        f"Replayed {document['replayed']} ({was['status']}, {was['route']}) as {document['query_id']}, "
+        f"queued on {document['where']}; follow it at {document['status_url']}"
+    )
+
+
+@ops_app.command()
+def reviews(
+    limit: Annotated[int, typer.Option(help="Most reviews listed.")] = 100,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Open reviews, oldest first: how long each has waited and has left."""
+    document = _run("reviews", {"limit": limit}, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    out.print(
+        f"Open reviews, {document['where']}: {document['open']}"
+        + (f", oldest waited {_age(document['oldest_waited_s'])}" if document["open"] else "")
+    )
+    if document["reviews"]:
+        table = Table(title_justify="left")
+        for column in ("review", "query", "status", "level", "waited", "left", "heartbeats", "question"):
+            table.add_column(column)
+        for r in document["reviews"]:
+            table.add_row(
+                str(r["review_id"]),
+                str(r["query_id"]),
+                str(r["status"]),
+                str(r["level"]),
+                _age(r["waited_s"]),
+                _age(r["left_s"]),
+                str(r["heartbeats"]),
+                str(r["question"])[:50],
+            )
+        out.print(table)
+
+
+def _intake(
+    enabled: bool | None, stack: str | None, region: str | None, profile: str | None, url: str, as_json: bool
+) -> None:
+    arguments = {} if enabled is None else {"enabled": enabled}
+    document = _run("intake", arguments, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    queue = document["query_queue"]
+    changed = f" (was {document['was']})" if enabled is not None else ""
+    out.print(
+        f"Intake {document['intake']}{changed}, {document['where']}; "
+        f"query queue: {queue['visible']} waiting, {queue['in_flight']} in flight"
+    )
+
+
+@ops_app.command("intake")
+def intake_state(
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Whether the poller takes questions off the queue, and the queue's depth (changes nothing)."""
+    _intake(None, stack, region, profile, url, as_json)
+
+
+@ops_app.command("pause-intake")
+def pause_intake(
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop the poller taking questions off the queue; they wait there (14 days' retention)."""
+    _intake(False, stack, region, profile, url, as_json)
+
+
+@ops_app.command("resume-intake")
+def resume_intake(
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Let the poller take questions off the queue again."""
+    _intake(True, stack, region, profile, url, as_json)
+
+
+@ops_app.command("cost-today")
+def cost_today(
+    stack: StackOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    url: UrlOption = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Today's (UTC) model spend: the token usage the finished queries recorded, priced."""
+    document = _run("cost-today", {}, stack, region, profile, url)
+    if as_json:
+        _emit(document)
+        return
+    finished = document["finished"]
+    out.print(
+        f"Model cost on {document['day']} (UTC), {document['where']}: USD {document['usd']:.4f} "
+        f"over {sum(finished.values())} finished queries "
+        f"({', '.join(f'{n} {s}' for s, n in finished.items())}; {document['from_cache']} from the cache)"
+    )
+    if document["models"]:
+        table = Table(title_justify="left")
+        for column in ("model", "calls", "input", "output", "cache read", "cache write", "USD"):
+            table.add_column(column)
+        for model, t in document["models"].items():
+            table.add_row(
+                model,
+                str(t["calls"]),
+                f"{t['input_tokens']:,}",
+                f"{t['output_tokens']:,}",
+                f"{t['cache_read_tokens']:,}",
+                f"{t['cache_write_tokens']:,}",
+                f"{t['usd']:.4f}",
+            )
+        out.print(table)
+    if document["not_priced"]:
+        out.print(
+            f"{document['not_priced']} finished queries recorded no token usage (rejected or failed: "
+            "a record "
+            "keeps usage with its answer); their model calls are not in this figure. The AWS/Bedrock "
+            "InputTokenCount and OutputTokenCount metrics count every call."
+        )
