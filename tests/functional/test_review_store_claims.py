@@ -42,13 +42,18 @@ def test_one_claim_at_a_time_and_a_deciding_review_shows_who_decides(store: Dyna
     review = store.get(alice.review_id)
     assert review is not None and review.decision is not None
     assert (review.status, review.decision.approver) == ("deciding", "alice@example.com")
-    # A retried notifier does not reopen a review being decided.
+    # A retried notifier does not reopen a review being decided, but its new task's token is
+    # the one the decision must reach: it is stored under the claim.
     assert (
         store.open(review.model_copy(update={"status": "open", "decision": None}), "token-2").status
         == "deciding"
     )
-    assert store.token(alice.review_id) == "token-1"
+    assert store.token(alice.review_id) == "token-2"
     assert store.claims() == [alice]
+    # Once decided, a late notifier changes nothing.
+    assert store.settle(alice, alice.decision)
+    store.open(review.model_copy(update={"status": "open", "decision": None}), "token-3")
+    assert (store.token(alice.review_id), store.get(alice.review_id).status) == ("token-2", "approved")  # type: ignore[union-attr]
 
 
 def test_only_the_claim_holder_settles_or_releases(store: DynamoReviewStore) -> None:

@@ -45,8 +45,10 @@ class MemoryReviewStore:
     def open(self, review: Review, token: str) -> Review:
         with self._lock:
             row = self._rows.get(review.review_id)
-            if row is None or row.review.status == "open":
+            if row is None:
                 self._rows[review.review_id] = _Row(review.model_copy(update={"status": "open"}), token)
+            elif row.review.status in ("open", "deciding"):
+                row.token = token
             return self._view(self._rows[review.review_id])
 
     def _view(self, row: _Row) -> Review:

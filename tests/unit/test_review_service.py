@@ -263,6 +263,21 @@ def test_a_decision_between_a_notifier_and_its_retry_can_be_given_again_to_the_r
     assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
 
 
+def test_a_notifier_retried_while_a_decision_is_delivered_still_gets_the_decision(world: World) -> None:
+    # GIVEN a decision on its way when the notifier's task fails and its retry stores a new token
+    def retried(kind: str, before: bool) -> None:
+        if before and "token-2" not in world.sfn.tasks:
+            world.sfn.time_out(TOKEN)
+            reopen(world, "token-2")
+
+    world.sfn.fault = retried
+    # WHEN the decision reaches the old token
+    decide(world)
+    # THEN it is given to the retried task (before: the retry could not store its token over
+    # the claim, the review went back to the dead token, and the retried task timed out)
+    assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
+
+
 def test_the_sweep_closes_a_review_whose_token_ended_only_once_past_its_timeout(world: World) -> None:
     # GIVEN a review whose task no longer waits on its token (a notifier retry may be under way)
     world.sfn.time_out(TOKEN)

@@ -46,8 +46,7 @@ class DynamoReviewStore:
         content = review.model_dump(
             mode="json", exclude={"status", "decision", "heartbeats", "last_heartbeat_at", "reminded_at"}
         )
-        # Written unless already decided (then the stored review is returned as it stands).
-        conditional_write(
+        created = conditional_write(
             lambda: self.client.put_item(
                 TableName=self.table_name,
                 Item={
@@ -60,11 +59,28 @@ class DynamoReviewStore:
                     "task_token": {"S": token},
                     "heartbeats": {"N": "0"},
                 },
-                ConditionExpression="attribute_not_exists(review_id) OR #s = :open",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":open": {"S": "open"}},
+                ConditionExpression="attribute_not_exists(review_id)",
             )
         )
+        if not created:
+            # A retried notifier: its task waits on the new token, so the review takes it
+            # whether open or being decided (a decider holding the old token tries the new one);
+            # a decided or closed review is returned as it stands.
+            conditional_write(
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"review_id": {"S": review.review_id}},
+                    UpdateExpression="SET task_token = :token, doc = :doc",
+                    ConditionExpression="#s IN (:open, :deciding)",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":token": {"S": token},
+                        ":doc": {"S": json.dumps(content)},
+                        ":open": {"S": "open"},
+                        ":deciding": {"S": "deciding"},
+                    },
+                )
+            )
         stored = self.get(review.review_id)
         assert stored is not None  # written above, or decided before: present either way
         return stored

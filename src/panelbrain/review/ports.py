@@ -47,7 +47,7 @@ class ReviewStore(Protocol):
 
     def open(self, review: Review, token: str) -> Review:
         """Store a review and its token; a repeat (a retried notifier) refreshes the token of
-        a still-open review and returns what is stored."""
+        a review still open or being decided and returns what is stored."""
         ...
 
     def get(self, review_id: str) -> Review | None:

@@ -255,7 +255,7 @@ class ReviewService:
         # Anything but the two errors below (a bug, the handler's own timeout) leaves the claim
         # for the sweeper: whether the task was told is then unknown, and it finds out.
         try:
-            self._tell(claim)
+            self._tell_current(claim)
         except TaskTokenGoneError as exc:
             if exc.maybe_delivered:
                 raise DecisionError(_UNCONFIRMED, 503) from None
@@ -282,9 +282,25 @@ class ReviewService:
         assert decided is not None
         return decided
 
-    def _tell(self, claim: Claim) -> None:
-        """Hand the claim's decision to the waiting task."""
-        token = self.store.token(claim.review_id)
+    def _tell_current(self, claim: Claim, attempts: int = 3) -> None:
+        """:meth:`_tell`, again while the review's token changes under it: a retried notifier
+        stores its new task's token, and the old one's task no longer waits."""
+        for attempt in range(attempts):
+            told = self.store.token(claim.review_id)
+            try:
+                self._tell(claim, told)
+                return
+            except TaskTokenGoneError as exc:
+                if (
+                    exc.maybe_delivered
+                    or attempt == attempts - 1
+                    or self.store.token(claim.review_id) == told
+                ):
+                    raise
+
+    def _tell(self, claim: Claim, token: str | None = None) -> None:
+        """Hand the claim's decision to the waiting task (on ``token``, else the stored one)."""
+        token = token or self.store.token(claim.review_id)
         if token is None:
             raise PanelbrainError(
                 f"review {claim.review_id} has no task token in the review table: the notifier "
