@@ -41,7 +41,17 @@ if TYPE_CHECKING:
 __all__ = ["Service", "client", "override", "reset"]
 
 # The services panelbrain calls; each has a typed overload below (and a stub package in dev).
-Service = Literal["bedrock-runtime", "dynamodb", "s3", "secretsmanager", "sns", "sqs", "stepfunctions"]
+Service = Literal[
+    "bedrock-runtime",
+    "codedeploy",
+    "dynamodb",
+    "lambda",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "stepfunctions",
+]
 SERVICES: tuple[str, ...] = get_args(Service)
 T = TypeVar("T")
 
@@ -99,6 +109,14 @@ def client(
     profile: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> SQSClient: ...
+@overload
+def client(
+    service: Literal["codedeploy", "lambda"],  # the pre-traffic hook's; no stub package in dev
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Any: ...
 @overload
 def client(
     service: Literal["stepfunctions"],
