@@ -12,8 +12,9 @@ https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_PutLifecycleEvent
 
 :func:`run_question` walks the pipeline's agent path as the QueryPipeline state machine does
 (BrainPlan, the workers the plan asks for, BrainSynthesise, Formatter), invoking each agent's new
-version with the payload its Task state gives it, and checks every answer's shape. It persists
-nothing and starts no review: the versions are invoked directly, never through the workflow.
+version with the payload its Task state gives it, and checks every answer's shape. It writes
+no query record and starts no review: the versions are invoked directly, never through the
+workflow (a worker may still leave a claim check in the payload bucket under the check's query id).
 """
 
 from __future__ import annotations
