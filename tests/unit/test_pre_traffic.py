@@ -4,12 +4,20 @@ the deployment until CodeDeploy gives up on it)."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
 
 from panelbrain.aws import clients
-from panelbrain.aws.pre_traffic import VERSION_VARIABLES, PreTrafficCheckError, query_id_for, run_question
+from panelbrain.aws.pre_traffic import (
+    VERSION_VARIABLES,
+    PreTrafficCheckError,
+    lambda_invoker,
+    query_id_for,
+    run_question,
+)
 from panelbrain.functions import pre_traffic_check
 
 VERSIONS = {agent: f"arn:aws:lambda:us-east-1:123456789012:function:{agent}:7" for agent in VERSION_VARIABLES}
@@ -86,3 +94,32 @@ def test_a_hook_that_cannot_run_the_check_still_reports_failed(monkeypatch: pyte
 def test_query_ids_keep_to_the_query_id_alphabet() -> None:
     assert query_id_for("d-AB/CD:EF") == "pre-traffic-d-AB-CD-EF"
     assert len(query_id_for("d-" + "X" * 100)) == 64
+
+
+class FlakyLambda:
+    """A Lambda client whose invocations answer the given (errorType or None) in turn."""
+
+    def __init__(self, *errors: str | None) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        error = self.errors.pop(0)
+        body = {"errorType": error, "errorMessage": "slow down"} if error else {"ok": True}
+        return {
+            "Payload": io.BytesIO(json.dumps(body).encode()),
+            **({"FunctionError": "Unhandled"} if error else {}),
+        }
+
+
+def test_a_passing_throttle_is_retried_as_the_workflow_would() -> None:
+    client = FlakyLambda("TransientError", None)
+    assert lambda_invoker(client, backoff_s=0)("fn:7", {}) == {"ok": True}
+    assert client.calls == 2
+
+
+def test_a_failure_that_is_not_transient_fails_at_once_naming_the_version_and_error() -> None:
+    client = FlakyLambda("ValidationError", None)
+    with pytest.raises(PreTrafficCheckError, match="fn:7 failed: ValidationError: slow down"):
+        lambda_invoker(client, backoff_s=0)("fn:7", {})
+    assert client.calls == 1

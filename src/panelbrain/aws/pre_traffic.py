@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,20 +121,31 @@ def run_question(invoke: Invoke, versions: Mapping[str, str], *, query_id: str, 
     return Outcome(tuple(invoked), str(route), float(confidence))
 
 
-def lambda_invoker(lambda_client: Any) -> Invoke:
+# The errors the pipeline's Task states retry (a throttle, a model or query timeout): the check
+# retries them as the workflow would, so a passing throttle does not fail a deploy.
+TRANSIENT_ERRORS = frozenset(
+    {"TransientError", "ThrottlingException", "ModelThrottledError", "QueryTimeoutError"}
+)
+
+
+def lambda_invoker(lambda_client: Any, *, attempts: int = 2, backoff_s: float = 2.0) -> Invoke:
     """Invoke a version synchronously; Lambda's function error becomes a :class:`PreTrafficCheckError`
-    naming the version and the error type (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html)."""
+    naming the version and the error type (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html),
+    after up to ``attempts`` tries for an error in :data:`TRANSIENT_ERRORS`."""
 
     def invoke(function: str, payload: dict[str, Any]) -> dict[str, Any]:
-        response = lambda_client.invoke(
-            FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
-        )
-        body = json.loads(response["Payload"].read() or b"null")
-        if response.get("FunctionError"):
-            error = body if isinstance(body, dict) else {}
-            raise PreTrafficCheckError(
-                f"{function} failed: {error.get('errorType', 'Unhandled')}: {error.get('errorMessage', body)}"
+        for attempt in range(1, attempts + 1):
+            response = lambda_client.invoke(
+                FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
             )
+            body = json.loads(response["Payload"].read() or b"null")
+            if not response.get("FunctionError"):
+                break
+            error = body if isinstance(body, dict) else {}
+            kind = str(error.get("errorType", "Unhandled"))
+            if kind not in TRANSIENT_ERRORS or attempt == attempts:
+                raise PreTrafficCheckError(f"{function} failed: {kind}: {error.get('errorMessage', body)}")
+            time.sleep(backoff_s * 2 ** (attempt - 1))
         if not isinstance(body, dict):
             raise PreTrafficCheckError(f"{function} returned {_brief(body)}, not a JSON object")
         return body
