@@ -125,3 +125,31 @@ def test_the_pre_traffic_hook_fails_the_deployment_when_a_new_version_fails(
     assert [r["status"] for r in codedeploy.reported] == ["Failed"]
     assert outcome["status"] == "Failed"
     assert "BrainSynthesiseFunction:1 failed: RuntimeError" in outcome["reason"]
+
+
+def test_a_start_past_the_alias_is_refused_by_the_strict_engine(engine: LocalEngine) -> None:
+    # GIVEN the pipeline's unqualified ARN (what the poller used before its alias)
+    unqualified = engine.state_machine_arn(PIPELINE)
+    reported = len(engine.violations)
+    # WHEN something starts an execution through it
+    with pytest.raises(ClientError) as refused:
+        engine.clients["stepfunctions"].start_execution(stateMachineArn=unqualified, name="past", input="{}")
+    # THEN the strict engine refuses it (AWS would run the latest revision past the canary), naming the alias
+    assert refused.value.response["Error"]["Code"] == "UnqualifiedStartError"
+    assert f"{unqualified}:live" in refused.value.response["Error"]["Message"]
+    assert len(engine.violations) == reported + 1
+
+
+def test_a_lenient_engine_runs_a_start_past_the_alias_and_reports_it(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "strict", False)
+    reported = len(engine.violations)
+    sfn = engine.clients["stepfunctions"]
+    started = sfn.start_execution(
+        stateMachineArn=engine.state_machine_arn(PIPELINE), name="lenient", input="{}"
+    )
+    described = engine.wait(started["executionArn"], timeout_s=60)
+    # AWS runs it, associated with no alias and no version; the engine lists it as a violation
+    assert "stateMachineAliasArn" not in described and "stateMachineVersionArn" not in described
+    assert "the unqualified ARN of a state machine with alias live" in engine.violations[reported]

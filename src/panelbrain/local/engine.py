@@ -162,6 +162,7 @@ class LocalEngine:
         if clock is not None:
             engine.clock = clock
         engine.template.check_parameters(frozenset(bent_limits))
+        engine.rules.unqualified_start = engine._unqualified_start
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:
@@ -279,6 +280,12 @@ class LocalEngine:
                     ],
                 )
         aws_rules.deploy(t, self.clients)
+
+    def _unqualified_start(self, problem: str) -> bool:
+        """A start past a state machine's alias: reported, and refused when strict."""
+        with self._lock:
+            self.violations.append(problem)
+        return self.strict
 
     def _undeploy_env(self) -> None:
         _restore_env(self._env)
