@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from panelbrain.aws import clients
 from panelbrain.aws.failures import aws_errors
 from panelbrain.errors import TransientError
-from panelbrain.local.ask import REVIEW, ask
+from panelbrain.local.ask import ask
 from panelbrain.local.engine import LocalEngine
 
 AMBIGUOUS = "What share of people in QC strongly support a ban"  # goes to review
@@ -47,7 +47,8 @@ class ThrottledOnce:
 def test_a_throttled_start_review_is_retried_and_the_query_answered(engine: LocalEngine) -> None:
     # GIVEN StartReview's StartExecution throttled once
     real = engine.clients["stepfunctions"]
-    with clients.override("stepfunctions", ThrottledOnce(real, engine.state_machine_arn(REVIEW))) as sfn:
+    started = engine.template.environment("StartReviewFunction")["REVIEW_STATE_MACHINE_ARN"]  # its alias
+    with clients.override("stepfunctions", ThrottledOnce(real, started)) as sfn:
         # WHEN a question that needs a review is asked and approved
         result = ask(engine, AMBIGUOUS, review="approve")
     # THEN the state machine retried StartReview and the reviewer's approval answered it

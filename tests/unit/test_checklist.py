@@ -285,6 +285,23 @@ def staging_unknown_profile(c: Copy) -> None:
     c.environments["staging"][1]["InferenceProfilePrefix"] = "mars"
 
 
+def formatter_deployed_at_once(c: Copy) -> None:
+    c.properties("FormatterFunction")["DeploymentPreference"] = {"Enabled": False}
+
+
+def formatter_deployed_without_alarms(c: Copy) -> None:
+    c.properties("FormatterFunction")["DeploymentPreference"].pop("Alarms")
+
+
+def hook_named_by_cloudformation(c: Copy) -> None:
+    c.properties("PreTrafficCheckFunction").pop("FunctionName")
+
+
+def poller_starts_the_pipeline_unqualified(c: Copy) -> None:
+    variables = c.properties("PollerFunction")["Environment"]["Variables"]
+    variables["PIPELINE_STATE_MACHINE_ARN"] = {"Ref": "QueryPipelineStateMachine"}
+
+
 # rule id -> (the broken copy, text the finding must contain: the resource or state it names)
 FIXTURES: list[tuple[str, Callable[[Copy], None], str]] = [
     ("scaling-policy-types", add_step_scaling, "BrainPlanFunctionStepUp is a StepScaling policy on a lambda"),
@@ -315,6 +332,18 @@ FIXTURES: list[tuple[str, Callable[[Copy], None], str]] = [
         "state BrainPlan retries Lambda service errors but not",
     ),
     ("function-alias", add_unaliased_function, "UnaliasedFunction has no alias"),
+    ("gradual-deploys", formatter_deployed_at_once, "FormatterFunction alias live changes all at once"),
+    (
+        "gradual-deploys",
+        formatter_deployed_without_alarms,
+        "FormatterFunction alias live: its deployment group",
+    ),
+    ("gradual-deploys", hook_named_by_cloudformation, "PreTrafficCheckFunction is a CodeDeploy hook named"),
+    (
+        "executions-start-through-alias",
+        poller_starts_the_pipeline_unqualified,
+        "PollerFunction PIPELINE_STATE_MACHINE_ARN names QueryPipelineStateMachine unqualified",
+    ),
     ("function-timeout", function_without_timeout, "ErrorHandlerFunction has no Timeout"),
     ("function-tracing", function_passthrough_tracing, "FormatterFunction traces PassThrough"),
     ("task-timeout-over-function", function_outlasts_its_task, "state Formatter times out at"),

@@ -84,7 +84,12 @@ def test_cloudwatch_counts_the_alarms_target_tracking_creates() -> None:
     from panelbrain.local.template import Template
 
     template = Template.load(Path(__file__).parent.parent.parent / "template.yaml")
-    declared = len(template.of_type("AWS::CloudWatch::Alarm"))
+    alarms = template.of_type("AWS::CloudWatch::Alarm").values()
+    # A metric-math alarm (the deploy rollback alarms: errors + throttles) bills each metric it reads.
+    declared = sum(
+        max(1, sum(1 for m in a["Properties"].get("Metrics", []) if "MetricStat" in m)) for a in alarms
+    )
+    assert declared > len(alarms)  # the rollback alarms read two metrics each
     assert inputs(monthly_cost(5_000), "CloudWatch")["alarm_metrics"] == declared + 48
 
 

@@ -42,10 +42,12 @@ __all__ = ["Service", "client", "override", "reset"]
 
 # The services panelbrain calls; each has a typed overload below (and a stub package in dev).
 # cloudformation and lambda: `panelbrain ops --stack` resolves a stack and switches its poller's
-# event source mapping (no stub package: typed Any).
+# event source mapping; codedeploy: the pre-traffic hook reports its verdict (no stub package
+# for these: typed Any).
 Service = Literal[
     "bedrock-runtime",
     "cloudformation",
+    "codedeploy",
     "dynamodb",
     "lambda",
     "s3",
@@ -119,6 +121,14 @@ def client(
     profile: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> SQSClient: ...
+@overload
+def client(
+    service: Literal["codedeploy"],  # the pre-traffic hook's; no stub package in dev
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Any: ...
 @overload
 def client(
     service: Literal["stepfunctions"],

@@ -19,7 +19,9 @@ Each rule names the AWS documentation it follows:
   attributes, is refused; received messages stay hidden for the visibility timeout on the
   engine's SQS clock (:meth:`AwsRules.advance_queue_clock` lets time pass without waiting);
 - Application Auto Scaling refuses policy types a namespace does not support (StepScaling on
-  Lambda) and policies on unregistered targets.
+  Lambda) and policies on unregistered targets;
+- StartExecution through a state machine alias runs the version the alias routes it to, and
+  DescribeExecution names the alias and the version (moto refuses an alias ARN outright).
 
 DynamoDB's 400 KB item limit is one moto already holds (at 405,000 bytes, a little under AWS's
 409,600): ``tests/functional/test_engine_aws_rules.py`` proves it rather than re-implementing it.
@@ -96,6 +98,9 @@ class AwsRules:
     express_duration_s: float = EXPRESS_DURATION_LIMIT_S
     # Seconds the engine's SQS clock is ahead of the wall clock.
     queue_clock_offset_s: float = 0.0
+    # Told of a StartExecution on the unqualified ARN of a state machine that has an alias (AWS
+    # runs the latest revision, past the alias's gradual deploy); returns True to refuse it.
+    unqualified_start: Callable[[str], bool] | None = None
 
     def advance_queue_clock(self, seconds: float) -> None:
         """Let ``seconds`` pass for SQS (visibility timeouts, delays, retention) at once, so a
@@ -117,6 +122,7 @@ def hold(stack: ExitStack, rules: AwsRules) -> None:
     _sqs_message_size_in_bytes(stack)
     _sqs_clock(stack, rules)
     _scaling_policy_types_per_namespace(stack)
+    _executions_start_through_aliases(stack, rules)
 
 
 def deploy(template: Template, clients: dict[str, Any]) -> None:
@@ -690,3 +696,81 @@ def _scaling_policy_types_per_namespace(stack: ExitStack) -> None:
         )
 
     _patch(stack, Backend, "put_scaling_policy", put)
+
+
+# -- Step Functions versions and aliases ----------------------------------------------------------
+
+
+def _executions_start_through_aliases(stack: ExitStack, rules: AwsRules) -> None:
+    """StartExecution takes a state machine's alias ARN: Step Functions picks one of the versions
+    the alias routes to (by their weights), associates the execution with the alias and that
+    version, and the execution runs that version to its end, whatever the alias points to later;
+    DescribeExecution returns ``stateMachineAliasArn`` and ``stateMachineVersionArn``. An alias
+    that does not exist is refused.
+    https://docs.aws.amazon.com/step-functions/latest/dg/execution-alias-version-associate.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+    moto refuses every alias ARN at StartExecution. The engine runs the version's definition on
+    the machine itself (so ListExecutions and DescribeExecution on the machine's ARN see it, as
+    in AWS), and refuses a version whose definition is no longer the machine's: the engine
+    deploys once and never shifts an alias, so that would be a version it cannot run.
+
+    A start on the unqualified ARN of a machine that has an alias runs in AWS (the latest
+    revision, at once, whatever the alias's deployment is doing): :attr:`AwsRules.unqualified_start`
+    decides (the engine refuses it when strict, and reports it either way)."""
+    import random
+
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.exceptions import StateMachineDoesNotExist
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as Backend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    start, describe = Backend.start_execution, StepFunctionResponse.describe_execution
+
+    def routed_start(self: Backend, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        parts = state_machine_arn.split(":")
+        if len(parts) == 7 and rules.unqualified_start is not None:
+            aliases = sorted(getattr(self.describe_state_machine(state_machine_arn), "aliases", {}))
+            problem = (
+                f"StartExecution on {state_machine_arn}, the unqualified ARN of a state machine with "
+                f"alias {'/'.join(aliases)}: in AWS it runs the latest revision at once, past the "
+                f"alias's gradual deploy. Start it through {state_machine_arn}:{aliases[0]} "
+                "(in the template: !Ref <Machine>Alias<alias>)."
+                if aliases
+                else None
+            )
+            if problem is not None and rules.unqualified_start(problem):
+                raise AWSError(problem, exception_type="UnqualifiedStartError")
+        if len(parts) != 8 or parts[7].isdigit():  # unqualified, or a version (moto runs those)
+            return start(self, state_machine_arn, *args, **kwargs)
+        machine = self.describe_state_machine(":".join(parts[:7]))
+        alias = machine.aliases.get(parts[7])
+        if alias is None:
+            raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{state_machine_arn}'")
+        routes = alias.routing_configuration
+        chosen = random.choices(routes, weights=[float(r["weight"]) for r in routes])[0]
+        version = self.describe_state_machine(chosen["stateMachineVersionArn"])
+        if version.definition != machine.definition:
+            raise StateMachineDoesNotExist(
+                f"{state_machine_arn} routes to {version.arn}, whose definition is no longer the "
+                "machine's: the local engine runs only the definition it deployed"
+            )
+        execution = start(self, machine.arn, *args, **kwargs)
+        setattr(execution, "state_machine_alias_arn", alias.arn)  # noqa: B010 - moto has no such field
+        setattr(execution, "state_machine_version_arn", version.arn)  # noqa: B010
+        return execution
+
+    def described(self: StepFunctionResponse) -> Any:
+        result = describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        for attribute, key in (
+            ("state_machine_alias_arn", "stateMachineAliasArn"),
+            ("state_machine_version_arn", "stateMachineVersionArn"),
+        ):
+            if getattr(execution, attribute, None):
+                body = result.result
+                assert isinstance(body, dict)  # moto's describe_execution builds a dict
+                body[key] = getattr(execution, attribute)
+        return result
+
+    _patch(stack, Backend, "start_execution", routed_start)
+    _patch(stack, StepFunctionResponse, "describe_execution", described)

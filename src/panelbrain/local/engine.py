@@ -162,6 +162,7 @@ class LocalEngine:
         if clock is not None:
             engine.clock = clock
         engine.template.check_parameters(frozenset(bent_limits))
+        engine.rules.unqualified_start = engine._unqualified_start
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:
@@ -259,13 +260,32 @@ class LocalEngine:
         review_common.service.cache_clear()
         review_common.secrets.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
-            self.clients["stepfunctions"].create_state_machine(
+            alias = t.state_machine_alias(name)
+            created = self.clients["stepfunctions"].create_state_machine(
                 name=name,
                 definition=t.definition(name),
                 roleArn=f"arn:aws:iam::{t.account}:role/{name}Role",
                 type=resource["Properties"].get("Type", "STANDARD"),
+                publish=alias is not None,
             )
+            if alias is not None:
+                # AutoPublishAlias: a version, and the alias its callers start executions through
+                # (aws_rules routes a start through an alias to the version it points at). The
+                # local engine does not run CodeDeploy or the alias's DeploymentPreference: the
+                # alias points at its one version from the start (docs/deploy.md).
+                self.clients["stepfunctions"].create_state_machine_alias(
+                    name=alias,
+                    routingConfiguration=[
+                        {"stateMachineVersionArn": created["stateMachineVersionArn"], "weight": 100}
+                    ],
+                )
         aws_rules.deploy(t, self.clients)
+
+    def _unqualified_start(self, problem: str) -> bool:
+        """A start past a state machine's alias: reported, and refused when strict."""
+        with self._lock:
+            self.violations.append(problem)
+        return self.strict
 
     def _undeploy_env(self) -> None:
         _restore_env(self._env)
@@ -528,8 +548,15 @@ class LocalEngine:
         return self.template.state_machine_arn(logical_id)
 
     def start(self, machine: str, name: str, payload: dict[str, Any]) -> str:
+        """Start ``machine`` as the template's callers do: through its alias when it has one."""
+        template = self.template
+        arn = (
+            template.state_machine_alias_arn(machine)
+            if template.state_machine_alias(machine) is not None
+            else self.state_machine_arn(machine)
+        )
         response = self.clients["stepfunctions"].start_execution(
-            stateMachineArn=self.state_machine_arn(machine), name=name, input=json.dumps(payload)
+            stateMachineArn=arn, name=name, input=json.dumps(payload)
         )
         return str(response["executionArn"])
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from panelbrain.errors import PanelbrainError
-from panelbrain.local.template import Template, TemplateError
+from panelbrain.local.template import LOCAL_VERSION, Template, TemplateError
 
 ServedBy = Literal["provisioned", "on_demand"]
 LATEST = "$LATEST"
@@ -91,12 +91,15 @@ def unqualified_problem(template: Template, function: str, qualifier: str | None
 
 
 def unknown_qualifier(template: Template, function: str, qualifier: str | None) -> str | None:
-    """An alias or version the template does not create: Lambda answers ResourceNotFoundException."""
-    if qualifier in (None, LATEST, template.alias(function)):
+    """An alias or version the template does not create: Lambda answers ResourceNotFoundException.
+    AutoPublishAlias publishes one version locally (``!Ref Fn.Version``, which the pre-traffic
+    hook invokes), so that version exists too."""
+    alias = template.alias(function)
+    if qualifier in (None, LATEST, alias) or (alias is not None and qualifier == LOCAL_VERSION):
         return None
     return (
         f"Function not found: {template.function_arn(function)}:{qualifier} (the template creates "
-        f"only alias {template.alias(function)!r} of {function})"
+        f"only alias {alias!r} and version {LOCAL_VERSION} of {function})"
     )
 
 

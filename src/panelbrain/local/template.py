@@ -16,6 +16,9 @@ import yaml
 
 from panelbrain.errors import PanelbrainError
 
+# The one version the local engine publishes of each function (and state machine) it deploys.
+LOCAL_VERSION = "1"
+
 
 class TemplateError(PanelbrainError):
     """The template uses something the local engine cannot resolve."""
@@ -171,8 +174,36 @@ class Template:
             raise TemplateError(f"!Ref {logical_id}.Alias: the function has no AutoPublishAlias")
         return f"{self.function_arn(logical_id)}:{alias}"
 
+    def function_version_arn(self, logical_id: str) -> str:
+        """``!Ref Fn.Version``: the version AutoPublishAlias published. The local engine deploys
+        once, so each function has one published version, ``1``, and its alias points at it."""
+        if self.alias(logical_id) is None:
+            raise TemplateError(f"!Ref {logical_id}.Version: the function has no AutoPublishAlias")
+        return f"{self.function_arn(logical_id)}:{LOCAL_VERSION}"
+
     def state_machine_arn(self, logical_id: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{logical_id}"
+
+    def state_machine_alias(self, logical_id: str) -> str | None:
+        """The state machine's AutoPublishAlias, or None (state machines take no Globals)."""
+        name = self.resources[logical_id].get("Properties", {}).get("AutoPublishAlias")
+        return str(name) if name else None
+
+    def state_machine_alias_arn(self, logical_id: str) -> str:
+        alias = self.state_machine_alias(logical_id)
+        if alias is None:
+            raise TemplateError(f"{logical_id} has no AutoPublishAlias")
+        return f"{self.state_machine_arn(logical_id)}:{alias}"
+
+    def _generated_state_machine_alias(self, name: str) -> str | None:
+        """``<Machine>Alias<alias>``, the AWS::StepFunctions::StateMachineAlias SAM generates for a
+        state machine's AutoPublishAlias (its Ref is the alias ARN), as the machine it belongs to.
+        https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification-generated-resources-statemachine.html"""
+        for machine in self.of_type("AWS::Serverless::StateMachine"):
+            alias = self.state_machine_alias(machine)
+            if alias is not None and name == f"{machine}Alias{alias}":
+                return machine
+        return None
 
     def _ref(self, name: str) -> str:
         pseudo = {
@@ -188,7 +219,12 @@ class Template:
             return self.parameters[name]
         if name.endswith(".Alias"):
             return self.alias_arn(name.removesuffix(".Alias"))
+        if name.endswith(".Version"):
+            return self.function_version_arn(name.removesuffix(".Version"))
         resource = self.resources.get(name)
+        machine = self._generated_state_machine_alias(name) if resource is None else None
+        if machine is not None:
+            return self.state_machine_alias_arn(machine)
         if resource is None:
             raise TemplateError(f"!Ref {name}: no such parameter or resource")
         kind = resource["Type"]
@@ -208,6 +244,9 @@ class Template:
             return self.function_arn(name)
         if kind == "AWS::Serverless::Function" and attribute == "Alias":
             return self.alias_arn(name)
+        if kind == "AWS::Serverless::Function" and attribute == "Version.Version":
+            self.function_version_arn(name)  # refuses a function without a published version
+            return LOCAL_VERSION
         if kind == "AWS::Serverless::StateMachine" and attribute == "Name":
             return name
         if kind == "AWS::SNS::Topic" and attribute == "TopicName":

@@ -325,6 +325,72 @@ def check_event_sources_invoke_aliases(d: Deployment) -> list[str]:
     return findings
 
 
+# --- Deploys: gradual, guarded, through aliases (docs/deploy.md) ----------------------------------
+
+
+def _hooks(d: Deployment) -> set[str]:
+    """Functions some alias names as a CodeDeploy lifecycle hook."""
+    found: set[str] = set()
+    for alias in d.of_type("AWS::Lambda::Alias").values():
+        update = alias.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {})
+        for key in ("BeforeAllowTrafficHook", "AfterAllowTrafficHook"):
+            hook = REFERENCE.fullmatch(render(update.get(key, "")))
+            if hook:
+                found.add(hook.group(1))
+    return found
+
+
+def check_gradual_deploys(d: Deployment) -> list[str]:
+    """Every function alias (a hook's aside: it must not be shifted gradually itself) is updated by
+    CodeDeploy, through a deployment group that rolls back on alarms; every hook's name lets SAM's
+    CodeDeploy role invoke it."""
+    findings = []
+    hooks = _hooks(d)
+    for alias_name, (function, alias) in sorted(d.aliases.items()):
+        if function in hooks:
+            continue
+        update = d.resources[alias_name].get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate")
+        if not update:
+            findings.append(
+                f"{function} alias {alias} changes all at once with no rollback: give the function a "
+                "DeploymentPreference (with Alarms)"
+            )
+            continue
+        group = REFERENCE.fullmatch(render(update.get("DeploymentGroupName", "")))
+        properties = d.properties(group.group(1)) if group else {}
+        alarms = properties.get("AlarmConfiguration", {}).get("Alarms", [])
+        rollback = properties.get("AutoRollbackConfiguration", {})
+        if not alarms or "DEPLOYMENT_STOP_ON_ALARM" not in rollback.get("Events", []):
+            findings.append(
+                f"{function} alias {alias}: its deployment group rolls back on no alarm: add Alarms to its "
+                "DeploymentPreference"
+            )
+    for hook in sorted(hooks):
+        name = render(d.properties(hook).get("FunctionName", ""))
+        if not name.startswith("CodeDeployHook_"):
+            findings.append(
+                f"{hook} is a CodeDeploy hook named {name or 'by CloudFormation'}: SAM's CodeDeploy role "
+                "invokes only functions named CodeDeployHook_*; set FunctionName"
+            )
+    return findings
+
+
+def check_executions_start_through_aliases(d: Deployment) -> list[str]:
+    """A function that starts a state machine which has an alias starts it through the alias."""
+    aliased = set(d.state_machine_aliases.values())
+    findings = []
+    for name, body in sorted(_functions(d).items()):
+        for variable, value in body["Properties"].get("Environment", {}).get("Variables", {}).items():
+            target = REFERENCE.fullmatch(render(value))
+            if target and target.group(1) in aliased:
+                findings.append(
+                    f"{name} {variable} names {target.group(1)} unqualified: its executions run the "
+                    f"latest revision at once, past the alias's gradual deploy; use !Ref "
+                    f"{target.group(1)}Alias<name>"
+                )
+    return findings
+
+
 # --- Scaling, API Gateway, alarms ---------------------------------------------------------------
 
 
@@ -825,11 +891,13 @@ def _token_value(
     variable = TOKEN_PATH_ENVIRONMENT.get(str(path))
     if variable is None:
         return None, f"{field_name}Path {path} is not one the checklist can trace to the template", ""
+    # A function starts the machine through its ARN or one of its aliases.
+    names = {machine.name} | {a for a, m in d.state_machine_aliases.items() if m == machine.name}
     starters = [
         name
         for name, body in _functions(d).items()
-        if f"<<{machine.name}>>"
-        in (render(v) for v in body["Properties"].get("Environment", {}).get("Variables", {}).values())
+        if {f"<<{n}>>" for n in names}
+        & {render(v) for v in body["Properties"].get("Environment", {}).get("Variables", {}).values()}
     ]
     for starter in starters:
         variables = d.properties(starter).get("Environment", {}).get("Variables", {})
@@ -1195,6 +1263,22 @@ RULES: list[Rule] = [
         "provisioned concurrency and safe invokers need a published version behind an alias",
         "https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification-generated-resources-function.html",
         check_function_alias,
+    ),
+    Rule(
+        "gradual-deploys",
+        "Every function alias is shifted by CodeDeploy with alarms that roll it back; hooks are "
+        "named CodeDeployHook_*",
+        "an alias switched at once sends every request to an untried version, with no way back but "
+        "another deploy; SAM's CodeDeploy role may invoke only CodeDeployHook_* functions",
+        "https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/automating-updates-to-serverless-apps.html",
+        check_gradual_deploys,
+    ),
+    Rule(
+        "executions-start-through-alias",
+        "Functions start a state machine that has an alias through the alias",
+        "an unqualified start runs the latest revision, skipping the version's gradual deploy",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/execution-alias-version-associate.html",
+        check_executions_start_through_aliases,
     ),
     Rule(
         "function-timeout",

@@ -209,6 +209,26 @@ class Deployment:
                 found[name] = (target.group(1), str(alias["Properties"].get("Name", "")))
         return found
 
+    @cached_property
+    def state_machine_aliases(self) -> dict[str, str]:
+        """State machine alias logical id -> the state machine it belongs to (through the version
+        its DeploymentPreference or RoutingConfiguration names, as SAM's AutoPublishAlias makes it)."""
+        found: dict[str, str] = {}
+        for name, alias in self.of_type("AWS::StepFunctions::StateMachineAlias").items():
+            properties = alias.get("Properties", {})
+            routes = [properties.get("DeploymentPreference", {}), *properties.get("RoutingConfiguration", [])]
+            for route in routes:
+                version = REFERENCE.fullmatch(render(route.get("StateMachineVersionArn", "")))
+                machine = (
+                    REFERENCE.fullmatch(render(self.properties(version.group(1)).get("StateMachineArn", "")))
+                    if version
+                    else None
+                )
+                if machine:
+                    found[name] = machine.group(1)
+                    break
+        return found
+
     def invoked(self, text: str) -> list[Invocation]:
         """The Lambda functions a rendered ARN, FunctionName or integration URI invokes."""
         found: list[Invocation] = []
