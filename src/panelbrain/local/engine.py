@@ -140,6 +140,8 @@ class LocalEngine:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Set when the engine stops: its handlers still running may send no more requests (below).
     closed: bool = False
+    # What pre-traffic hooks reported to CodeDeploy (served by the engine: moto has no such API).
+    hook_verdicts: HookVerdicts = field(default_factory=lambda: HookVerdicts())
 
     @classmethod
     @contextmanager
@@ -191,6 +193,9 @@ class LocalEngine:
             _honour_early_outcomes(stack)
             aws_rules.hold(stack, engine.rules)
             _stopped_invocations_send_nothing(stack)
+            from panelbrain.aws import clients
+
+            stack.enter_context(clients.override("codedeploy", engine.hook_verdicts))
             engine._deploy()
             stack.callback(engine._undeploy_env)
             stack.callback(engine._stop_everything_running)
@@ -655,6 +660,31 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+@dataclass
+class HookVerdicts:
+    """CodeDeploy's side of a lifecycle hook, which moto lacks: the engine records what a
+    pre-traffic hook reports instead of running a deployment (docs/deploy.md says what the local
+    engine does not simulate). Refuses what PutLifecycleEventHookExecutionStatus refuses: a
+    missing id or a status other than Succeeded or Failed.
+    https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_PutLifecycleEventHookExecutionStatus.html"""
+
+    reported: list[dict[str, str]] = field(default_factory=list)
+
+    def put_lifecycle_event_hook_execution_status(self, **kwargs: str) -> dict[str, str]:
+        execution_id = kwargs.get("lifecycleEventHookExecutionId")
+        if not kwargs.get("deploymentId") or not execution_id:
+            raise ValueError(
+                "PutLifecycleEventHookExecutionStatus needs deploymentId and lifecycleEventHookExecutionId"
+            )
+        if kwargs.get("status") not in ("Succeeded", "Failed"):
+            raise ValueError(
+                f"PutLifecycleEventHookExecutionStatus: status {kwargs.get('status')!r} "
+                "is not Succeeded or Failed"
+            )
+        self.reported.append(dict(kwargs))
+        return {"lifecycleEventHookExecutionId": execution_id}
 
 
 class _InvocationThread(threading.Thread):
