@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from panelbrain.cli_logs import logs
 from panelbrain.errors import BadInputError, PanelbrainError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Measure panelbrain against named peers, in one process.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.command()(logs)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -90,6 +92,7 @@ def ask(
     """Answer one question through the pipeline, on the local engine (no AWS needed)."""
     from panelbrain.local.ask import ask as run_question
     from panelbrain.local.engine import LocalEngine, StateTrace
+    from panelbrain.local.logs import session_log_file
 
     if provider not in ("offline", "bedrock"):
         raise BadInputError(f"--provider must be offline or bedrock, got {provider!r}")
@@ -103,7 +106,7 @@ def ask(
         if trace.ended_at is None:
             err.print(f"[dim]  ▸ {trace.state}[/]")
 
-    with LocalEngine.running() as engine:
+    with LocalEngine.running(log_file=session_log_file()) as engine:
         if not as_json:
             err.print(
                 f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
@@ -185,13 +188,14 @@ def serve(
     import time
 
     from panelbrain.local.engine import LocalEngine
+    from panelbrain.local.logs import session_log_file
     from panelbrain.local.server import LocalServer
 
     if not 0 < port < 65536:
         raise BadInputError(f"--port must be between 1 and 65535, got {port}")
     if not [r for r in reviewers.split(",") if r.strip()]:
         raise BadInputError("--reviewers must name at least one reviewer (e-mail or id)")
-    with LocalEngine.running(parameters={"Reviewers": reviewers}) as engine:
+    with LocalEngine.running(parameters={"Reviewers": reviewers}, log_file=session_log_file()) as engine:
         try:
             server = LocalServer(engine, port=port).start()
         except OSError as exc:

@@ -93,6 +93,7 @@ def logged(*, query_id: str | None = STATE_QUERY_ID, review_id: str | None = Non
             correlate(
                 function_name=getattr(context, "function_name", None),
                 function_request_id=getattr(context, "aws_request_id", None),
+                function_arn=getattr(context, "invoked_function_arn", None),
                 **found,
             )
             try:

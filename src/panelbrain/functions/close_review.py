@@ -16,7 +16,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     correlate(review_id=review.review_id if review else None)
     logger.info(
-        "review closed on timeout", extra={"level": level, "status": review.status if review else None}
+        "review closed on timeout", extra={"review_level": level, "status": review.status if review else None}
     )
     return {
         "review_id": review.review_id if review else None,

@@ -22,5 +22,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         timeout_s=int(event["timeout_s"]),
     )
     correlate(review_id=review.review_id)
-    logger.info("reviewers notified", extra={"level": review.level, "status": review.status})
+    logger.info("reviewers notified", extra={"review_level": review.level, "status": review.status})
     return {"notified": review.status == "open", "review_id": review.review_id, "status": review.status}

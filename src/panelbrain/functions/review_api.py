@@ -105,7 +105,7 @@ def _observe(review: Review) -> None:
             extra={
                 "decision": review.decision.decision,
                 "channel": review.decision.channel,
-                "level": review.level,
+                "review_level": review.level,
             },
         )
         metrics.add_metric(

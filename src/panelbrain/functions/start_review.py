@@ -49,8 +49,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # the pipeline's failure paths no longer end it: DynamoQueryStore.put_record).
     if not store().put_record(record):
         logger.info("review not started: the query already ended")
-        logger.info("review started")
-    return record.model_dump(mode="json")
+        return record.model_dump(mode="json")
     # A repeated delivery finds the review already under way.
     with contextlib.suppress(stepfunctions.exceptions.ExecutionAlreadyExists):
         stepfunctions.start_execution(
@@ -58,4 +57,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             name=synthesis.query_id,
             input=json.dumps(review_input),
         )
+    logger.info("review started")
     return record.model_dump(mode="json")
