@@ -7,9 +7,11 @@ from panelbrain.aws.budgets import PLAN_BYTES, ensure_within
 from panelbrain.aws.failures import aws_errors
 from panelbrain.models import QueryInput
 from panelbrain.observe import logged, logger
+from panelbrain.tracing import traced
 
 
 @logged()
+@traced
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     made = plan.run(QueryInput.model_validate(event))

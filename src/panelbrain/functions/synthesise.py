@@ -9,9 +9,11 @@ from panelbrain.aws.failures import aws_errors
 from panelbrain.models import ClaimCheck, Plan, WorkerResult
 from panelbrain.observe import logged, logger
 from panelbrain.review.policy import ReviewPolicy
+from panelbrain.tracing import traced
 
 
 @logged()
+@traced
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.model_validate(event["plan"])
