@@ -96,6 +96,14 @@ def _form() -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
+def _received(review_id: str, action: str, channel: str) -> None:
+    """Say a decision arrived, under its query, before deciding tells the workflow (whose next
+    states then log after it, in the order they happened)."""
+    known = service().store.get(review_id)
+    correlate(query_id=known.query_id if known else None, review_id=review_id)
+    logger.info("review decision received", extra={"action": action, "channel": channel})
+
+
 def _observe(review: Review) -> None:
     correlate(query_id=review.query_id, review_id=review.review_id)
     if review.decision is not None:
@@ -326,6 +334,7 @@ def decide(review_id: str) -> Response[str]:
                     f"the form's action must be approve or reject, got {given[:20]!r}", status=400
                 )
             action, channel = given, "web"
+        _received(review_id, action, channel)
         # The audit channel is the route's, never a field of the form.
         review = reviews.decide(
             review_id,
@@ -357,6 +366,7 @@ def slack_interaction() -> Response[dict[str, Any]]:
         slack.verify(dict(event.headers or {}), body, config.signing_secret, now=time.time())
         pressed = slack.parse_action(body)
         reviews = service()
+        _received(pressed.review_id, pressed.action, "slack")
         review = reviews.decide(
             pressed.review_id,
             pressed.action,

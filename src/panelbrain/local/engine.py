@@ -791,6 +791,10 @@ def _logging_configuration(logging: dict[str, Any] | None) -> dict[str, Any] | N
     }
 
 
+# What a logged execution event leaves out when IncludeExecutionData is false.
+_EXECUTION_DATA = frozenset({"input", "inputDetails", "output", "outputDetails", "parameters"})
+
+
 def _state_machine_logs_reach(stack: ExitStack, engine: LocalEngine) -> None:
     """A state machine with a ``Logging`` configuration sends its execution events to its log
     group, as AWS does (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html),
@@ -825,7 +829,14 @@ def _state_machine_logs_reach(stack: ExitStack, engine: LocalEngine) -> None:
     def publish(session: CloudWatchLoggingSession, history_log: Any) -> None:
         # Kept by the engine, not moto's log store: moto 5.2.5's own delivery fails on the
         # timestamp it was handed (already text), and nothing reads the store.
-        engine._state_machine_logged(session.configuration.log_group_name, dict(history_log))
+        record = dict(history_log)
+        details = record.get("details")
+        if isinstance(details, dict) and not session.configuration.include_execution_data:
+            # "When set to false, data is excluded": a task's parameters are its input (the
+            # question, the synthesis), which moto keeps; the engine drops them as AWS does.
+            # https://docs.aws.amazon.com/step-functions/latest/apireference/API_LoggingConfiguration.html
+            record["details"] = {k: v for k, v in details.items() if k not in _EXECUTION_DATA}
+        engine._state_machine_logged(session.configuration.log_group_name, record)
 
     original = CloudWatchLoggingSession.publish_history_log
     CloudWatchLoggingSession.publish_history_log = publish  # type: ignore[method-assign,assignment]
