@@ -17,7 +17,7 @@ def test_a_question_reaches_the_logs_only_at_debug(stage: str, logged: bool) -> 
     # GIVEN the stage's log level (prod: INFO; dev: DEBUG) WHEN a question is asked and answered
     with LocalEngine.running(parameters={"Stage": stage}) as engine:
         answer = ask(engine, QUESTION, review="approve")
-        text = json.dumps(engine.logs)
+        text = json.dumps(list(engine.logs))
     # THEN the question's words, and the answer's, are in its logs on dev only
     assert answer["status"] == "answered"
     assert (QUESTION in text) is logged

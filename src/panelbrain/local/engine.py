@@ -19,6 +19,7 @@ import secrets
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ _FAKE_ENV = {
 # Who may decide reviews on a laptop: the template's Reviewers allow-list is empty by default
 # (nobody may decide until the deployer names someone), which would leave local reviews stuck.
 LOCAL_REVIEWER = "reviewer@example.com"
+
+LOGS_KEPT = 50_000
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Fault = Callable[[str, dict[str, Any]], None]
@@ -126,8 +129,10 @@ class LocalEngine:
     metric_lines: list[str] = field(default_factory=list)
     # What CloudWatch Logs would hold: each function's lines (what it wrote to stdout, one log
     # group per function) and each logging state machine's execution events, in the order they
-    # were written; also appended to ``log_file`` (JSON lines) for ``panelbrain logs``.
-    logs: list[dict[str, Any]] = field(default_factory=list)
+    # were written; also appended to ``log_file`` (JSON lines) for ``panelbrain logs``. In
+    # memory, the last LOGS_KEPT only (~60 records a reviewed query: a long load run would
+    # otherwise hold them all); the file keeps every one.
+    logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOGS_KEPT))
     log_file: Path | None = None
     _log_sink: IO[str] | None = None
     # Strict: an invocation AWS would serve but should not (a function with an alias invoked
