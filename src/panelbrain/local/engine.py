@@ -8,6 +8,10 @@ credentials, no network.
 
 moto's Step Functions interpreter calls ``LambdaSimpleBackend.invoke`` for Lambda tasks; the
 engine replaces it for as long as it runs (a moto internal: moto's version is pinned).
+
+What CloudWatch Logs would receive, the engine keeps (:attr:`LocalEngine.logs`, and ``log_file``):
+each invocation's stdout, line by line, under its function's log group, and the execution events
+of every state machine the template gives a ``Logging`` configuration.
 """
 
 from __future__ import annotations
