@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -154,12 +155,15 @@ REVIEW_TIMINGS = {"ReviewTimeoutSeconds", "ReviewHeartbeatSeconds", "ReviewRemin
 
 
 @contextlib.contextmanager
-def reviewing(parameters: dict[str, str], schedule_s: float = 0.3) -> Iterator[Reviewing]:
+def reviewing(
+    parameters: dict[str, str], schedule_s: float = 0.3, log_file: Path | None = None
+) -> Iterator[Reviewing]:
     slack = SlackHook()
     with LocalEngine.running(
         parameters={"Reviewers": REVIEWERS, "SlackSecretName": SLACK_SECRET, **parameters},
         # Review timings of seconds, not minutes: the sweeper runs every schedule_s to match.
         bent_limits=REVIEW_TIMINGS & set(parameters),
+        log_file=log_file,
     ) as engine:
         engine.clients["secretsmanager"].create_secret(
             Name=SLACK_SECRET,

@@ -307,7 +307,10 @@ def test_slack_response_url_is_only_slacks_and_never_masks_the_decision(r: Revie
         assert wait_status(r, query_id, {"rejected"})["route"] == "review_rejected"
         assert elsewhere.messages == []
         assert any(
-            "response_url refused" in line and review.review_id in line for line in r.engine.metric_lines
+            record["message"].get("message", "").startswith("Slack response_url refused")
+            and record["message"].get("review_id") == review.review_id
+            for record in r.engine.logs
+            if record["source"] == "ReviewApiFunction"
         )
     finally:
         elsewhere.close()

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.cli import app
 from panelbrain.local.engine import LocalEngine
-from panelbrain.local.server import _CAPTURE, LocalServer
+from panelbrain.local.server import LocalServer
 from panelbrain.models import QueryMessage, TerminalRecord
 
 ROOT = Path(__file__).parent.parent.parent
@@ -166,13 +166,9 @@ def _store(server: LocalServer) -> DynamoQueryStore:
 
 
 def invoke(server: LocalServer, args: list[str]) -> Any:
-    """``panelbrain *args`` through typer's CliRunner, finding the server by PANELBRAIN_URL.
-
-    The server runs in this process (a `panelbrain serve` runs in its own) and its threads swap
-    sys.stdout to capture what handlers print, as CliRunner does to capture the command's
-    output: the server's capture lock keeps the two from restoring each other's streams."""
-    with _CAPTURE:
-        return CliRunner().invoke(app, args, env={"PANELBRAIN_URL": server.url, "PANELBRAIN_STACK": None})
+    """``panelbrain *args`` through typer's CliRunner, finding the server by PANELBRAIN_URL (the
+    server runs in this process; a `panelbrain serve` runs in its own)."""
+    return CliRunner().invoke(app, args, env={"PANELBRAIN_URL": server.url, "PANELBRAIN_STACK": None})
 
 
 def _status(server: LocalServer, query_id: str, statuses: set[str]) -> dict[str, Any]:

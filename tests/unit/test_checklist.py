@@ -196,7 +196,6 @@ def add_unaliased_function(c: Copy) -> None:
             "Role": {"Fn::GetAtt": ["FormatterFunctionRole", "Arn"]},
             "Code": {"ZipFile": "def handler(event, context):\n    return event\n"},
             "Timeout": 5,
-            "TracingConfig": {"Mode": "Active"},
         },
     }
 
@@ -206,8 +205,12 @@ def function_without_timeout(c: Copy) -> None:
     c.properties("ErrorHandlerFunction").pop("Timeout")
 
 
-def function_passthrough_tracing(c: Copy) -> None:
-    c.properties("FormatterFunction")["Tracing"] = "PassThrough"
+def traced_function_passthrough(c: Copy) -> None:
+    c.properties("BrainPlanFunction")["Tracing"] = "PassThrough"
+
+
+def untraced_function_active(c: Copy) -> None:
+    c.properties("FormatterFunction")["Tracing"] = "Active"
 
 
 def function_outlasts_its_task(c: Copy) -> None:
@@ -345,7 +348,8 @@ FIXTURES: list[tuple[str, Callable[[Copy], None], str]] = [
         "PollerFunction PIPELINE_STATE_MACHINE_ARN names QueryPipelineStateMachine unqualified",
     ),
     ("function-timeout", function_without_timeout, "ErrorHandlerFunction has no Timeout"),
-    ("function-tracing", function_passthrough_tracing, "FormatterFunction traces PassThrough"),
+    ("function-tracing", traced_function_passthrough, "BrainPlanFunction builds a Tracer"),
+    ("function-tracing", untraced_function_active, "FormatterFunction traces Active but builds no Tracer"),
     ("task-timeout-over-function", function_outlasts_its_task, "state Formatter times out at"),
     ("sqs-redrive", queue_without_redrive, "QueryQueue has no RedrivePolicy"),
     (

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import unicodedata
 import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from panelbrain.aws import clients
+from panelbrain.observe import logger
 from panelbrain.review import links, render
 from panelbrain.review.models import Review
 
@@ -182,17 +182,7 @@ class AwsNotifier:
                 post_json(slack.webhook_url, message)
             except OSError as exc:
                 # E-mail went out; a Slack outage must not fail (and so repeat) the notification.
-                print(
-                    json.dumps(
-                        {
-                            "level": "ERROR",
-                            "message": "Slack webhook failed",
-                            "error": str(exc),
-                            "review_id": review.review_id,
-                        }
-                    ),
-                    file=sys.stderr,
-                )
+                logger.error("Slack webhook failed", extra={"error": str(exc), "review_id": review.review_id})
 
 
 def post_json(url: str, document: dict[str, Any], timeout_s: float = 5.0) -> None:

@@ -21,6 +21,7 @@ import typer
 from panelbrain.cli import ask, data, planning, quality, stress
 from panelbrain.cli.bench import bench_app
 from panelbrain.cli.local import local_app
+from panelbrain.cli.logs import logs
 from panelbrain.cli.ops import ops_app
 from panelbrain.errors import PanelbrainError
 
@@ -37,6 +38,7 @@ app.add_typer(ops_app, name="ops")
 for command in (
     ask.ask,
     ask.serve,
+    logs,
     planning.capacity,
     planning.cost,
     planning.simulate,

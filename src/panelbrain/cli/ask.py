@@ -38,6 +38,7 @@ def ask(
     from panelbrain.cli.present import answer_view
     from panelbrain.local.ask import ask as run_question
     from panelbrain.local.engine import LocalEngine, StateTrace
+    from panelbrain.local.logs import session_log_file
 
     if provider not in ("offline", "bedrock"):
         raise BadInputError(f"--provider must be offline or bedrock, got {provider!r}")
@@ -51,7 +52,7 @@ def ask(
         if trace.ended_at is None:
             err.print(f"[dim]  ▸ {trace.state}[/]")
 
-    with LocalEngine.running() as engine:
+    with LocalEngine.running(log_file=session_log_file()) as engine:
         if not as_json:
             err.print(
                 f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
@@ -89,13 +90,14 @@ def run_server(port: int, reviewers: str, *, mounts: bool = False) -> None:
     from panelbrain.cli.present import serving_view
     from panelbrain.local.engine import LocalEngine
     from panelbrain.local.lambda_rules import api_routes
+    from panelbrain.local.logs import session_log_file
     from panelbrain.local.server import LocalServer
 
     if not 0 < port < 65536:
         raise BadInputError(f"--port must be between 1 and 65535, got {port}")
     if not [r for r in reviewers.split(",") if r.strip()]:
         raise BadInputError("--reviewers must name at least one reviewer (e-mail or id)")
-    with LocalEngine.running(parameters={"Reviewers": reviewers}) as engine:
+    with LocalEngine.running(parameters={"Reviewers": reviewers}, log_file=session_log_file()) as engine:
         try:
             server = LocalServer(engine, port=port).start()
         except OSError as exc:

@@ -22,6 +22,7 @@ from panelbrain.config import DataSettings
 from panelbrain.data.catalog import LoadedDataset, load_dataset
 from panelbrain.data.guard import GuardedSql, guard_sql
 from panelbrain.errors import QueryExecutionError, QueryTimeoutError
+from panelbrain.xray import subsegment
 
 _SEALED = {
     "enable_external_access": False,
@@ -113,9 +114,10 @@ class QueryEngine:
             started = time.perf_counter()
             timer.start()
             try:
-                cursor = self._con.execute(guarded.sql)
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(guarded.row_limit + 1)
+                with subsegment("duckdb query"):
+                    cursor = self._con.execute(guarded.sql)
+                    columns = [d[0] for d in cursor.description or []]
+                    rows = cursor.fetchmany(guarded.row_limit + 1)
             except duckdb.Error as exc:
                 if timed_out.is_set():
                     raise QueryTimeoutError(

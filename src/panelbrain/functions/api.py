@@ -26,6 +26,7 @@ from panelbrain.aws.queue import QueryQueue, SqsQueryQueue
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import dataset_names, load_dictionary
 from panelbrain.models import QueryMessage, QueryRequest, TerminalRecord
+from panelbrain.observe import PATH_QUERY_ID, correlate, logged, logger
 
 # Reads and refused requests publish no metric, which is right; Powertools warns on each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -66,6 +67,9 @@ def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
             body={"error": f"unknown dataset {request.dataset!r}; available: {', '.join(dataset_names())}"},
         )
     query_id = "q-" + uuid.uuid4().hex[:16]
+    correlate(query_id=query_id)
+    # The question is the analyst's own words: DEBUG only, never at the stages' INFO.
+    logger.debug("question received", extra={"question": request.question})
     metrics.add_metric(name="IncomingQueryCount", unit=MetricUnit.Count, value=1)
     store().create_query(query_id, request.model_dump(mode="json"))
     spec = load_dictionary(request.dataset)
@@ -74,6 +78,7 @@ def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
         # A repeat of an answered question: no execution, no model call.
         metrics.add_metric(name="ResultCacheHit", unit=MetricUnit.Count, value=1)
         store().put_record(TerminalRecord(query_id=query_id, status="answered", route="cache", result=cached))
+        logger.info("query answered from the result cache", extra={"dataset": spec.name})
         return Response(
             status_code=200,
             content_type="application/json",
@@ -85,6 +90,7 @@ def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
             },
         )
     queue().send(QueryMessage(query_id=query_id, **request.model_dump()))
+    logger.info("query queued", extra={"dataset": spec.name, "provider": request.provider})
     return Response(
         status_code=202,
         content_type="application/json",
@@ -98,6 +104,7 @@ def get_query(query_id: str) -> dict[str, Any]:
     record = store().get(query_id) if QUERY_ID.fullmatch(query_id) else None
     if record is None:
         raise NotFoundError(f"no query {query_id!r}")
+    logger.info("query read", extra={"status": record.get("status")})
     # What was too large for a workflow state or a DynamoDB item is read back from S3, so the
     # caller gets the whole result (a Lambda response may hold 6 MB:
     # https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html).
@@ -137,6 +144,7 @@ def too_deep(error: RecursionError) -> Response[dict[str, Any]]:
 app.exception_handler(RecursionError)(too_deep)
 
 
+@logged(query_id=PATH_QUERY_ID)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _unsupported_media(event) or app.resolve(event, context)

@@ -8,8 +8,10 @@ from typing import Any
 
 from panelbrain.aws.failures import aws_errors
 from panelbrain.functions.review_common import service
+from panelbrain.observe import correlate, logged, logger
 
 
+@logged()
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     review = service().open(
@@ -19,4 +21,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         synthesis=event["synthesis"],
         timeout_s=int(event["timeout_s"]),
     )
+    correlate(review_id=review.review_id)
+    logger.info("reviewers notified", extra={"review_level": review.level, "status": review.status})
     return {"notified": review.status == "open", "review_id": review.review_id, "status": review.status}

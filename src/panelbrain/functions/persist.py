@@ -11,11 +11,13 @@ from panelbrain.aws.failures import aws_errors
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.models import TerminalRecord
+from panelbrain.observe import logged, logger
 
 store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 cache: Callable[[], ResultCache] = functools.cache(DynamoResultCache)
 
 
+@logged()
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record = TerminalRecord.model_validate(event)
@@ -29,5 +31,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         spec = load_dictionary(document["dataset"])
         key = cache_key(document["question"], spec.name, spec.data_version)
         cache().put(key, {**result, "route": record.route}, TTL_SECONDS[spec.freshness])
+    logger.info(
+        "status written" if written else "status already final",
+        extra={"status": record.status, "route": record.route, "written": written},
+    )
     # The reply stays in the workflow state beside the result it wrote: say what, not it again.
     return {"query_id": record.query_id, "status": record.status, "route": record.route, "written": written}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +25,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from panelbrain.aws import clients
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import QueryMessage, TerminalRecord
+from panelbrain.observe import correlate, logged, logger
 
-logger = logging.getLogger(__name__)
 # Report every failed record, even when all of them failed, rather than failing the
 # invocation: the outcome for SQS is the same, and the response says which ones.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -47,10 +46,12 @@ def start(message: QueryMessage) -> None:
             # Deleting this message now would leave nothing to retry the start with if the lease
             # holder died: fail the record, and SQS delivers it again after the visibility
             # timeout, by when the lease has run out or the execution is recorded.
+            logger.info("start lease held by another delivery")
             raise StartLeaseHeldError(
                 f"query {message.query_id}: another delivery holds its start lease until "
                 f"{item.get('lease_until')}; this message comes back after the visibility timeout"
             )
+        logger.info("duplicate delivery: already started or ended", extra={"status": item.get("status")})
         return  # a duplicate delivery: this query's execution started, or it already ended
     # Simulated model latency is a local benchmarking knob; unset (0) in a deployed stack.
     scale = float(os.environ.get("PANELBRAIN_LATENCY_SCALE", "0") or 0)
@@ -64,16 +65,20 @@ def start(message: QueryMessage) -> None:
     except Exception:
         store().release_start(message.query_id)
         raise
+    logger.info("pipeline started", extra={"execution_arn": started["executionArn"]})
     try:
         store().mark_started(message.query_id, started["executionArn"])
     except Exception:
         # The execution runs: failing this record would redeliver it and, past the lease, start
         # a second one. Without the mark only a redelivery could restart it, and the message is
         # deleted now; the deadline sweeper still closes the query if its execution dies.
-        logger.exception("query %s started but its execution could not be recorded", message.query_id)
+        logger.exception("query started but its execution could not be recorded")
 
 
 def record_handler(record: SQSRecord) -> None:
+    # One batch holds many queries: each record's lines carry its own.
+    logger.thread_safe_remove_keys(["query_id"])
+    correlate(query_id=_query_id(record))
     try:
         start(QueryMessage.model_validate_json(record.body))
     except StartLeaseHeldError:
@@ -84,6 +89,10 @@ def record_handler(record: SQSRecord) -> None:
         receives = int(record.attributes.approximate_receive_count or "1")
         if receives >= int(os.environ.get("MAX_RECEIVE_COUNT", "3")):
             query_id = _query_id(record)
+            logger.error(
+                "could not start; the message goes to the dead-letter queue",
+                extra={"receives": receives, "error_type": type(exc).__name__},
+            )
             if query_id:
                 store().put_record(
                     TerminalRecord(
@@ -108,6 +117,7 @@ def _query_id(record: SQSRecord) -> str | None:
         return None
 
 
+@logged(query_id=None)  # per record, in record_handler
 def handler(event: dict[str, Any], context: Any) -> Any:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

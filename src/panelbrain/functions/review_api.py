@@ -25,7 +25,6 @@ Light imports only (Powertools, pydantic, boto3; joserfc and jinja2 on first use
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import time
@@ -42,6 +41,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from panelbrain.aws.notify import post_json
 from panelbrain.errors import BadInputError
 from panelbrain.functions.review_common import secrets, service
+from panelbrain.observe import PATH_REVIEW_ID, correlate, logged, logger
 from panelbrain.review import auth, links, render, slack
 from panelbrain.review.models import ACTIONS, Action, Channel, Principal, Review
 
@@ -96,8 +96,26 @@ def _form() -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
+def _received(review_id: str, action: str, channel: str) -> None:
+    """Say a decision arrived, under its query, before deciding tells the workflow (whose next
+    states then log after it, in the order they happened)."""
+    known = service().store.get(review_id)
+    correlate(query_id=known.query_id if known else None, review_id=review_id)
+    logger.info("review decision received", extra={"action": action, "channel": channel})
+
+
 def _observe(review: Review) -> None:
+    correlate(query_id=review.query_id, review_id=review.review_id)
     if review.decision is not None:
+        # Who decided is in the review table's audit record; the log says what and how.
+        logger.info(
+            "review decided",
+            extra={
+                "decision": review.decision.decision,
+                "channel": review.decision.channel,
+                "review_level": review.level,
+            },
+        )
         metrics.add_metric(
             name="ReviewLatency", unit=MetricUnit.Seconds, value=review.decision.at - review.created_at
         )
@@ -316,6 +334,7 @@ def decide(review_id: str) -> Response[str]:
                     f"the form's action must be approve or reject, got {given[:20]!r}", status=400
                 )
             action, channel = given, "web"
+        _received(review_id, action, channel)
         # The audit channel is the route's, never a field of the form.
         review = reviews.decide(
             review_id,
@@ -347,6 +366,7 @@ def slack_interaction() -> Response[dict[str, Any]]:
         slack.verify(dict(event.headers or {}), body, config.signing_secret, now=time.time())
         pressed = slack.parse_action(body)
         reviews = service()
+        _received(pressed.review_id, pressed.action, "slack")
         review = reviews.decide(
             pressed.review_id,
             pressed.action,
@@ -367,34 +387,26 @@ def slack_interaction() -> Response[dict[str, Any]]:
     )
 
 
-def _log(level: str, message: str, **detail: Any) -> None:
-    # One JSON line on stdout: CloudWatch Logs keeps it with the function's other lines.
-    print(json.dumps({"level": level, "message": message, **detail}))
-
-
 def _replace_slack_message(response_url: str, review: Review, *, webhook_url: str) -> None:
     """Slack ignores the body of a block_actions response: the message is replaced through the
     payload's response_url. The decision is already taken and stands whatever happens here, so
     nothing raised here may reach the caller (it would answer 502 for a decision that holds)."""
     if not slack.response_url_allowed(response_url, also=(webhook_url,)):
-        _log(
-            "WARNING",
+        logger.warning(
             "Slack response_url refused: not on hooks.slack.com nor the configured webhook's origin",
-            review_id=review.review_id,
-            response_url=response_url[:200],
+            extra={"review_id": review.review_id, "response_url": response_url[:200]},
         )
         return
     try:
         post_json(response_url, {"replace_original": True, **render.slack_decided_message(review)})
     except Exception as exc:
-        _log(
-            "ERROR",
+        logger.error(
             "Slack response_url failed; the decision stands",
-            review_id=review.review_id,
-            error=f"{type(exc).__name__}: {exc}",
+            extra={"review_id": review.review_id, "error": f"{type(exc).__name__}: {exc}"},
         )
 
 
+@logged(query_id=None, review_id=PATH_REVIEW_ID)  # the query: once the review is read
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -26,6 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.functions.review_common import service
+from panelbrain.observe import logged, logger
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 metrics = Metrics(namespace=os.environ.get("PANELBRAIN_METRICS_NAMESPACE", "panelbrain"), service="review")
@@ -73,9 +74,14 @@ def close_past_deadline(queries: QueryStore, now: float) -> list[str]:
             )
             if queries.close_past_deadline(query_id, deadline.status, before, reason):
                 closed.append(query_id)
+                logger.warning(
+                    "query closed past its deadline",
+                    extra={"query_id": query_id, "was": deadline.status, "deadline_s": deadline.seconds},
+                )
     return closed
 
 
+@logged(query_id=None)  # a sweep spans queries: each line names its own
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     queries = store()
@@ -92,6 +98,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if report.errors:
         # Step Functions refused or missed a heartbeat or a decision; the next sweep tries again.
         metrics.add_metric(name="ReviewCallbackErrors", unit=MetricUnit.Count, value=len(report.errors))
+    logger.info(
+        "sweep done",
+        extra={
+            "open": report.open,
+            "heartbeats": report.heartbeats,
+            "reminders": report.reminders,
+            "closed": len(report.closed),
+            "errors": len(report.errors),
+            "past_deadline": len(closed),
+        },
+    )
     return {
         "open": report.open,
         "oldest_age_s": report.oldest_age_s,

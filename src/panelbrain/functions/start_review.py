@@ -15,11 +15,13 @@ from panelbrain.aws import clients
 from panelbrain.aws.failures import aws_errors
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.models import Synthesis, TerminalRecord
+from panelbrain.observe import logged, logger
 
 # Built on first use and kept for the container's life, as Lambda reuses it.
 store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 
 
+@logged()
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     stepfunctions = clients.client("stepfunctions")
@@ -46,6 +48,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # a reviewer could then decide against a query that already ended (and once handed over,
     # the pipeline's failure paths no longer end it: DynamoQueryStore.put_record).
     if not store().put_record(record):
+        logger.info("review not started: the query already ended")
         return record.model_dump(mode="json")
     # A repeated delivery finds the review already under way.
     with contextlib.suppress(stepfunctions.exceptions.ExecutionAlreadyExists):
@@ -54,4 +57,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             name=synthesis.query_id,
             input=json.dumps(review_input),
         )
+    logger.info("review started")
     return record.model_dump(mode="json")

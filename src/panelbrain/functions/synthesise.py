@@ -7,9 +7,13 @@ from panelbrain.aws.blobs import KEPT, fit, head, offload, resolve
 from panelbrain.aws.budgets import SYNTHESIS_BYTES, TABLE_PREVIEW_BYTES, json_bytes
 from panelbrain.aws.failures import aws_errors
 from panelbrain.models import ClaimCheck, Plan, WorkerResult
+from panelbrain.observe import logged, logger
 from panelbrain.review.policy import ReviewPolicy
+from panelbrain.tracing import traced
 
 
+@logged()
+@traced
 @aws_errors  # a throttle leaves as TransientError, which the workflow's Retry names
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = Plan.model_validate(event["plan"])
@@ -23,6 +27,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     assert isinstance(table, list) and not isinstance(weighting, ClaimCheck)  # only offloaded below
     route, reasons = policy.route(synthesis.query_id, synthesis.confidence, table, weighting)
     routed = synthesis.model_copy(update={"route": route, "review_reasons": reasons})
+    logger.info(
+        "synthesis routed",
+        extra={"route": route, "confidence": synthesis.confidence, "provider": synthesis.provider},
+    )
     return _travelling(routed.model_dump(mode="json"))
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from panelbrain.aws.blobs import offload
 from panelbrain.aws.budgets import WORKER_INLINE_BYTES
 from panelbrain.models import Plan, WorkerResult
+from panelbrain.observe import logger
 
 
 def run_worker(run: Callable[[Plan], WorkerResult], event: dict[str, Any]) -> dict[str, Any]:
@@ -14,4 +15,8 @@ def run_worker(run: Callable[[Plan], WorkerResult], event: dict[str, Any]) -> di
     # Three workers' outputs travel in one state with the plan: each has a fixed share of the room
     # (panelbrain.aws.budgets); a larger output (10,000 SQL rows, say) travels as a claim check.
     output = offload(result.output, budget=WORKER_INLINE_BYTES)
+    logger.info(
+        "worker done",
+        extra={"worker": result.worker, "skipped": result.skipped, "offloaded": "claim_check" in output},
+    )
     return result.model_copy(update={"output": output}).model_dump(mode="json")

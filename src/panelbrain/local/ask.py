@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -156,12 +154,9 @@ def submit(engine: LocalEngine, query: QueryInput) -> str:
     """POST the question through the API's integration and run the queue's event source until
     it is drained: the path a deployed question takes, API -> SQS -> poller -> pipeline."""
     body = json.dumps({"question": query.question, "dataset": query.dataset, "provider": query.provider})
-    # The function's EMF metric lines go to stdout in Lambda (CloudWatch reads them there);
-    # locally they are kept on the engine, so stdout stays the command's own.
-    emitted = io.StringIO()
-    with contextlib.redirect_stdout(emitted):
-        response = engine.api_call(api_gateway_event("POST", "/queries", body))
-    engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
+    # What the function writes (log lines, EMF metric lines) the engine keeps, as CloudWatch
+    # Logs would: stdout stays the command's own.
+    response = engine.api_call(api_gateway_event("POST", "/queries", body))
     document = json.loads(response["body"])
     if response["statusCode"] == 200 and document.get("cached"):
         return str(document["query_id"])  # answered from the result cache: nothing to run

@@ -8,6 +8,10 @@ credentials, no network.
 
 moto's Step Functions interpreter calls ``LambdaSimpleBackend.invoke`` for Lambda tasks; the
 engine replaces it for as long as it runs (a moto internal: moto's version is pinned).
+
+What CloudWatch Logs would receive, the engine keeps (:attr:`LocalEngine.logs`, and ``log_file``):
+each invocation's stdout, line by line, under its function's log group, and the execution events
+of every state machine the template gives a ``Logging`` configuration.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import importlib
 import json
 import os
 import secrets
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from panelbrain.local import aws_rules
 from panelbrain.local.lambda_rules import (
@@ -58,6 +64,8 @@ _FAKE_ENV = {
 # Who may decide reviews on a laptop: the template's Reviewers allow-list is empty by default
 # (nobody may decide until the deployer names someone), which would leave local reviews stuck.
 LOCAL_REVIEWER = "reviewer@example.com"
+
+LOGS_KEPT = 50_000
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Fault = Callable[[str, dict[str, Any]], None]
@@ -123,6 +131,14 @@ class LocalEngine:
     invocations: list[Invocation] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     metric_lines: list[str] = field(default_factory=list)
+    # What CloudWatch Logs would hold: each function's lines (what it wrote to stdout, one log
+    # group per function) and each logging state machine's execution events, in the order they
+    # were written; also appended to ``log_file`` (JSON lines) for ``panelbrain logs``. In
+    # memory, the last LOGS_KEPT only (~60 records a reviewed query: a long load run would
+    # otherwise hold them all); the file keeps every one.
+    logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOGS_KEPT))
+    log_file: Path | None = None
+    _log_sink: IO[str] | None = None
     # Strict: an invocation AWS would serve but should not (a function with an alias invoked
     # unqualified) is refused, so every test fails if the template regresses; not strict: it is
     # served on demand and reported in ``violations``.
@@ -153,9 +169,12 @@ class LocalEngine:
         *,
         strict: bool = True,
         clock: Callable[[], datetime] | None = None,
+        log_file: Path | None = None,
     ) -> Iterator[LocalEngine]:
         """``strict`` refuses what AWS would serve but should not (see :attr:`strict`);
-        ``clock`` is the time provisioned-concurrency schedules are read at (default: now)."""
+        ``clock`` is the time provisioned-concurrency schedules are read at (default: now);
+        ``log_file`` receives every log record as a JSON line (appended: a session's file keeps
+        the queries of earlier runs, as a log group does)."""
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -163,6 +182,7 @@ class LocalEngine:
         engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}), strict=strict)
         if clock is not None:
             engine.clock = clock
+        engine.log_file = log_file
         engine.template.check_parameters(frozenset(bent_limits))
         engine.rules.unqualified_start = engine._unqualified_start
         saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
@@ -196,6 +216,11 @@ class LocalEngine:
             from panelbrain.aws import clients
 
             stack.enter_context(clients.override("codedeploy", engine.hook_verdicts))
+            _state_machine_logs_reach(stack, engine)
+            stack.callback(_release_stdout)
+            if log_file is not None:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                engine._log_sink = stack.enter_context(log_file.open("a", encoding="utf-8"))
             engine._deploy()
             stack.callback(engine._undeploy_env)
             stack.callback(engine._stop_everything_running)
@@ -227,6 +252,9 @@ class LocalEngine:
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
+        logs = boto3.client("logs", region_name=t.region)
+        for name in t.of_type("AWS::Logs::LogGroup"):
+            logs.create_log_group(logGroupName=t.log_group_name(name))
         for name in t.of_type("AWS::S3::Bucket"):
             self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}))
         queues = t.of_type("AWS::SQS::Queue")
@@ -266,12 +294,14 @@ class LocalEngine:
         review_common.secrets.cache_clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
+            logging = _logging_configuration(t.resolve(resource["Properties"].get("Logging")))
             created = self.clients["stepfunctions"].create_state_machine(
                 name=name,
                 definition=t.definition(name),
                 roleArn=f"arn:aws:iam::{t.account}:role/{name}Role",
                 type=resource["Properties"].get("Type", "STANDARD"),
                 publish=alias is not None,
+                **({"loggingConfiguration": logging} if logging else {}),
             )
             if alias is not None:
                 # AutoPublishAlias: a version, and the alias its callers start executions through
@@ -400,6 +430,7 @@ class LocalEngine:
         # frozen the environment). Handlers can stop themselves: the context counts down.
         at, started = datetime.now(UTC), time.perf_counter()
         worker = _InvocationThread(self, target=work, name=f"lambda-{name}", daemon=True)
+        _capture_stdout()
         worker.start()
         worker.join(timeout_s)
         finished = outcome[0] if outcome else None
@@ -419,7 +450,62 @@ class LocalEngine:
         )
         with self._lock:
             self.invocations.append(record)
+        self._function_wrote(name, request_id, worker.take_lines())
         return payload, error
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def _function_wrote(self, function: str, request_id: str, lines: list[tuple[datetime, str]]) -> None:
+        """A function's stdout as Lambda ships it: each line an event in /aws/lambda/<function>
+        (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html); EMF
+        lines are also the engine's metric lines (CloudWatch reads metrics from them)."""
+        records = []
+        for at, line in lines:
+            if not line.strip():
+                continue
+            try:
+                message: Any = json.loads(line)
+            except ValueError:
+                message = line
+            if isinstance(message, dict) and "_aws" in message:
+                with self._lock:
+                    self.metric_lines.append(line)
+                continue
+            records.append(
+                {
+                    "timestamp": _iso(at),
+                    "log_group": f"/aws/lambda/{function}",
+                    "source": function,
+                    "request_id": request_id,
+                    "message": message,
+                }
+            )
+        self._keep_logs(records)
+
+    def _state_machine_logged(self, log_group: str, history_log: dict[str, Any]) -> None:
+        """One execution event, as the state machine's Logging configuration sends it."""
+        arn = str(history_log.get("execution_arn", ""))
+        # As Step Functions writes it: every value JSON (the event type is an enum in moto).
+        message = json.loads(json.dumps(history_log, default=_json_value))
+        stamp = str(message.get("event_timestamp", ""))
+        record = {
+            "timestamp": stamp,
+            "log_group": log_group,
+            "source": arn.split(":")[-2] if arn.count(":") >= 2 else arn,
+            "execution_arn": arn,
+            "message": message,
+        }
+        self._keep_logs([record])
+
+    def _keep_logs(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        with self._lock:
+            self.logs.extend(records)
+            if self._log_sink is not None and not self._log_sink.closed:
+                for record in records:
+                    self._log_sink.write(json.dumps(record, default=str) + "\n")
+                self._log_sink.flush()
 
     @staticmethod
     def served(invocations: list[Invocation]) -> dict[str, int]:
@@ -688,12 +774,139 @@ class HookVerdicts:
 
 
 class _InvocationThread(threading.Thread):
-    """The thread a handler runs in, tied to its engine."""
+    """The thread a handler runs in, tied to its engine; what it writes to stdout is its own."""
 
     def __init__(self, engine: LocalEngine, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.engine = engine
         self.stopped = False  # set when Lambda would have stopped the invocation (its timeout)
+        self._lines: list[tuple[datetime, str]] = []
+        self._partial = ""
+        self._written = threading.Lock()
+
+    def write(self, text: str) -> None:
+        """Lines as they complete, each stamped when written (print writes the newline apart)."""
+        with self._written:
+            *done, self._partial = (self._partial + text).split("\n")
+            now = datetime.now(UTC)
+            self._lines.extend((now, line) for line in done)
+
+    def take_lines(self) -> list[tuple[datetime, str]]:
+        """The lines written so far (and a last one without its newline), handed over once."""
+        with self._written:
+            lines, self._lines = self._lines, []
+            if self._partial:
+                lines.append((datetime.now(UTC), self._partial))
+                self._partial = ""
+            return lines
+
+
+class _InvocationStdout:
+    """sys.stdout while an engine runs: a handler's thread writes into its invocation (in
+    Lambda each function's stdout is its own log stream); every other thread writes through to
+    the stream this one replaced (the command's own output, or a test's capture)."""
+
+    def __init__(self, underlying: Any) -> None:
+        self.underlying = underlying
+
+    def write(self, text: str) -> int:
+        thread = threading.current_thread()
+        if isinstance(thread, _InvocationThread):
+            thread.write(text)
+            return len(text)
+        written: int = self.underlying.write(text)
+        return written
+
+    def flush(self) -> None:
+        if not isinstance(threading.current_thread(), _InvocationThread):
+            self.underlying.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.underlying, name)
+
+
+_STDOUT_LOCK = threading.Lock()
+
+
+def _capture_stdout() -> None:
+    """Put the per-invocation stdout in place if it is not (something may have replaced
+    sys.stdout since the last invocation: a test framework's capture between tests, say)."""
+    with _STDOUT_LOCK:
+        if not isinstance(sys.stdout, _InvocationStdout):
+            sys.stdout = _InvocationStdout(sys.stdout)
+
+
+def _release_stdout() -> None:
+    with _STDOUT_LOCK:
+        if isinstance(sys.stdout, _InvocationStdout):
+            sys.stdout = sys.stdout.underlying
+
+
+def _logging_configuration(logging: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A SAM state machine's ``Logging`` as CreateStateMachine's loggingConfiguration
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_LoggingConfiguration.html)."""
+    if not logging:
+        return None
+    return {
+        "level": logging.get("Level", "OFF"),
+        "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+            for d in logging.get("Destinations", [])
+        ],
+    }
+
+
+# What a logged execution event leaves out when IncludeExecutionData is false.
+_EXECUTION_DATA = frozenset({"input", "inputDetails", "output", "outputDetails", "parameters"})
+
+
+def _state_machine_logs_reach(stack: ExitStack, engine: LocalEngine) -> None:
+    """A state machine with a ``Logging`` configuration sends its execution events to its log
+    group, as AWS does (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html),
+    execution data (input, output) left out unless IncludeExecutionData: moto's interpreter
+    builds each event so; the engine keeps them beside the functions' lines."""
+    from moto.stepfunctions.parser import models as parser_models
+    from moto.stepfunctions.parser.asl.eval.event.logging import (
+        CloudWatchLoggingConfiguration,
+        CloudWatchLoggingSession,
+    )
+
+    # moto's interpreter can log executions, but its backend starts every execution without a
+    # logging session: the engine gives one to each execution of a machine that logs.
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    class LoggedExecution(Execution):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            machine = kwargs.get("state_machine")
+            if kwargs.get("cloud_watch_logging_session") is None and machine is not None:
+                configuration = CloudWatchLoggingConfiguration.from_logging_configuration(
+                    state_machine_arn=machine.arn, logging_configuration=machine.loggingConfiguration
+                )
+                if configuration is not None:
+                    kwargs["cloud_watch_logging_session"] = CloudWatchLoggingSession(
+                        execution_arn=kwargs["exec_arn"], configuration=configuration
+                    )
+            super().__init__(*args, **kwargs)
+
+    setattr(parser_models, "Execution", LoggedExecution)  # noqa: B010 - not re-exported by moto
+    stack.callback(setattr, parser_models, "Execution", Execution)
+
+    def publish(session: CloudWatchLoggingSession, history_log: Any) -> None:
+        # Kept by the engine, not moto's log store: moto 5.2.5's own delivery fails on the
+        # timestamp it was handed (already text), and nothing reads the store.
+        record = dict(history_log)
+        details = record.get("details")
+        if isinstance(details, dict) and not session.configuration.include_execution_data:
+            # "When set to false, data is excluded": a task's parameters are its input (the
+            # question, the synthesis), which moto keeps; the engine drops them as AWS does.
+            # https://docs.aws.amazon.com/step-functions/latest/apireference/API_LoggingConfiguration.html
+            record["details"] = {k: v for k, v in details.items() if k not in _EXECUTION_DATA}
+        engine._state_machine_logged(session.configuration.log_group_name, record)
+
+    original = CloudWatchLoggingSession.publish_history_log
+    CloudWatchLoggingSession.publish_history_log = publish  # type: ignore[method-assign,assignment]
+    stack.callback(setattr, CloudWatchLoggingSession, "publish_history_log", original)
 
 
 class LambdaEnvironmentStoppedError(RuntimeError):
@@ -812,6 +1025,17 @@ def _as_trace(event: dict[str, Any], execution_arn: str) -> StateTrace | None:
         name = event["stateExitedEventDetails"]["name"]
         return StateTrace(name, machine, event["timestamp"], event["timestamp"])
     return None
+
+
+def _iso(at: datetime) -> str:
+    """UTC to the millisecond, as Step Functions stamps its events: 2026-12-02T05:55:43.872Z."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return getattr(value, "value", str(value))
 
 
 def _utc_now() -> datetime:

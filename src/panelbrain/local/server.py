@@ -25,14 +25,12 @@ no request can make it allocate beyond the limit or hold a thread.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,7 +44,6 @@ from panelbrain.local.signin import LOGIN_PATH, LocalSignIn, bearer_or_cookie
 from panelbrain.review import auth, render
 from panelbrain.review.service import DecisionError
 
-_CAPTURE = threading.Lock()
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # After a refusal, what a client may still be sending is read and dropped (so it can read the
 # refusal rather than meet a reset) up to this much; then the connection closes.
@@ -136,14 +133,6 @@ class LocalServer:
             thread.start()
         return self
 
-    @contextlib.contextmanager
-    def _captured(self) -> Iterator[io.StringIO]:
-        """What handlers print (EMF metric lines) while this runs. ``redirect_stdout`` swaps one
-        process-wide stream: two threads overlapping would restore each other's buffer and
-        lose lines, so the server's threads take turns."""
-        with _CAPTURE, contextlib.redirect_stdout(io.StringIO()) as buffer:
-            yield buffer
-
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -168,8 +157,9 @@ class LocalServer:
         while not self._stopping.is_set():
             # One round at a time with the intake switch (``ops``): once a pause has returned,
             # no round is under way and the next sees it (AWS's mapping may still deliver a
-            # batch while it is Disabling). The capture first: a switch never waits for it.
-            with self._captured(), self._round:
+            # batch while it is Disabling). What handlers write (their log lines, EMF metric
+            # lines) the engine keeps per invocation, as CloudWatch Logs would.
+            with self._round:
                 paused = not self.intake.enabled
                 delivered = None if paused else self.engine.deliver("QueryQueue", "PollerFunction")
             if delivered is None:
@@ -177,13 +167,11 @@ class LocalServer:
 
     def _schedule(self, function: str, period_s: float) -> None:
         while not self._stopping.wait(period_s):
-            with self._captured() as emitted:
-                try:
-                    self.engine.tick(function)
-                except PanelbrainError as exc:  # keep ticking, as EventBridge would; say why
-                    self.schedule_errors.append(exc.message)
-                    sys.stderr.write(f"{function}: {exc.message}\n")
-            self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
+            try:
+                self.engine.tick(function)
+            except PanelbrainError as exc:  # keep ticking, as EventBridge would; say why
+                self.schedule_errors.append(exc.message)
+                sys.stderr.write(f"{function}: {exc.message}\n")
 
     def call_api(
         self, method: str, path: str, body: str | None, headers: dict[str, str] | None = None
@@ -197,9 +185,7 @@ class LocalServer:
         for field in ("headers", "multiValueHeaders"):
             given = {k: v for k, v in (event.get(field) or {}).items() if k.lower() != "x-forwarded-proto"}
             event[field] = {**given, "X-Forwarded-Proto": "http" if field == "headers" else ["http"]}
-        with self._captured() as emitted:
-            response = self.engine.api_call(event)
-        self.engine.metric_lines.extend(line for line in emitted.getvalue().splitlines() if line)
+        response = self.engine.api_call(event)
         # A REST API proxy response may carry its headers in either field (Powertools answers a
         # multi-value event with multiValueHeaders); API Gateway merges both. Set-Cookie keeps
         # every value (one per line, sent as one header each).

@@ -181,6 +181,11 @@ class Template:
             raise TemplateError(f"!Ref {logical_id}.Version: the function has no AutoPublishAlias")
         return f"{self.function_arn(logical_id)}:{LOCAL_VERSION}"
 
+    def log_group_name(self, logical_id: str) -> str:
+        """A log group's LogGroupName; CloudFormation names an unnamed one, the engine by its id."""
+        given = self.resources[logical_id].get("Properties", {}).get("LogGroupName")
+        return str(self.resolve(given)) if given is not None else logical_id
+
     def state_machine_arn(self, logical_id: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{logical_id}"
 
@@ -257,6 +262,8 @@ class Template:
             return name
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
             return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
+        if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
+            return f"arn:aws:logs:{self.region}:{self.account}:log-group:{self.log_group_name(name)}:*"
         if attribute == "Arn":
             return self._ref(name)
         raise TemplateError(f"!GetAtt {name}.{attribute} is not supported by the local engine")

@@ -11,6 +11,7 @@ Why Python over cfn-lint custom rules: docs/adr/0012-production-checklist.md.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -228,12 +229,33 @@ def check_function_timeout(d: Deployment) -> list[str]:
 
 
 def check_function_tracing(d: Deployment) -> list[str]:
-    return [
-        f"{name} traces {d.properties(name).get('TracingConfig', {}).get('Mode', 'nothing')}, not Active: "
-        "set Tracing: Active"
-        for name in _functions(d)
-        if d.properties(name).get("TracingConfig", {}).get("Mode") != "Active"
-    ]
+    findings = []
+    for name in _functions(d):
+        properties = d.properties(name)
+        mode = properties.get("TracingConfig", {}).get("Mode", "PassThrough")
+        handler = str(properties.get("Handler", ""))
+        builds = _builds_tracer(handler)
+        if builds and mode != "Active":
+            findings.append(f"{name} builds a Tracer ({handler}) but traces {mode}: set Tracing: Active")
+        elif mode == "Active" and not builds:
+            findings.append(
+                f"{name} traces Active but builds no Tracer ({handler}): set Tracing: PassThrough, "
+                "or trace its calls with panelbrain.tracing"
+            )
+    return findings
+
+
+def _builds_tracer(handler: str) -> bool:
+    """Whether the handler's module builds a Powertools Tracer (imports panelbrain.tracing);
+    read from its source, so the X-Ray SDK is not imported to find out."""
+    module = handler.rpartition(".")[0]
+    try:
+        spec = importlib.util.find_spec(module) if module else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return False
+    return "panelbrain.tracing" in Path(spec.origin).read_text(encoding="utf-8")
 
 
 def _alias_findings(d: Deployment, text: str, where: str) -> list[str]:
@@ -1289,9 +1311,10 @@ RULES: list[Rule] = [
     ),
     Rule(
         "function-tracing",
-        "Every function has Tracing: Active",
-        "untraced functions break the X-Ray trace of a query",
-        "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html",
+        "A function traces Active exactly when it builds a Tracer",
+        "a Tracer's segments are dropped under PassThrough; Active without one records an empty "
+        "segment per invocation, while PassThrough still passes a query's trace on",
+        "https://aws.amazon.com/blogs/compute/streamlining-trace-sampling-behavior-for-aws-lambda-functions-with-aws-x-ray/",
         check_function_tracing,
     ),
     Rule(

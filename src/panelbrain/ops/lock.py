@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lock(args.uv, args.root)
     except subprocess.CalledProcessError as exc:
-        print(f"error: uv pip compile failed (exit {exc.returncode}); see its message above", file=sys.stderr)
+        sys.stderr.write(f"error: uv pip compile failed (exit {exc.returncode}); see its message above\n")
         return 1
     return 0
 
