@@ -380,7 +380,7 @@ def bench_size_view(result: dict[str, Any]) -> None:
     for head in ("function", "own code MB", "layers (MB)", "langchain", "code + layers MB", "fits"):
         grid.add_column(head, justify="left" if head in ("function", "layers (MB)") else "right")
     for row in result["functions"]:
-        fits = row["code_within_1mb"] and row["total_within_lambda_limit"]
+        fits = row["code_within_budget"] and row["total_within_lambda_limit"]
         grid.add_row(
             row["function"],
             f"{row['code_bytes'] / mb:.2f}",
