@@ -15,18 +15,11 @@ from botocore.exceptions import ClientError
 from panelbrain.aws import clients
 from panelbrain.local.ask import ask
 from panelbrain.local.engine import LocalEngine
+from tests.agents import AGENTS
 
 CONFIDENT = "What share support a ban on abortion by province?"  # answered by the formatter
 AMBIGUOUS = "What share of people in QC strongly support a ban"  # goes to review
 PIPELINE, REVIEW = "QueryPipelineStateMachine", "HumanReviewStateMachine"
-AGENTS = (
-    "BrainPlanFunction",
-    "SqlWriterFunction",
-    "WeightApplierFunction",
-    "DataProcessorFunction",
-    "BrainSynthesiseFunction",
-    "FormatterFunction",
-)
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,9 @@ from panelbrain.local.engine import LambdaContext, LambdaEnvironmentStoppedError
 from panelbrain.local.lambda_rules import ExecutionEnvironments
 from panelbrain.local.server import LocalServer
 from panelbrain.models import TerminalRecord
+from tests.agents import AGENTS
 
 CONFIDENT = "What share support a ban on abortion by province?"
-AGENTS = (
-    "BrainPlanFunction",
-    "SqlWriterFunction",
-    "WeightApplierFunction",
-    "DataProcessorFunction",
-    "BrainSynthesiseFunction",
-    "FormatterFunction",
-)
 ZONE = ZoneInfo("America/Toronto")  # not UTC, so a schedule read in the wrong zone shows
 WEDNESDAY_10 = datetime(2026, 12, 2, 10, 0, tzinfo=ZONE)
 SATURDAY_03 = datetime(2026, 12, 5, 3, 0, tzinfo=ZONE)

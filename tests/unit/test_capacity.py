@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from panelbrain.ops.capacity import ANSWERED_PATH_STATES, plan, recommendation
+from tests.agents import AGENTS
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -94,14 +95,7 @@ def test_scaling_parameters_come_from_the_template() -> None:
     from panelbrain.ops.template_scaling import scaling
 
     agents = scaling(ROOT / "template.yaml").agents
-    assert set(agents) == {
-        "BrainPlanFunction",
-        "SqlWriterFunction",
-        "WeightApplierFunction",
-        "DataProcessorFunction",
-        "BrainSynthesiseFunction",
-        "FormatterFunction",
-    }
+    assert set(agents) == set(AGENTS)
     plan_fn, sql = agents["BrainPlanFunction"], agents["SqlWriterFunction"]
     assert plan_fn.minimum_by_action() == {"business-hours": 5, "off-hours": 2, "weekends": 1}
     assert (sql.minimum_by_action()["business-hours"], sql.memory_gb, sql.max_capacity) == (10, 0.25, 100)

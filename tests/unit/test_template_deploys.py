@@ -9,16 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.agents import AGENTS
 from tests.unit.test_template import transformed
 
-AGENTS = (
-    "BrainPlanFunction",
-    "SqlWriterFunction",
-    "WeightApplierFunction",
-    "DataProcessorFunction",
-    "BrainSynthesiseFunction",
-    "FormatterFunction",
-)
 HOOK = "PreTrafficCheckFunction"
 MACHINES = ("QueryPipelineStateMachine", "HumanReviewStateMachine")
 
