@@ -289,6 +289,21 @@ def wait_status(r: Reviewing, query_id: str, statuses: set[str], timeout_s: floa
     raise AssertionError(f"{query_id} never reached {statuses}")
 
 
+def wait_review(r: Reviewing, query_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    """Wait for the query's review execution to end. StartReview records ``needs_review``
+    before it starts the review (ADR 0017), so the execution may not exist yet at first."""
+    arn = r.engine.execution_arn("HumanReviewStateMachine", query_id)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        listed = r.engine.clients["stepfunctions"].list_executions(
+            stateMachineArn=r.engine.state_machine_arn("HumanReviewStateMachine")
+        )["executions"]
+        if any(e["executionArn"] == arn for e in listed):
+            return r.engine.wait(arn, timeout_s=max(0.0, deadline - time.monotonic()))
+        time.sleep(0.05)
+    raise AssertionError(f"no review execution started for {query_id} within {timeout_s:g} s")
+
+
 def submit(r: Reviewing, question: str = AMBIGUOUS) -> str:
     status, text = http(
         r.server.url,

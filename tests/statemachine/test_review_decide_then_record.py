@@ -17,10 +17,10 @@ import pytest
 
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions.review_common import service
-from panelbrain.local.ask import REVIEW, open_review
+from panelbrain.local.ask import open_review
 from panelbrain.review.models import Principal
 from panelbrain.review.ports import TaskCallbacks
-from tests.e2e.reviewing import Reviewing, reviewing, submit, wait_status
+from tests.e2e.reviewing import Reviewing, reviewing, submit, wait_review, wait_status
 
 ALICE = Principal(identity="alice@example.com", source="cli")
 
@@ -83,7 +83,7 @@ def test_a_decider_that_dies_leaves_the_review_deciding_and_the_sweeper_settles_
             swept = sweep_at(r, now + settings.claim_s + settings.gone_grace_s + 2)
         assert swept["settled"] == [review.review_id]
         assert wait_status(r, query_id, {"answered"})["route"] == "review_approved"
-        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        wait_review(r, query_id)
         decided = reviews.store.get(review.review_id)
         assert decided is not None and decided.decision is not None
         assert (decided.status, decided.decision.approver) == ("approved", "alice@example.com")

@@ -15,9 +15,8 @@ import pytest
 
 from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.functions.review_common import service
-from panelbrain.local.ask import REVIEW
 from panelbrain.review.models import Principal
-from tests.e2e.reviewing import forms_in, http, links_in, reviewing, submit, wait_status
+from tests.e2e.reviewing import forms_in, http, links_in, reviewing, submit, wait_review, wait_status
 
 SHORT = {"ReviewTimeoutSeconds": "3", "ReviewHeartbeatSeconds": "1", "ReviewReminderSeconds": "2"}
 
@@ -32,7 +31,7 @@ def test_no_decision_heartbeats_then_times_out_and_is_rejected() -> None:
         started = time.monotonic()
         query_id = submit(r)
         review_id = r.email_for(query_id)["attributes"]["review_id"]
-        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        wait_review(r, query_id)
         waited = time.monotonic() - started
         stored = DynamoQueryStore().get(query_id)
         assert stored is not None
@@ -64,7 +63,7 @@ def test_without_heartbeats_the_task_fails_at_the_heartbeat_timeout() -> None:
     with reviewing({**SHORT, "ReviewTimeoutSeconds": "60"}, schedule_s=3600) as r:
         query_id = submit(r)
         wait_status(r, query_id, {"needs_review"})
-        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        wait_review(r, query_id)
         assert wait_status(r, query_id, {"rejected"})["route"] == "review_timeout"
 
 
@@ -93,7 +92,7 @@ def test_renotify_then_silence_ends_rejected() -> None:
     with reviewing({**SHORT, "ReviewEscalation": "renotify"}, schedule_s=0.25) as r:
         query_id = submit(r)
         wait_status(r, query_id, {"needs_review"})
-        r.engine.wait(r.engine.execution_arn(REVIEW, query_id), timeout_s=30)
+        wait_review(r, query_id)
         escalations = [m for m in r.emails("EscalationTopic") if not m["subject"].startswith("Reminder")]
         assert sorted(m["attributes"]["recipient"] for m in escalations) == [
             "alice@example.com",

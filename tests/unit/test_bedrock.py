@@ -377,9 +377,10 @@ def test_throttling_opens_the_breaker_logs_it_and_counts_each_fallback(
         == f"Bedrock throttled the plan call to {BRAIN} after retries: the plan was written offline"
     )
     with_fallback(recorder.client).plan(QUERY, CES11)  # the second failure in a row opens it
-    out = capsys.readouterr().err
-    assert metric_names(out) == ["BedrockFallback", "BedrockCircuitOpened", "BedrockFallback"]
-    opened = [e for e in events(out) if e.get("message") == "Bedrock circuit opened"]
+    captured = capsys.readouterr()
+    assert metric_names(captured.err) == ["BedrockFallback", "BedrockCircuitOpened", "BedrockFallback"]
+    # The log line goes where every function's log lines go (panelbrain.observe: stdout)
+    opened = [e for e in events(captured.out) if e.get("message") == "Bedrock circuit opened"]
     assert opened and opened[0]["failures"] == 2 and opened[0]["level"] == "WARNING"
 
     paused = with_fallback(recorder.client).plan(QUERY, CES11)  # open: Bedrock is not called at all

@@ -22,8 +22,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from functools import cache
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from panelbrain.errors import PanelbrainError
 from panelbrain.models import Plan, QueryInput, Usage
@@ -172,7 +171,8 @@ BREAKER = CircuitBreaker()
 
 
 class _LogStream:
-    """Where logs and metric records go, decided when each is written. In Lambda, standard output:
+    """Where the breaker's metric records go (its log lines go through panelbrain.observe),
+    decided when each is written. In Lambda, standard output:
     the runtime sends it to CloudWatch Logs, which extracts EMF metrics from it (Lambda sets
     AWS_LAMBDA_FUNCTION_NAME, https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
     Run locally, standard error: the CLI's standard output is its answer (`--json` is one
@@ -189,14 +189,13 @@ def _stream() -> IO[str]:
     return sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else sys.stderr
 
 
-@cache
 def logger() -> Any:
-    """The Powertools logger (structured JSON in CloudWatch); built on first use."""
-    from aws_lambda_powertools import Logger
+    """The functions' one Powertools logger (panelbrain.observe), imported on first use: a
+    second Logger of the same service shares the first one's handler, so which stream a line
+    reached depended on which module built its Logger first."""
+    from panelbrain.observe import logger as shared
 
-    return Logger(
-        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "panelbrain"), stream=cast("IO[str]", _LogStream())
-    )
+    return shared
 
 
 def emit_metric(name: str) -> None:
