@@ -158,6 +158,8 @@ class LocalEngine:
     closed: bool = False
     # What pre-traffic hooks reported to CodeDeploy (served by the engine: moto has no such API).
     hook_verdicts: HookVerdicts = field(default_factory=lambda: HookVerdicts())
+    # Global tables another region's stack owns, whose replica this region holds (see running).
+    replicas: tuple[str, ...] = ()
 
     @classmethod
     @contextmanager
@@ -170,25 +172,33 @@ class LocalEngine:
         strict: bool = True,
         clock: Callable[[], datetime] | None = None,
         log_file: Path | None = None,
+        region: str = "us-east-1",
+        replicas: Collection[str] = (),
     ) -> Iterator[LocalEngine]:
         """``strict`` refuses what AWS would serve but should not (see :attr:`strict`);
         ``clock`` is the time provisioned-concurrency schedules are read at (default: now);
         ``log_file`` receives every log record as a JSON line (appended: a session's file keeps
-        the queries of earlier runs, as a log group does)."""
+        the queries of earlier runs, as a log group does); ``region`` is the emulated region
+        (moto keeps one backend per account and region); ``replicas`` names global tables that
+        another region's stack owns and this region holds a replica of (a SECONDARY stack's
+        query store, docs/multi-region.md): the engine creates each, as that stack would have."""
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         path = template_path or find_template()
         engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}), strict=strict)
+        engine.template.region = region
+        engine.replicas = tuple(replicas)
         if clock is not None:
             engine.clock = clock
         engine.log_file = log_file
         engine.template.check_parameters(frozenset(bent_limits))
         engine.rules.unqualified_start = engine._unqualified_start
-        saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
+        fake_env = {**_FAKE_ENV, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+        saved_env = {k: os.environ.get(k) for k in fake_env}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:
-            os.environ.update(_FAKE_ENV)
+            os.environ.update(fake_env)
             stack.callback(_restore_env, saved_env)
             stack.enter_context(
                 mock_aws(
@@ -234,11 +244,24 @@ class LocalEngine:
         for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager", "cognito-idp"):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
-        for name, resource in t.of_type("AWS::DynamoDB::Table").items():
+        # A global table is one plain table here, in the engine's one region: replication between
+        # regions is not emulated (``panelbrain ops failover-drill`` copies writes itself). A
+        # table whose Condition is false in this stack is not created, unless it is a replica
+        # another region's stack owns (``replicas``).
+        tables = {
+            name: resource
+            for kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+            for name, resource in t.of_type(kind).items()
+            if "Condition" not in resource or t.condition(resource["Condition"]) or name in self.replicas
+        }
+        unknown = set(self.replicas) - set(t.of_type("AWS::DynamoDB::GlobalTable"))
+        if unknown:
+            raise TemplateError(f"replicas {sorted(unknown)}: no such AWS::DynamoDB::GlobalTable in the template")
+        for name, resource in tables.items():
             props = resource["Properties"]
             indexes = props.get("GlobalSecondaryIndexes")
             self.clients["dynamodb"].create_table(
-                TableName=name,
+                TableName=t.resolve({"Ref": name}),
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),

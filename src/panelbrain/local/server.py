@@ -532,6 +532,7 @@ def _routed(method: str, path: str) -> bool:
             ("POST", "/slack/interactions"),
             ("GET", "/auth/callback"),
             ("POST", "/auth/signout"),
+            ("GET", "/health"),
         )
         or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
         or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)
