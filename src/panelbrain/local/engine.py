@@ -256,7 +256,9 @@ class LocalEngine:
         }
         unknown = set(self.replicas) - set(t.of_type("AWS::DynamoDB::GlobalTable"))
         if unknown:
-            raise TemplateError(f"replicas {sorted(unknown)}: no such AWS::DynamoDB::GlobalTable in the template")
+            raise TemplateError(
+                f"replicas {sorted(unknown)}: no such AWS::DynamoDB::GlobalTable in the template"
+            )
         for name, resource in tables.items():
             props = resource["Properties"]
             indexes = props.get("GlobalSecondaryIndexes")
@@ -279,7 +281,14 @@ class LocalEngine:
         for name in t.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=t.log_group_name(name))
         for name in t.of_type("AWS::S3::Bucket"):
-            self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}))
+            # Outside us-east-1 S3 needs the bucket's region named
+            # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
+            where = (
+                {}
+                if t.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": t.region}}
+            )
+            self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}), **where)
         queues = t.of_type("AWS::SQS::Queue")
         for name in queues:  # all first: a redrive policy names another queue
             self.clients["sqs"].create_queue(QueueName=name)
