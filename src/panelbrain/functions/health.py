@@ -45,10 +45,27 @@ def _queries_table() -> None:
 
 def _state_machines() -> None:
     sfn = clients.client("stepfunctions", config=FAST)
-    for arn in os.environ["HEALTH_STATE_MACHINES"].split(","):
-        status = sfn.describe_state_machine(stateMachineArn=arn.strip()).get("status", "ACTIVE")
+    for arn in _state_machine_arns():
+        status = sfn.describe_state_machine(stateMachineArn=arn).get("status", "ACTIVE")
         if status != "ACTIVE":
             raise RuntimeError(f"state machine {status}")
+
+
+_known: dict[tuple[str, str], tuple[float, list[str]]] = {}
+KNOWN_FOR_S = 300.0  # a state machine's ARN changes only when it is replaced
+
+
+def _state_machine_arns() -> list[str]:
+    """The ARNs the stack's parameter lists (template.yaml, HealthCheckStateMachines), read once
+    every few minutes rather than on every check (kept per region and parameter: the local
+    engine may run another region's stack in the same process)."""
+    key = (os.environ.get("AWS_REGION", ""), os.environ["HEALTH_STATE_MACHINES_PARAMETER"])
+    now = time.monotonic()
+    known = _known.get(key)
+    if known is None or now - known[0] > KNOWN_FOR_S:
+        value = clients.client("ssm", config=FAST).get_parameter(Name=key[1])["Parameter"]["Value"]
+        known = _known[key] = (now, [arn.strip() for arn in str(value).split(",") if arn.strip()])
+    return known[1]
 
 
 CHECKS: dict[str, Callable[[], None]] = {

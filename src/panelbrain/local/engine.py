@@ -241,7 +241,16 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager", "cognito-idp"):
+        for service in (
+            "stepfunctions",
+            "dynamodb",
+            "sns",
+            "sqs",
+            "s3",
+            "secretsmanager",
+            "cognito-idp",
+            "ssm",
+        ):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
         # A global table is one plain table here, in the engine's one region: replication between
@@ -277,6 +286,9 @@ class LocalEngine:
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
+        for resource in t.of_type("AWS::SSM::Parameter").values():
+            props = t.resolve(resource["Properties"])
+            self.clients["ssm"].put_parameter(Name=props["Name"], Value=props["Value"], Type=props["Type"])
         logs = boto3.client("logs", region_name=t.region)
         for name in t.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=t.log_group_name(name))
