@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from panelbrain import cli
 from panelbrain.ops.failover import DrillSettings, run_drill
 from panelbrain.ops.operate import FINISHED
 
@@ -32,3 +35,16 @@ def test_a_failover_drill_loses_no_query_and_both_regions_answer() -> None:
     assert report.not_replicated == {primary: 0, secondary: 0}
     assert report.readable_in == {primary: 20, secondary: 20}
     assert report.passed
+
+
+def test_a_drill_that_cannot_fail_over_is_refused_before_any_engine_starts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN fewer questions than the primary takes before failing plus the secondary's share
+    monkeypatch.setattr("sys.argv", ["panelbrain", "ops", "failover-drill", "--queries", "5"])
+    # WHEN the drill is asked for THEN it exits 2 with one line saying why
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: failover drill: queries (5) must cover fail_after + outage_queries")
