@@ -511,10 +511,14 @@ def stack_resources(cloudformation: Any, stack: str) -> Resources:
             ) from None
         raise
     # Two regions (docs/multi-region.md): the primary's query store is QueriesGlobalTable, and a
-    # secondary stack declares none (it uses the global table's replica): its functions' QUERIES_TABLE
-    # names it, which stack_target reads.
-    physical.setdefault("QueriesTable", physical.get("QueriesGlobalTable", "-"))
-    missing = [logical for logical in LOGICAL_IDS.values() if not physical.get(logical)]
+    # secondary stack declares none (it uses the global table's replica): its functions'
+    # QUERIES_TABLE names it, which stack_target reads.
+    physical["QueriesTable"] = physical.get("QueriesTable") or physical.get("QueriesGlobalTable", "")
+    missing = [
+        logical
+        for field_, logical in LOGICAL_IDS.items()
+        if field_ != "queries_table" and not physical.get(logical)
+    ]
     if missing:
         raise StackNotFoundError(
             f"stack {stack} has no {', '.join(missing)}: is it a panelbrain stack, fully created?"
@@ -543,8 +547,12 @@ def stack_target(stack: str, region: str | None = None, profile: str | None = No
     lambda_ = clients.client("lambda", region=region, profile=profile)
     sweeper = lambda_.get_function_configuration(FunctionName=resources.sweeper_function)
     settings = dict(sweeper.get("Environment", {}).get("Variables", {}))
-    if settings.get("QUERIES_TABLE"):  # the table the functions use, in every FailoverRole
-        resources = replace(resources, queries_table=settings["QUERIES_TABLE"])
+    # The table the functions use, in every FailoverRole.
+    resources = replace(resources, queries_table=settings.get("QUERIES_TABLE") or resources.queries_table)
+    if not resources.queries_table:
+        raise StackNotFoundError(
+            f"stack {stack} has no QueriesTable or QueriesGlobalTable, and its sweeper names no QUERIES_TABLE"
+        )
     return Target(
         where=f"stack {stack} ({cloudformation.meta.region_name})",
         resources=resources,
