@@ -336,6 +336,15 @@ class LocalEngine:
         clients.reset()
         review_common.service.cache_clear()
         review_common.secrets.cache_clear()
+        # So must the handlers' other container-lifetime singletons (a module-level
+        # ``functools.cache`` of a store, queue or cache adapter): they hold the table names and
+        # region of the engine that built them, and an engine may run another stack's parameters
+        # (a two-region stack's global table, another region: docs/multi-region.md).
+        for module in {sys.modules[handler.__module__] for handler in self.handlers.values()}:
+            for value in vars(module).values():
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
             logging = _logging_configuration(t.resolve(resource["Properties"].get("Logging")))
