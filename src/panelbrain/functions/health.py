@@ -68,6 +68,34 @@ def _state_machine_arns() -> list[str]:
     return known[1]
 
 
+# The route in the local server's OpenAPI document (this function has no event handler to
+# generate it; template.yaml declares the route for API Gateway).
+_REPORT = {
+    "type": "object",
+    "required": ["status", "failed", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+        "region": {"type": "string"},
+        "failed": {"type": "array", "items": {"type": "string"}},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "elapsed_ms": {"type": "number"},
+    },
+}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/health": {
+        "get": {
+            "summary": "Whether this region can take a question (Route 53's health check)",
+            "responses": {
+                status: {"description": why, "content": {"application/json": {"schema": _REPORT}}}
+                for status, why in (
+                    ("200", "the queue, the query store and the state machines answer"),
+                    ("503", "a dependency failed: named in failed"),
+                )
+            },
+        }
+    }
+}
+
 CHECKS: dict[str, Callable[[], None]] = {
     "queue": _queue,
     "queries_table": _queries_table,
