@@ -288,6 +288,10 @@ def staging_unknown_profile(c: Copy) -> None:
     c.environments["staging"][1]["InferenceProfilePrefix"] = "mars"
 
 
+def prod_west_global_profile(c: Copy) -> None:
+    c.environments["prod-west"][1]["InferenceProfilePrefix"] = "global"
+
+
 def formatter_deployed_at_once(c: Copy) -> None:
     c.properties("FormatterFunction")["DeploymentPreference"] = {"Enabled": False}
 
@@ -323,6 +327,11 @@ FIXTURES: list[tuple[str, Callable[[Copy], None], str]] = [
     ("express-budget", plan_retries_past_budget, "QueryPipelineStateMachine: worst case"),
     ("express-timeout-alarm", drop_timed_out_alarm, "no alarm on AWS/States ExecutionsTimedOut"),
     ("inference-profile-prefix", allow_no_profile, "InferenceProfilePrefix allows 'none'"),
+    (
+        "data-residency",
+        prod_west_global_profile,
+        "FailoverRole=SECONDARY in us-west-2 with InferenceProfilePrefix=global",
+    ),
     ("reviewers-required", empty_reviewers_default, "Reviewers defaults to empty"),
     (
         "heartbeat-minimum",

@@ -111,7 +111,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str,
     clients.reset()
 
 
-def _list_resources_stub(stack_name: str = "panelbrain-prod") -> Any:
+def _list_resources_stub(stack_name: str = "panelbrain-prod", without: tuple[str, ...] = ()) -> Any:
     """A CloudFormation client answering ListStackResources in two pages, the way a stack of
     more than 100 resources is answered."""
     cloudformation = boto3.client("cloudformation", region_name=REGION)
@@ -130,6 +130,7 @@ def _list_resources_stub(stack_name: str = "panelbrain-prod") -> Any:
             "QueryDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/123456789012/"
             f"{PHYSICAL['QueryDeadLetterQueue']}",
         }.items()
+        if logical not in without
     ]
     stubber.add_response(
         "list_stack_resources",
@@ -172,6 +173,22 @@ def test_stack_resources_follow_every_page_of_list_stack_resources() -> None:
     assert resources.sweeper_function == PHYSICAL["ReviewSweeperFunction"]
     assert resources.queries_table == PHYSICAL["QueriesTable"]
     assert resources.dead_letter_queue.endswith(PHYSICAL["QueryDeadLetterQueue"])
+
+
+def test_a_secondary_regions_stack_finds_the_query_store_its_functions_use(stack: dict[str, Any]) -> None:
+    # GIVEN a SECONDARY stack (docs/multi-region.md): no table of its own, its functions name the
+    # global table's replica
+    stack["lambda"].update_function_configuration(
+        FunctionName=PHYSICAL["ReviewSweeperFunction"],
+        Environment={"Variables": {"QUERY_DEADLINE_S": "900", "QUERIES_TABLE": PHYSICAL["QueriesTable"]}},
+    )
+    # WHEN the ops commands resolve it
+    with clients.override("cloudformation", _list_resources_stub(without=("QueriesTable",))):
+        target = operate.stack_target("panelbrain-prod", region=REGION)
+    # THEN they act on that table
+    assert target.resources.queries_table == PHYSICAL["QueriesTable"]
+    _query(target, "q-00000000000000aa", at=NOW)
+    assert target.queries().get("q-00000000000000aa") is not None
 
 
 def test_a_stack_without_the_resources_is_named_as_such() -> None:

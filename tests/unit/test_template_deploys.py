@@ -56,7 +56,7 @@ def test_every_function_alias_is_shifted_by_codedeploy_with_rollback_alarms(
 ) -> None:
     stage, resources = stack
     functions = [n for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function" and n != HOOK]
-    assert len(functions) == 15
+    assert len(functions) == 16  # HealthFunction (GET /health, docs/multi-region.md) is the 16th
     found = aliases(resources)
     expected = (
         "CodeDeployDefault.LambdaCanary10Percent5Minutes"

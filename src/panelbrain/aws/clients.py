@@ -42,8 +42,8 @@ __all__ = ["Service", "client", "override", "reset"]
 
 # The services panelbrain calls; each has a typed overload below (and a stub package in dev).
 # cloudformation and lambda: `panelbrain ops --stack` resolves a stack and switches its poller's
-# event source mapping; codedeploy: the pre-traffic hook reports its verdict (no stub package
-# for these: typed Any).
+# event source mapping; codedeploy: the pre-traffic hook reports its verdict; ssm: the health
+# check reads which state machines to check (no stub package for these: typed Any).
 Service = Literal[
     "bedrock-runtime",
     "cloudformation",
@@ -54,6 +54,7 @@ Service = Literal[
     "secretsmanager",
     "sns",
     "sqs",
+    "ssm",
     "stepfunctions",
 ]
 SERVICES: tuple[str, ...] = get_args(Service)
@@ -75,7 +76,7 @@ def client(
 ) -> BedrockRuntimeClient: ...
 @overload
 def client(
-    service: Literal["cloudformation", "lambda"],
+    service: Literal["cloudformation", "lambda", "ssm"],
     *,
     region: str | None = None,
     profile: str | None = None,

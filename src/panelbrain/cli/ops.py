@@ -385,3 +385,74 @@ def cost_today(
             "keeps usage with its answer); their model calls are not in this figure. The AWS/Bedrock "
             "InputTokenCount and OutputTokenCount metrics count every call."
         )
+
+
+@ops_app.command("failover-drill")
+def failover_drill(
+    queries: Annotated[int, typer.Option(help="Questions to send.")] = 40,
+    rate: Annotated[float, typer.Option(help="Questions a second.")] = 10.0,
+    fail_after: Annotated[
+        int, typer.Option(help="The primary fails right after accepting this many questions.")
+    ] = 10,
+    outage_queries: Annotated[
+        int, typer.Option(help="It returns once the secondary has accepted this many.")
+    ] = 10,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between health probes (Route 53: 10 or 30).")
+    ] = 0.5,
+    threshold: Annotated[int, typer.Option(help="Failed probes in a row before failing over.")] = 3,
+    ttl: Annotated[float, typer.Option(help="Seconds the client keeps a DNS answer.")] = 0.5,
+    as_json: JsonOption = False,
+) -> None:
+    """Two local engines as two regions (us-east-1 PRIMARY, us-west-2 SECONDARY), load through the
+    API, the primary failed mid-load and brought back: what each region answered, that no query was
+    lost, and the time to fail over (docs/multi-region.md). Exits 1 if any query was lost."""
+    from panelbrain.ops.failover import DrillSettings, run_drill
+
+    settings = DrillSettings(
+        queries=queries,
+        rate_per_s=rate,
+        fail_after=fail_after,
+        outage_queries=outage_queries,
+        check_interval_s=interval,
+        failure_threshold=threshold,
+        dns_ttl_s=ttl,
+    )
+    report = run_drill(settings, progress=None if as_json else out.print)
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        p, s = settings.primary_region, settings.secondary_region
+        table = Table(title="Failover drill", title_justify="left")
+        for column in (
+            "region",
+            "role",
+            "accepted",
+            "terminal in its store",
+            "ids read terminal via its API",
+        ):
+            table.add_column(column)
+        for name, role in ((p, "PRIMARY"), (s, "SECONDARY")):
+            statuses = ", ".join(f"{n} {status}" for status, n in sorted(report.answered_by[name].items()))
+            table.add_row(
+                name, role, str(report.accepted_by[name]), statuses or "-", str(report.readable_in[name])
+            )
+        out.print(table)
+        out.print(
+            f"Failed over in {report.failover_s} s (Route 53 saw the primary unhealthy after "
+            f"{report.detected_after_s} s: {threshold} probes x {interval:g} s; then a DNS TTL of "
+            f"{ttl:g} s); "
+            f"{report.refused_while_failing_over} attempts refused meanwhile, each retried."
+        )
+        out.print(
+            f"In flight in the primary when it failed: {report.in_flight_at_failure} "
+            f"({report.held_in_queue_at_failure} still in its queue); unfinished when it returned: "
+            f"{report.unfinished_at_return}, drained by it since: {report.drained_after_return}."
+        )
+        out.print(
+            f"Lost: {len(report.lost)} of {report.submitted} query ids"
+            + (f" ({', '.join(report.lost)})" if report.lost else "")
+            + f"; every id terminal in both regions' stores: {not any(report.not_replicated.values())}."
+        )
+    if report.lost:
+        raise typer.Exit(1)

@@ -158,6 +158,8 @@ class LocalEngine:
     closed: bool = False
     # What pre-traffic hooks reported to CodeDeploy (served by the engine: moto has no such API).
     hook_verdicts: HookVerdicts = field(default_factory=lambda: HookVerdicts())
+    # Global tables another region's stack owns, whose replica this region holds (see running).
+    replicas: tuple[str, ...] = ()
 
     @classmethod
     @contextmanager
@@ -170,25 +172,33 @@ class LocalEngine:
         strict: bool = True,
         clock: Callable[[], datetime] | None = None,
         log_file: Path | None = None,
+        region: str = "us-east-1",
+        replicas: Collection[str] = (),
     ) -> Iterator[LocalEngine]:
         """``strict`` refuses what AWS would serve but should not (see :attr:`strict`);
         ``clock`` is the time provisioned-concurrency schedules are read at (default: now);
         ``log_file`` receives every log record as a JSON line (appended: a session's file keeps
-        the queries of earlier runs, as a log group does)."""
+        the queries of earlier runs, as a log group does); ``region`` is the emulated region
+        (moto keeps one backend per account and region); ``replicas`` names global tables that
+        another region's stack owns and this region holds a replica of (a SECONDARY stack's
+        query store, docs/multi-region.md): the engine creates each, as that stack would have."""
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         path = template_path or find_template()
         engine = cls(Template.load(path, {"Reviewers": LOCAL_REVIEWER, **(parameters or {})}), strict=strict)
+        engine.template.region = region
+        engine.replicas = tuple(replicas)
         if clock is not None:
             engine.clock = clock
         engine.log_file = log_file
         engine.template.check_parameters(frozenset(bent_limits))
         engine.rules.unqualified_start = engine._unqualified_start
-        saved_env = {k: os.environ.get(k) for k in _FAKE_ENV}
+        fake_env = {**_FAKE_ENV, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+        saved_env = {k: os.environ.get(k) for k in fake_env}
         original_invoke = LambdaSimpleBackend.invoke
         with ExitStack() as stack:
-            os.environ.update(_FAKE_ENV)
+            os.environ.update(fake_env)
             stack.callback(_restore_env, saved_env)
             stack.enter_context(
                 mock_aws(
@@ -231,14 +241,38 @@ class LocalEngine:
     def _deploy(self) -> None:
         import boto3
 
-        for service in ("stepfunctions", "dynamodb", "sns", "sqs", "s3", "secretsmanager", "cognito-idp"):
+        for service in (
+            "stepfunctions",
+            "dynamodb",
+            "sns",
+            "sqs",
+            "s3",
+            "secretsmanager",
+            "cognito-idp",
+            "ssm",
+        ):
             self.clients[service] = boto3.client(service, region_name=self.template.region)
         t = self.template
-        for name, resource in t.of_type("AWS::DynamoDB::Table").items():
+        # A global table is one plain table here, in the engine's one region: replication between
+        # regions is not emulated (``panelbrain ops failover-drill`` copies writes itself). A
+        # table whose Condition is false in this stack is not created, unless it is a replica
+        # another region's stack owns (``replicas``).
+        tables = {
+            name: resource
+            for kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+            for name, resource in t.of_type(kind).items()
+            if "Condition" not in resource or t.condition(resource["Condition"]) or name in self.replicas
+        }
+        unknown = set(self.replicas) - set(t.of_type("AWS::DynamoDB::GlobalTable"))
+        if unknown:
+            raise TemplateError(
+                f"replicas {sorted(unknown)}: no such AWS::DynamoDB::GlobalTable in the template"
+            )
+        for name, resource in tables.items():
             props = resource["Properties"]
             indexes = props.get("GlobalSecondaryIndexes")
             self.clients["dynamodb"].create_table(
-                TableName=name,
+                TableName=t.resolve({"Ref": name}),
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
@@ -252,11 +286,21 @@ class LocalEngine:
             )
         for name in t.of_type("AWS::SNS::Topic"):
             self.clients["sns"].create_topic(Name=name)
+        for resource in t.of_type("AWS::SSM::Parameter").values():
+            props = t.resolve(resource["Properties"])
+            self.clients["ssm"].put_parameter(Name=props["Name"], Value=props["Value"], Type=props["Type"])
         logs = boto3.client("logs", region_name=t.region)
         for name in t.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=t.log_group_name(name))
         for name in t.of_type("AWS::S3::Bucket"):
-            self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}))
+            # Outside us-east-1 S3 needs the bucket's region named
+            # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
+            where = (
+                {}
+                if t.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": t.region}}
+            )
+            self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}), **where)
         queues = t.of_type("AWS::SQS::Queue")
         for name in queues:  # all first: a redrive policy names another queue
             self.clients["sqs"].create_queue(QueueName=name)
@@ -292,6 +336,15 @@ class LocalEngine:
         clients.reset()
         review_common.service.cache_clear()
         review_common.secrets.cache_clear()
+        # So must the handlers' other container-lifetime singletons (a module-level
+        # ``functools.cache`` of a store, queue or cache adapter): they hold the table names and
+        # region of the engine that built them, and an engine may run another stack's parameters
+        # (a two-region stack's global table, another region: docs/multi-region.md).
+        for module in {sys.modules[handler.__module__] for handler in self.handlers.values()}:
+            for value in vars(module).values():
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
             logging = _logging_configuration(t.resolve(resource["Properties"].get("Logging")))

@@ -197,12 +197,13 @@ class LocalServer:
         return int(response["statusCode"]), headers, str(response.get("body") or "")
 
     def openapi(self) -> str:
-        """One document for the whole API: the query routes and the review routes."""
-        from panelbrain.functions import api, review_api
+        """One document for the whole API: the query routes, the review routes and /health."""
+        from panelbrain.functions import api, health, review_api
 
         document = json.loads(api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
         reviews = json.loads(review_api.app.get_openapi_json_schema(title="panelbrain", version="0.1.0"))
         document["paths"].update(reviews["paths"])
+        document["paths"].update(health.OPENAPI_PATHS)
         for name, schema in reviews.get("components", {}).get("schemas", {}).items():
             document.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
         return json.dumps(document)
@@ -532,6 +533,7 @@ def _routed(method: str, path: str) -> bool:
             ("POST", "/slack/interactions"),
             ("GET", "/auth/callback"),
             ("POST", "/auth/signout"),
+            ("GET", "/health"),
         )
         or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
         or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)

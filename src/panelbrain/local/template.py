@@ -241,6 +241,10 @@ class Template:
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}"
         if kind == "AWS::S3::Bucket":
             return name.lower()  # bucket names are lower case
+        if kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable") and "TableName" in resource.get(
+            "Properties", {}
+        ):
+            return str(self.resolve(resource["Properties"]["TableName"]))  # a named table's Ref is its name
         return str(name)  # tables, functions, buckets: the logical id is the local physical name
 
     def _get_att(self, name: str, attribute: str) -> str:

@@ -1008,6 +1008,36 @@ def check_inference_profile_prefix(d: Deployment) -> list[str]:
     return findings
 
 
+# An inference profile may be called from its source regions and keeps inference within its
+# geography (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html);
+# a global profile may route to any commercial region.
+GEOGRAPHY = {"us": "us", "ca": "us", "eu": "eu", "ap": "apac"}
+
+
+def check_data_residency(d: Deployment) -> list[str]:
+    """A region of a two-region deployment keeps inference in its own geography
+    (docs/multi-region.md), and names the other region as its replica's."""
+    role = d.parameters.get("FailoverRole", "NONE")
+    if role == "NONE":
+        return []
+    findings = []
+    prefix = d.parameters.get("InferenceProfilePrefix", "")
+    expected = GEOGRAPHY.get(d.region.split("-")[0])
+    if prefix == "global":
+        findings.append(
+            f"FailoverRole={role} in {d.region} with InferenceProfilePrefix=global: inference may run in "
+            f"any region; use the geography's profile ({expected or 'us, eu or apac'})"
+        )
+    elif expected and prefix != expected:
+        findings.append(
+            f"FailoverRole={role} in {d.region} with InferenceProfilePrefix={prefix}: a {prefix} profile "
+            f"is not callable from {d.region} (use {expected})"
+        )
+    if d.parameters.get("ReplicaRegion") == d.region:
+        findings.append(f"FailoverRole={role} in {d.region} names its own region as ReplicaRegion")
+    return findings
+
+
 def check_reviewers(d: Deployment) -> list[str]:
     spec = d.parameter_specs.get("Reviewers")
     if spec is None:
@@ -1249,6 +1279,13 @@ RULES: list[Rule] = [
         "Sonnet 4.5 and Haiku 4.5 are refused on demand by bare model id",
         "https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html",
         check_inference_profile_prefix,
+    ),
+    Rule(
+        "data-residency",
+        "A two-region deployment's inference profile stays in its region's geography, never global",
+        "a global profile may send data to any commercial region; another geography's is not callable",
+        "https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html",
+        check_data_residency,
     ),
     Rule(
         "reviewers-required",

@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -510,7 +510,15 @@ def stack_resources(cloudformation: Any, stack: str) -> Resources:
                 f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}"
             ) from None
         raise
-    missing = [logical for logical in LOGICAL_IDS.values() if not physical.get(logical)]
+    # Two regions (docs/multi-region.md): the primary's query store is QueriesGlobalTable, and a
+    # secondary stack declares none (it uses the global table's replica): its functions'
+    # QUERIES_TABLE names it, which stack_target reads.
+    physical["QueriesTable"] = physical.get("QueriesTable") or physical.get("QueriesGlobalTable", "")
+    missing = [
+        logical
+        for field_, logical in LOGICAL_IDS.items()
+        if field_ != "queries_table" and not physical.get(logical)
+    ]
     if missing:
         raise StackNotFoundError(
             f"stack {stack} has no {', '.join(missing)}: is it a panelbrain stack, fully created?"
@@ -538,6 +546,13 @@ def stack_target(stack: str, region: str | None = None, profile: str | None = No
     sqs = clients.client("sqs", region=region, profile=profile)
     lambda_ = clients.client("lambda", region=region, profile=profile)
     sweeper = lambda_.get_function_configuration(FunctionName=resources.sweeper_function)
+    settings = dict(sweeper.get("Environment", {}).get("Variables", {}))
+    # The table the functions use, in every FailoverRole.
+    resources = replace(resources, queries_table=settings.get("QUERIES_TABLE") or resources.queries_table)
+    if not resources.queries_table:
+        raise StackNotFoundError(
+            f"stack {stack} has no QueriesTable or QueriesGlobalTable, and its sweeper names no QUERIES_TABLE"
+        )
     return Target(
         where=f"stack {stack} ({cloudformation.meta.region_name})",
         resources=resources,
@@ -547,7 +562,7 @@ def stack_target(stack: str, region: str | None = None, profile: str | None = No
         intake=EventSourceMappingIntake(
             lambda_, resources.poller_function, _queue_arn(sqs, resources.query_queue)
         ),
-        sweeper_settings=dict(sweeper.get("Environment", {}).get("Variables", {})),
+        sweeper_settings=settings,
     )
 
 
@@ -572,7 +587,13 @@ def engine_target(engine: Any, intake: Intake, where: str = "local engine") -> T
     import os
 
     t = engine.template
-    resources = Resources(**{field_: t.resolve({"Ref": logical}) for field_, logical in LOGICAL_IDS.items()})
+    named = {field_: logical for field_, logical in LOGICAL_IDS.items() if field_ != "queries_table"}
+    resources = Resources(
+        **{field_: t.resolve({"Ref": logical}) for field_, logical in named.items()},
+        # The name the engine gave every function (QueriesTable, or a two-region stack's global
+        # table or replica: docs/multi-region.md).
+        queries_table=os.environ["QUERIES_TABLE"],
+    )
     return Target(
         where=where,
         resources=resources,
