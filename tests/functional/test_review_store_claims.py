@@ -45,14 +45,17 @@ def test_one_claim_at_a_time_and_a_deciding_review_shows_who_decides(store: Dyna
     # A retried notifier does not reopen a review being decided, but its new task's token is
     # the one the decision must reach: it is stored under the claim.
     assert (
-        store.open(review.model_copy(update={"status": "open", "decision": None}), "token-2").status
+        store.open(review.model_copy(update={"status": "open", "decision": None}), "token-2", 1).status
         == "deciding"
     )
+    assert store.token(alice.review_id) == "token-2"
+    # An earlier attempt's write landing late leaves the later attempt's token.
+    store.open(review.model_copy(update={"status": "open", "decision": None}), "token-late", 0)
     assert store.token(alice.review_id) == "token-2"
     assert store.claims() == [alice]
     # Once decided, a late notifier changes nothing.
     assert store.settle(alice, alice.decision)
-    store.open(review.model_copy(update={"status": "open", "decision": None}), "token-3")
+    store.open(review.model_copy(update={"status": "open", "decision": None}), "token-3", 2)
     assert (store.token(alice.review_id), store.get(alice.review_id).status) == ("token-2", "approved")  # type: ignore[union-attr]
 
 

@@ -34,6 +34,7 @@ def a_review(review_id: str, *, at: float, **fields: Any) -> Review:
 class _Row:
     review: Review
     token: str
+    attempt: int = 0
     claim: Claim | None = None
 
 
@@ -42,13 +43,15 @@ class MemoryReviewStore:
         self._rows: dict[str, _Row] = {}
         self._lock = threading.Lock()
 
-    def open(self, review: Review, token: str) -> Review:
+    def open(self, review: Review, token: str, attempt: int = 0) -> Review:
         with self._lock:
             row = self._rows.get(review.review_id)
             if row is None:
-                self._rows[review.review_id] = _Row(review.model_copy(update={"status": "open"}), token)
-            elif row.review.status in ("open", "deciding"):
-                row.token = token
+                self._rows[review.review_id] = _Row(
+                    review.model_copy(update={"status": "open"}), token, attempt
+                )
+            elif row.review.status in ("open", "deciding") and attempt > row.attempt:
+                row.token, row.attempt = token, attempt
             return self._view(self._rows[review.review_id])
 
     def _view(self, row: _Row) -> Review:

@@ -234,7 +234,7 @@ def test_a_task_that_stopped_waiting_answers_410_and_the_workflow_records_the_ti
     assert (review.status, review.decision.approver) == ("timed_out", "system")
 
 
-def reopen(w: World, token: str) -> None:
+def reopen(w: World, token: str, attempt: int = 1) -> None:
     """The workflow retries its notifier (its first attempt failed): a new task, a new token."""
     w.sfn.wait(token)
     w.service.open(
@@ -243,6 +243,7 @@ def reopen(w: World, token: str) -> None:
         token=token,
         synthesis={"question": "Q?", "dataset": "ces11", "answer": "A.", "confidence": 0.6},
         timeout_s=3600,
+        attempt=attempt,
     )
 
 
@@ -275,6 +276,18 @@ def test_a_notifier_retried_while_a_decision_is_delivered_still_gets_the_decisio
     decide(world)
     # THEN it is given to the retried task (before: the retry could not store its token over
     # the claim, the review went back to the dead token, and the retried task timed out)
+    assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
+
+
+def test_a_timed_out_notifier_attempt_landing_after_its_retry_leaves_the_retrys_token(world: World) -> None:
+    # GIVEN the retry's token stored (attempt 1)
+    world.sfn.time_out(TOKEN)
+    reopen(world, "token-2", attempt=1)
+    # WHEN the first attempt's write lands late (sent before Lambda stopped it)
+    reopen(world, "token-late", attempt=0)
+    # THEN the review keeps the retry's token, and a decision reaches the task that waits (before:
+    # the late write put back a dead token, and the retried task timed out undecided)
+    decide(world)
     assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
 
 

@@ -42,7 +42,7 @@ class DynamoReviewStore:
     def client(self) -> DynamoDBClient:
         return clients.client("dynamodb") if self._client is None else self._client
 
-    def open(self, review: Review, token: str) -> Review:
+    def open(self, review: Review, token: str, attempt: int = 0) -> Review:
         content = review.model_dump(
             mode="json", exclude={"status", "decision", "heartbeats", "last_heartbeat_at", "reminded_at"}
         )
@@ -57,6 +57,7 @@ class DynamoReviewStore:
                     "created_at": {"N": repr(review.created_at)},
                     "doc": {"S": json.dumps(content)},
                     "task_token": {"S": token},
+                    "task_attempt": {"N": str(attempt)},
                     "heartbeats": {"N": "0"},
                 },
                 ConditionExpression="attribute_not_exists(review_id)",
@@ -64,17 +65,23 @@ class DynamoReviewStore:
         )
         if not created:
             # A retried notifier: its task waits on the new token, so the review takes it
-            # whether open or being decided (a decider holding the old token tries the new one);
-            # a decided or closed review is returned as it stands.
+            # whether open or being decided (a decider holding the old token tries the new one),
+            # unless a later attempt's is stored already: a timed-out attempt's write can land
+            # after its retry's (it was sent before Lambda stopped it). A decided or closed
+            # review is returned as it stands.
             conditional_write(
                 lambda: self.client.update_item(
                     TableName=self.table_name,
                     Key={"review_id": {"S": review.review_id}},
-                    UpdateExpression="SET task_token = :token, doc = :doc",
-                    ConditionExpression="#s IN (:open, :deciding)",
+                    UpdateExpression="SET task_token = :token, task_attempt = :attempt, doc = :doc",
+                    ConditionExpression=(
+                        "#s IN (:open, :deciding) AND "
+                        "(attribute_not_exists(task_attempt) OR task_attempt < :attempt)"
+                    ),
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
                         ":token": {"S": token},
+                        ":attempt": {"N": str(attempt)},
                         ":doc": {"S": json.dumps(content)},
                         ":open": {"S": "open"},
                         ":deciding": {"S": "deciding"},

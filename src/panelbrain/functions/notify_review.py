@@ -20,6 +20,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token=event["token"],
         synthesis=event["synthesis"],
         timeout_s=int(event["timeout_s"]),
+        # The Task's retry count ($$.State.RetryCount): a later attempt's token wins, whatever
+        # order the attempts' writes land in.
+        attempt=int(event.get("attempt", 0)),
     )
     correlate(review_id=review.review_id)
     logger.info("reviewers notified", extra={"review_level": review.level, "status": review.status})

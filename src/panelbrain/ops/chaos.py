@@ -210,6 +210,7 @@ class Verdict:
     executions: dict[str, list[str]] = field(default_factory=dict)  # machine -> statuses
     execution_errors: list[str] = field(default_factory=list)
     reason: str | None = None  # the query store's reason for its status
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # status, heartbeats, decision
 
 
 def _decided_by_person(review: dict[str, Any]) -> str | None:
@@ -241,6 +242,13 @@ def judge(facts: QueryFacts) -> Verdict:
         executions=facts.executions,
         execution_errors=facts.execution_errors,
         reason=record.get("reason"),
+        reviews=[
+            {
+                k: r.get(k)
+                for k in ("level", "status", "heartbeats", "last_heartbeat_at", "created_at", "decision")
+            }
+            for r in facts.reviews
+        ],
     )
     if status == "failed" and isinstance(record.get("result"), dict) and "Error" in record["result"]:
         # A caught error the workflow recorded (its Catch's ResultPath): name it beside the reason.
@@ -378,6 +386,12 @@ class Ledger:
                 {"query_id": v.query_id, "route": v.route, "reason": (v.reason or "")[:300]}
                 for v in self.verdicts
                 if v.outcome == "failed" and v.route != "deadline"
+            ],
+            # Reviews that timed out: how their waiting Task went.
+            "review_timeouts": [
+                {"query_id": v.query_id, "events": v.execution_errors, "reviews": v.reviews}
+                for v in self.verdicts
+                if v.route == "review_timeout"
             ],
             "problems": [
                 {
@@ -858,18 +872,46 @@ def _facts(engine: Any, submitted: dict[str, float], indexes: dict[str, int]) ->
                         f"{str(described.get('cause', ''))[:300]}"
                     )
     store = DynamoQueryStore()
-    return [
-        QueryFacts(
-            query_id=query_id,
-            index=indexes[query_id],
-            submitted_at=at,
-            record=store.get(query_id),
-            reviews=[r.model_dump(mode="json") for r in service().store.of_query(query_id)],
-            executions=executions.get(query_id, {}),
-            execution_errors=errors.get(query_id, []),
+    facts = []
+    for query_id, at in submitted.items():
+        record = store.get(query_id)
+        found = errors.get(query_id, [])
+        if record is not None and record.get("route") == "review_timeout":
+            # A review that timed out: how its waiting Task went (the ledger lists them).
+            found = found + _review_task_events(engine, query_id)
+        facts.append(
+            QueryFacts(
+                query_id=query_id,
+                index=indexes[query_id],
+                submitted_at=at,
+                record=record,
+                reviews=[r.model_dump(mode="json") for r in service().store.of_query(query_id)],
+                executions=executions.get(query_id, {}),
+                execution_errors=found,
+            )
         )
-        for query_id, at in submitted.items()
-    ]
+    return facts
+
+
+def _review_task_events(engine: Any, query_id: str) -> list[str]:
+    """The review execution's task events in order, as one line each (the waiting Task's
+    attempts, their errors, and how the wait ended)."""
+    arn = engine.execution_arn(REVIEW, query_id)
+    kept = (
+        "TaskScheduled",
+        "TaskSubmitted",
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskSucceeded",
+        "TaskStateEntered",
+    )
+    lines = []
+    for event in engine.history(arn):
+        if event["type"] in kept:
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            what = details.get("name") or details.get("error") or ""
+            lines.append(f"review {event['type']} {what} {str(details.get('cause', ''))[:120]}".rstrip())
+    return lines
 
 
 def _stop_running(engine: Any) -> None:

@@ -45,9 +45,11 @@ class ReviewStore(Protocol):
     """The review table: one record per review, its task token beside it, every change of
     status a conditional write (two deciders at once: one wins, the other is told)."""
 
-    def open(self, review: Review, token: str) -> Review:
-        """Store a review and its token; a repeat (a retried notifier) refreshes the token of
-        a review still open or being decided and returns what is stored."""
+    def open(self, review: Review, token: str, attempt: int = 0) -> Review:
+        """Store a review and its token; a repeat (a retried notifier, ``attempt`` its Task's
+        retry count) refreshes the token of a review still open or being decided, unless a
+        later attempt's token is already stored (the writes of a timed-out attempt can land
+        after its retry's), and returns what is stored."""
         ...
 
     def get(self, review_id: str) -> Review | None:

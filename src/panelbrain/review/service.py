@@ -133,7 +133,14 @@ class ReviewService:
     # -- opening and closing --------------------------------------------------------------------
 
     def open(
-        self, *, query_id: str, level: int, token: str, synthesis: dict[str, Any], timeout_s: int
+        self,
+        *,
+        query_id: str,
+        level: int,
+        token: str,
+        synthesis: dict[str, Any],
+        timeout_s: int,
+        attempt: int = 0,
     ) -> Review:
         now = self.clock()
         table = synthesis.get("table") or []
@@ -162,7 +169,7 @@ class ReviewService:
             confidence_reasons=synthesis.get("confidence_reasons") or [],
             review_reasons=review_reasons,
         )
-        stored = self.store.open(review, token)
+        stored = self.store.open(review, token, attempt)
         if stored.status == "open":
             self._notify(stored)
         return stored
