@@ -291,6 +291,21 @@ def test_a_timed_out_notifier_attempt_landing_after_its_retry_leaves_the_retrys_
     assert (world.status(), world.sfn.tasks["token-2"].state) == ("approved", "succeeded")
 
 
+def test_a_review_left_deciding_keeps_its_task_alive_until_the_claim_is_settled(world: World) -> None:
+    # GIVEN a decider that claimed the review and died before telling the task
+    world.sfn.fault = crash(when_before=True)  # type: ignore[assignment]
+    with pytest.raises(RuntimeError):
+        decide(world)
+    world.sfn.fault = None
+    assert world.status() == "deciding"
+    # WHEN the sweep runs before the claim expires
+    report = world.service.sweep()
+    # THEN the waiting task still gets its heartbeat (before: only open reviews were beaten, and
+    # a task whose review sat in a claim timed out on heartbeats before the claim was settled)
+    assert report.heartbeats == 1 and world.sfn.tasks[TOKEN].heartbeats == 1
+    assert (world.status(), world.task()) == ("deciding", "waiting")
+
+
 def test_the_sweep_closes_a_review_whose_token_ended_only_once_past_its_timeout(world: World) -> None:
     # GIVEN a review whose task no longer waits on its token (a notifier retry may be under way)
     world.sfn.time_out(TOKEN)

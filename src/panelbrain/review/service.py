@@ -331,12 +331,19 @@ class ReviewService:
     # -- the schedule --------------------------------------------------------------------------
 
     def sweep(self) -> SweepReport:
-        """Heartbeat every open review's task, remind before the timeout, close dead ones, and
-        finish the claims dead deciders left."""
+        """Heartbeat every waiting review's task, remind before the timeout, close dead ones,
+        and finish the claims dead deciders left."""
         now = self.clock()
         report = SweepReport()
         # Every open review, not a page of them: one left out misses its heartbeat and times out.
-        for review in self.store.with_status("open", limit=None):
+        # A review being decided waits too until its task is told: a claim whose decider died
+        # (or could not confirm delivery) is settled a minute or more later, and its task must
+        # not time out on heartbeats meanwhile (3 of 1,000 reviews did, in a throttled run).
+        waiting = [
+            *self.store.with_status("open", limit=None),
+            *self.store.with_status("deciding", limit=None),
+        ]
+        for review in waiting:
             token = self.store.token(review.review_id)
             try:
                 if token is None:
@@ -348,14 +355,17 @@ class ReviewService:
             except TaskTokenGoneError:
                 # Before the review's timeout a token that ended is not the review's end: a
                 # retried notifier stores a new one (a token stored a moment ago may also not be
-                # known yet). Past it, the workflow has stopped waiting, whatever stopped it.
-                if now < review.expires_at:
+                # known yet). Past it, the workflow has stopped waiting, whatever stopped it. A
+                # claim's review is the claim's to settle (settle_claims).
+                if now < review.expires_at or review.status != "open":
                     continue
                 if self.store.close(review.review_id, self._timed_out("the workflow stopped waiting")):
                     report.closed.append(review.review_id)
                 continue
-            self.store.heartbeat(review.review_id, now)
             report.heartbeats += 1
+            if review.status != "open":
+                continue
+            self.store.heartbeat(review.review_id, now)
             report.open += 1
             report.oldest_age_s = max(report.oldest_age_s, now - review.created_at)
             if now >= review.expires_at - self.settings.reminder_before_s and self.store.mark_reminded(
