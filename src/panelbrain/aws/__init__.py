@@ -3,7 +3,10 @@ the one builder, :mod:`panelbrain.aws.clients`."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
+from typing import Any
 
 
 def conditional_write(write: Callable[[], object]) -> bool:
@@ -17,3 +20,26 @@ def conditional_write(write: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def batch_get(
+    client: Any, table: str, key: str, ids: list[str], *, consistent: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The items of ``table`` whose string key ``key`` is one of ``ids`` (those that exist), by
+    id. BatchGetItem takes up to 100 keys a call and may hand some back unprocessed, to ask for
+    again after a back-off
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
+    found: dict[str, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 100):
+        keys: list[dict[str, Any]] = [{key: {"S": i}} for i in unique[start : start + 100]]
+        for attempt in itertools.count():
+            request: dict[str, Any] = {"Keys": keys, **({"ConsistentRead": True} if consistent else {})}
+            response = client.batch_get_item(RequestItems={table: request})
+            for item in response.get("Responses", {}).get(table, []):
+                found[item[key]["S"]] = item
+            keys = list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+            if not keys:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))  # the table is at capacity: back off
+    return found

@@ -11,13 +11,11 @@ Indexes: ``by_status`` (status, created_at) lists open reviews and history witho
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import clients, conditional_write
+from panelbrain.aws import batch_get, clients, conditional_write
 from panelbrain.review.models import Decision, Review
 from panelbrain.review.ports import Claim
 
@@ -266,24 +264,8 @@ class DynamoReviewStore:
         return self._reviews(ids)
 
     def _reviews(self, ids: list[str]) -> list[Review]:
-        """The reviews ``ids`` names, in that order, read whole and consistently: BatchGetItem
-        takes up to 100 keys a call and may hand some back unprocessed, to ask for again
-        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 100):
-            keys: list[dict[str, Any]] = [{"review_id": {"S": i}} for i in unique[start : start + 100]]
-            for attempt in itertools.count():
-                response = self.client.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
-                )
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item["review_id"]["S"]] = item
-                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table_name, {})
-                keys = list(unprocessed.get("Keys", []))
-                if not keys:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))  # the table is at capacity: back off
+        """The reviews ``ids`` names, in that order, read whole and consistently."""
+        found = batch_get(self.client, self.table_name, "review_id", ids, consistent=True)
         return [_review(found[i]) for i in ids if i in found]
 
 

@@ -6,7 +6,6 @@ never overwrite a terminal state: the first terminal write wins, later ones are 
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -14,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import clients, conditional_write
+from panelbrain.aws import batch_get, clients, conditional_write
 from panelbrain.models import TerminalRecord
 
 if TYPE_CHECKING:
@@ -250,23 +249,9 @@ class DynamoQueryStore(QueryStore):
 
     def get_many(self, query_ids: list[str]) -> list[dict[str, Any]]:
         """The records of ``query_ids`` that exist, in that order (``panelbrain ops`` reads a
-        day's queries). BatchGetItem takes up to 100 keys a call and may hand some back
-        unprocessed, to ask for again
-        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(query_ids))
-        for start in range(0, len(unique), 100):
-            keys: list[dict[str, Any]] = [{"query_id": {"S": i}} for i in unique[start : start + 100]]
-            for attempt in itertools.count():
-                response = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": keys}})
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item["query_id"]["S"]] = _record(item)
-                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self.table_name, {})
-                keys = list(unprocessed.get("Keys", []))
-                if not keys:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))  # the table is at capacity: back off
-        return [found[i] for i in query_ids if i in found]
+        day's queries), a hundred a request."""
+        found = batch_get(self.client, self.table_name, "query_id", query_ids)
+        return [_record(found[i]) for i in query_ids if i in found]
 
 
 def _record(item: dict[str, Any]) -> dict[str, Any]:
