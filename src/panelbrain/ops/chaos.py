@@ -663,14 +663,12 @@ def run(config: ChaosConfig, progress: Progress | None = None) -> Ledger:
         stack.callback(_restore, "REVIEW_DEADLINE_MARGIN_S", os.environ.get("REVIEW_DEADLINE_MARGIN_S"))
         os.environ["REVIEW_DEADLINE_MARGIN_S"] = str(config.review_deadline_margin_s)
         injector = _Injector(engine, config)
-        try:
-            with injector.installed():
-                submitted = _submit(engine, config, injector, report)
-                _settle(engine, config, injector, submitted, report)
-                facts = _facts(engine, submitted, injector.indexes)
-                dead = _queue_depth(engine, "QueryDeadLetterQueue")
-        finally:
-            _stop_running(engine)
+        # Executions still running when the ledger is read are stopped by the engine on exit.
+        with injector.installed():
+            submitted = _submit(engine, config, injector, report)
+            _settle(engine, config, injector, submitted, report)
+            facts = _facts(engine, submitted, injector.indexes)
+            dead = _queue_depth(engine, "QueryDeadLetterQueue")
     result = ledger(facts, dead, injector.injections)
     result.decision_errors = injector.decision_errors
     result.refusals = dict(injector.refusals)
@@ -912,19 +910,6 @@ def _review_task_events(engine: Any, query_id: str) -> list[str]:
             what = details.get("name") or details.get("error") or ""
             lines.append(f"review {event['type']} {what} {str(details.get('cause', ''))[:120]}".rstrip())
     return lines
-
-
-def _stop_running(engine: Any) -> None:
-    """Executions still running would outlive the emulator: stop them (after the ledger)."""
-    sfn = engine.clients["stepfunctions"]
-    for machine in (REVIEW, PIPELINE):
-        for execution in sfn.list_executions(
-            stateMachineArn=engine.state_machine_arn(machine), statusFilter="RUNNING"
-        )["executions"]:
-            with contextlib.suppress(Exception):
-                sfn.stop_execution(executionArn=execution["executionArn"], cause="chaos run finished")
-    engine.settle(PIPELINE, timeout_s=10)
-    engine.settle(REVIEW, timeout_s=10)
 
 
 def failure_line(result: Ledger) -> str:
