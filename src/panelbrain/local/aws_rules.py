@@ -338,6 +338,15 @@ def _closed_tasks_refuse_callbacks(stack: ExitStack) -> None:
     evaluate_with_timeout = ExecutionState._evaluate_with_timeout
 
     def closing_when_the_state_moves_on(self: Any, env: Any) -> None:
+        # moto makes one token when the state is entered and hands it to every Retry attempt,
+        # but the token of the attempt that failed was closed as it ended: a retried callback
+        # Task (a NotifyReview that timed out) would wait on a token no reviewer or heartbeat
+        # can answer, and time out. Each attempt is its own task (its own TaskScheduled event,
+        # $$.State.RetryCount), so each waits on a token of its own, and the earlier attempt's
+        # token stays closed, as the review core expects (ADR 0018: a later attempt's token wins).
+        task = env.states.context_object.context_object_data.get("Task")
+        if task and task["Token"] in closed:
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
         # A state timeout (TimeoutSeconds) moves the execution on while moto's waiting thread
         # still holds the endpoint open until its next heartbeat wait ends: close the task's
         # token as the state stops waiting, however it stops.
