@@ -7,6 +7,7 @@ heartbeat and decision was refused and the review timed out with nobody able to 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -57,3 +58,33 @@ def test_a_retried_notifier_waits_on_its_own_token_and_the_reviewer_decides() ->
         # THEN the decision reaches the workflow and the query is answered
         assert decided.status == "approved"
         assert wait_status(r, query_id, {"answered", "rejected", "failed"})["route"] == "review_approved"
+
+
+def test_a_decision_taken_before_the_notifier_failed_ends_the_review() -> None:
+    with reviewing(SHORT, schedule_s=0.25) as r:
+        real = r.engine.handlers["NotifyReviewFunction"]
+        tokens: list[str] = []
+        decided = threading.Event()
+
+        def fails_after_the_decision(event: dict[str, Any], context: Any) -> Any:
+            tokens.append(event["token"])
+            output = real(event, context)
+            if len(tokens) == 1:
+                decided.wait(30)
+                raise TransientError("the reviewers were told and one decided, then the attempt ran out of time")
+            return output
+
+        r.engine.handlers["NotifyReviewFunction"] = fails_after_the_decision
+        query_id = submit(r)
+        review = open_review(query_id)
+        # WHEN a reviewer decides while the notifier that told them is still running, and that
+        # notifier then fails
+        approved = service().decide(review.review_id, "approve", principal=ALICE, comment="", channel="cli")
+        decided.set()
+        # THEN the decision closed the task: the query is answered, and no retry re-opened a review
+        # that was already decided (before: the attempt failed, its retry waited on a new token
+        # for a decision already taken, and the query ended rejected by timeout while the review
+        # table said approved)
+        assert approved.status == "approved"
+        assert wait_status(r, query_id, {"answered", "rejected", "failed"})["route"] == "review_approved"
+        assert len(tokens) == 1

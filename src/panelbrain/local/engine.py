@@ -1044,6 +1044,31 @@ def _honour_early_outcomes(stack: ExitStack) -> None:
     CallbackEndpoint.setup_heartbeat_endpoint = setup  # type: ignore[method-assign]
     stack.callback(setattr, CallbackEndpoint, "setup_heartbeat_endpoint", original)
 
+    # The same for an invocation that fails after its task was answered (a NotifyReview that ran
+    # out of time once the reviewers had been told and one had decided): moto fails the attempt
+    # and retries it, so the answer is lost and the review waits for a decision already taken.
+    # For AWS the answer closed the task (a later callback on its token answers TaskTimedOut:
+    # https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html),
+    # so the state goes on with that answer and the invocation's failure changes nothing.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+
+    invoke = StateTaskServiceLambda._eval_service_task
+
+    def answered_before_failing(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            invoke(self, env, *args, **kwargs)
+        except Exception:
+            task = env.states.context_object.context_object_data.get("Task")
+            endpoint = env.callback_pool_manager.get(task["Token"]) if task else None
+            if endpoint is None or endpoint.get_outcome() is None:
+                raise
+            env.stack.append({})  # the invocation's result, which a callback task discards
+
+    StateTaskServiceLambda._eval_service_task = answered_before_failing  # type: ignore[method-assign]
+    stack.callback(setattr, StateTaskServiceLambda, "_eval_service_task", invoke)
+
 
 def _reuse_parse_trees(stack: ExitStack) -> None:
     """moto lexes and parses the whole ASL (a pure-Python ANTLR grammar, ~30 ms) at every
