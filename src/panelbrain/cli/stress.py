@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,11 @@ import typer
 
 from panelbrain.cli.common import JsonOption, emit_json, err, out
 from panelbrain.errors import BadInputError
+
+
+class Reviewers(str, Enum):
+    mixed = "mixed"
+    approve = "approve"
 
 
 def chaos(
@@ -23,12 +29,12 @@ def chaos(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fault choice and the reviewers' answers.")] = 12,
     reviewers: Annotated[
-        str,
+        Reviewers,
         typer.Option(
             help="mixed: reviewers approve half the reviews, reject a fifth, leave the rest to time "
             "out; approve: they approve every one (so a fault-free path answers every question)."
         ),
-    ] = "mixed",
+    ] = Reviewers.mixed,
     as_json: JsonOption = False,
 ) -> None:
     """Questions through the local path with faults injected; a ledger of where each one ended.
@@ -39,17 +45,15 @@ def chaos(
 
     if not 1 <= queries <= 100_000:
         raise BadInputError(f"--queries must be between 1 and 100,000, got {queries}")
-    if reviewers not in ("mixed", "approve"):
-        raise BadInputError(f"--reviewers must be mixed or approve, got {reviewers!r}")
     config = ChaosConfig(
-        queries=queries, rates=parse_faults(faults), seed=seed, approve_all=reviewers == "approve"
+        queries=queries, rates=parse_faults(faults), seed=seed, approve_all=reviewers is Reviewers.approve
     )
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("submitting", total=queries)
         result = run(
             config, progress=lambda phase, done, total: bar.update(task, description=phase, completed=done)
         )
-    document = {"seed": seed, "faults": config.rates, "reviewers": reviewers, **result.document()}
+    document = {"seed": seed, "faults": config.rates, "reviewers": reviewers.value, **result.document()}
     if as_json:
         emit_json(document)
     else:
