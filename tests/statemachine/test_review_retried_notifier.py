@@ -71,7 +71,7 @@ def test_a_decision_taken_before_the_notifier_failed_ends_the_review() -> None:
             output = real(event, context)
             if len(tokens) == 1:
                 decided.wait(30)
-                raise TransientError("the reviewers were told and one decided, then the attempt ran out of time")
+                raise TransientError("a reviewer decided, then the attempt ran out of time")
             return output
 
         r.engine.handlers["NotifyReviewFunction"] = fails_after_the_decision

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +13,7 @@ from panelbrain.cli.common import JsonOption, emit_json, err, out
 from panelbrain.errors import BadInputError
 
 
-class Reviewers(str, Enum):
+class Reviewers(StrEnum):
     mixed = "mixed"
     approve = "approve"
 

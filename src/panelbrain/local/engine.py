@@ -1050,11 +1050,13 @@ def _honour_early_outcomes(stack: ExitStack) -> None:
     # For AWS the answer closed the task (a later callback on its token answers TaskTimedOut:
     # https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html),
     # so the state goes on with that answer and the invocation's failure changes nothing.
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
-        StateTaskServiceLambda,
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_lambda as lambda_task,
     )
 
-    invoke = StateTaskServiceLambda._eval_service_task
+    task_class = lambda_task.StateTaskServiceLambda
+
+    invoke = task_class._eval_service_task
 
     def answered_before_failing(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -1066,8 +1068,8 @@ def _honour_early_outcomes(stack: ExitStack) -> None:
                 raise
             env.stack.append({})  # the invocation's result, which a callback task discards
 
-    StateTaskServiceLambda._eval_service_task = answered_before_failing  # type: ignore[method-assign]
-    stack.callback(setattr, StateTaskServiceLambda, "_eval_service_task", invoke)
+    task_class._eval_service_task = answered_before_failing  # type: ignore[method-assign]
+    stack.callback(setattr, task_class, "_eval_service_task", invoke)
 
 
 def _reuse_parse_trees(stack: ExitStack) -> None:
