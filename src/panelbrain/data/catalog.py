@@ -49,7 +49,7 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
             # The source's missing codes ("Don't know") are no answer: missing, like a blank.
             codes = codes.where(~codes.isin([v.value for v in column.missing]), None)
             typed = pd.Categorical(codes, categories=categories)
-            unknown = series[typed.isna() & series.notna()]
+            unknown = codes[pd.isna(typed) & codes.notna()]
             if len(unknown):
                 raise DictionaryError(
                     f"{dataset}: value {unknown.iloc[0]!r} of {column.name!r} is not in the dictionary"
@@ -58,11 +58,15 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
         elif column.type == "integer":
             out[column.name] = series.astype("int64")
         else:
-            out[column.name] = series.astype("float64")
+            numbers = pd.to_numeric(series).astype("float64")
+            if column.missing:
+                numbers = numbers.mask(codes_as_text(series).isin([v.value for v in column.missing]))
+            out[column.name] = numbers
     return pd.DataFrame(out, index=frame.index)
 
 
-def _read_file(path: Traversable) -> pd.DataFrame:
+def read_file(path: Traversable) -> pd.DataFrame:
+    """A table file as stored (``.parquet`` or ``.csv``)."""
     with resources.as_file(path) as local:
         if local.suffix.lower() == ".parquet":
             # DuckDB reads Parquet itself: the data functions' layer has no pyarrow (ADR 0019).
@@ -77,7 +81,7 @@ def read_table(name: str) -> pd.DataFrame:
     table = spec.main_table
     if table.file is None:
         raise DictionaryError(f"{name}: table {table.name!r} names no file")
-    return _read_file(dataset_dir(name) / table.file)
+    return read_file(dataset_dir(name) / table.file)
 
 
 def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None) -> LoadedDataset:

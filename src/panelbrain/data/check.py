@@ -123,7 +123,7 @@ def _check_number(column: Column, series: pd.Series) -> list[Problem]:
     return problems
 
 
-def _check_weight(name: str, series: pd.Series) -> list[Problem]:
+def weight_problems(name: str, series: pd.Series) -> list[Problem]:
     numbers = pd.to_numeric(series, errors="coerce").astype("float64")
     problems = []
     absent = int(numbers.isna().sum())
@@ -141,7 +141,7 @@ def _check_weight(name: str, series: pd.Series) -> list[Problem]:
     return problems
 
 
-def _check_id(name: str, series: pd.Series) -> list[Problem]:
+def id_problems(name: str, series: pd.Series) -> list[Problem]:
     problems = []
     absent = int(series.isna().sum())
     if absent:
@@ -159,7 +159,7 @@ def _check_id(name: str, series: pd.Series) -> list[Problem]:
     return problems
 
 
-def _check_targets(table: Table, variable: WeightingVariable, frame: pd.DataFrame) -> list[Problem]:
+def target_problems(table: Table, variable: WeightingVariable, frame: pd.DataFrame) -> list[Problem]:
     name = variable.column
     column = table.column(name)
     if column.type != "categorical":
@@ -181,7 +181,7 @@ def _check_targets(table: Table, variable: WeightingVariable, frame: pd.DataFram
     counts = codes.value_counts()
     if variable.targets_from_column is not None:
         source = variable.targets_from_column
-        problems += [Problem(source, p.message, p.value) for p in _check_weight(source, frame[source])]
+        problems += [Problem(source, p.message, p.value) for p in weight_problems(source, frame[source])]
         return problems
     assert variable.targets is not None
     total = math.fsum(variable.targets.values())
@@ -227,13 +227,13 @@ def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
         else:
             problems += _check_number(column, series)
         if column.role == "design_weight":
-            problems += _check_weight(column.name, series)
+            problems += weight_problems(column.name, series)
         elif column.role == "id":
-            problems += _check_id(column.name, series)
+            problems += id_problems(column.name, series)
     weighting = spec.weighting
     if weighting is not None and not absent:
         if weighting.base_weight and table.column(weighting.base_weight).role != "design_weight":
-            problems += _check_weight(weighting.base_weight, frame[weighting.base_weight])
+            problems += weight_problems(weighting.base_weight, frame[weighting.base_weight])
         for variable in weighting.variables:
-            problems += _check_targets(table, variable, frame)
+            problems += target_problems(table, variable, frame)
     return problems
