@@ -12,7 +12,6 @@ import typer
 from panelbrain.cli.common import DatasetOption, JsonOption, SeOption, emit_json, err, se_method
 from panelbrain.errors import BadInputError
 
-
 datasets_app = typer.Typer(
     help="The datasets: list them (built in and added), add your own survey, check one.",
     invoke_without_command=True,
@@ -33,7 +32,9 @@ def datasets(ctx: typer.Context, as_json: JsonOption = False) -> None:
     builtin = set(builtin_dataset_names())
     documents = []
     for name in dataset_names():
-        origin = {"origin": "built-in"} if name in builtin else {"origin": "added", "path": str(dataset_dir(name))}
+        origin = (
+            {"origin": "built-in"} if name in builtin else {"origin": "added", "path": str(dataset_dir(name))}
+        )
         try:
             spec = load_dictionary(name)
         except DictionaryError as exc:
@@ -69,9 +70,7 @@ def datasets_add(
     id_column: Annotated[str | None, typer.Option("--id", help="Column of respondent ids.")] = None,
     targets: Annotated[
         Path | None,
-        typer.Option(
-            "--targets", help="YAML: weighting targets by column and category (value or label)."
-        ),
+        typer.Option("--targets", help="YAML: weighting targets by column and category (value or label)."),
     ] = None,
     table: Annotated[str | None, typer.Option("--table", help="Table name in SQL (default: NAME).")] = None,
     as_json: JsonOption = False,

@@ -259,7 +259,9 @@ def added_view(added: Added) -> None:
         f"[bold]added {added.name}[/]: {added.rows:,} rows, {len(table.columns)} columns, "
         f"table {table.name}, data version {added.spec.data_version}"
     )
-    out.print(f"[dim]dictionary:[/] {added.path / 'dictionary.yaml'}   [dim]data:[/] {added.path / str(table.file)}")
+    out.print(
+        f"[dim]dictionary:[/] {added.path / 'dictionary.yaml'}   [dim]data:[/] {added.path / str(table.file)}"
+    )
     if added.renamed:
         grid = Table(title="names made SQL-safe")
         grid.add_column("in the file")

@@ -76,6 +76,10 @@ def _rows(n: int) -> str:
     return f"{n:,} row{'s' if n != 1 else ''}"
 
 
+def _rows_have(n: int) -> str:
+    return f"{n:,} row has" if n == 1 else f"{n:,} rows have"
+
+
 def _check_categorical(column: Column, series: pd.Series) -> list[Problem]:
     problems: list[Problem] = []
     listed = [v.value for v in column.values]
@@ -83,7 +87,9 @@ def _check_categorical(column: Column, series: pd.Series) -> list[Problem]:
         problems.append(Problem(column.name, f"value {code!r} is listed twice in the dictionary", code))
     missing_codes = {v.value for v in column.missing}
     for code in sorted(missing_codes & set(listed)):
-        problems.append(Problem(column.name, f"value {code!r} is listed both as a value and as missing", code))
+        problems.append(
+            Problem(column.name, f"value {code!r} is listed both as a value and as missing", code)
+        )
     counts = codes_as_text(series).value_counts()
     unlabelled = [
         Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(int(n))})", str(code))
@@ -108,7 +114,7 @@ def _check_number(column: Column, series: pd.Series) -> list[Problem]:
         absent = int(series.isna().sum())
         if absent:
             problems.append(
-                Problem(column.name, f"{_rows(absent)} have no value; an integer column has none missing")
+                Problem(column.name, f"{_rows_have(absent)} no value; an integer column has none missing")
             )
         finite = numbers[numbers.notna() & np.isfinite(numbers.astype("float64"))]
         fractional = finite[finite != np.floor(finite)]
@@ -116,7 +122,11 @@ def _check_number(column: Column, series: pd.Series) -> list[Problem]:
             column.name,
             "values that are not whole numbers",
             [
-                Problem(column.name, f"value {code_text(v)!r} is not a whole number ({_rows(int(n))})", code_text(v))
+                Problem(
+                    column.name,
+                    f"value {code_text(v)!r} is not a whole number ({_rows(int(n))})",
+                    code_text(v),
+                )
                 for v, n in fractional.value_counts().items()
             ],
         )
@@ -128,13 +138,15 @@ def weight_problems(name: str, series: pd.Series) -> list[Problem]:
     problems = []
     absent = int(numbers.isna().sum())
     if absent:
-        problems.append(Problem(name, f"{_rows(absent)} have no weight; every respondent needs one"))
+        problems.append(Problem(name, f"{_rows_have(absent)} no weight; every respondent needs one"))
     bad = numbers[numbers.notna() & ~(np.isfinite(numbers) & (numbers > 0))]
     problems += _listed(
         name,
         "weights that are not positive and finite",
         [
-            Problem(name, f"weight {code_text(v)!r} is not positive and finite ({_rows(int(n))})", code_text(v))
+            Problem(
+                name, f"weight {code_text(v)!r} is not positive and finite ({_rows(int(n))})", code_text(v)
+            )
             for v, n in bad.value_counts().items()
         ],
     )
@@ -145,7 +157,7 @@ def id_problems(name: str, series: pd.Series) -> list[Problem]:
     problems = []
     absent = int(series.isna().sum())
     if absent:
-        problems.append(Problem(name, f"{_rows(absent)} have no id"))
+        problems.append(Problem(name, f"{_rows_have(absent)} no id"))
     counts = series.dropna().value_counts()
     repeated = counts[counts > 1]
     problems += _listed(
@@ -170,7 +182,9 @@ def target_problems(table: Table, variable: WeightingVariable, frame: pd.DataFra
     problems = []
     absent = int(codes.isna().sum())
     if absent:
-        problems.append(Problem(name, f"{_rows(absent)} have no value; weighting needs one for every respondent"))
+        problems.append(
+            Problem(name, f"{_rows_have(absent)} no value; weighting needs one for every respondent")
+        )
     values = [v.value for v in column.values]
     if variable.recode is not None:
         for code in sorted(set(variable.recode) - set(values)):
@@ -190,16 +204,22 @@ def target_problems(table: Table, variable: WeightingVariable, frame: pd.DataFra
     known = set(values) if variable.recode is None else set(variable.recode.values())
     for category, share in variable.targets.items():
         if category not in known:
-            problems.append(Problem(name, f"target category {category!r} is not a value of the column", category))
-        elif category not in counts.index:
-            problems.append(Problem(name, f"target category {category!r} has no respondents in the data", category))
-        if not (math.isfinite(share) and share > 0):
-            problems.append(Problem(name, f"target for {category!r} is {share!r}; it must be positive", category))
-    for category, n in counts.items():
-        if category not in variable.targets:
             problems.append(
-                Problem(name, f"value {category!r} is in the data ({_rows(int(n))}) but has no target", category)
+                Problem(name, f"target category {category!r} is not a value of the column", category)
             )
+        elif category not in counts.index:
+            problems.append(
+                Problem(name, f"target category {category!r} has no respondents in the data", category)
+            )
+        if not (math.isfinite(share) and share > 0):
+            problems.append(
+                Problem(name, f"target for {category!r} is {share!r}; it must be positive", category)
+            )
+    for found, n in counts.items():
+        code = str(found)
+        if code not in variable.targets:
+            message = f"value {code!r} is in the data ({_rows(int(n))}) but has no target"
+            problems.append(Problem(name, message, code))
     return problems
 
 
@@ -231,9 +251,12 @@ def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
         elif column.role == "id":
             problems += id_problems(column.name, series)
     weighting = spec.weighting
-    if weighting is not None and not absent:
-        if weighting.base_weight and table.column(weighting.base_weight).role != "design_weight":
-            problems += weight_problems(weighting.base_weight, frame[weighting.base_weight])
-        for variable in weighting.variables:
+    if weighting is None:
+        return problems
+    base = weighting.base_weight
+    if base and base not in absent and table.column(base).role != "design_weight":
+        problems += weight_problems(base, frame[base])
+    for variable in weighting.variables:
+        if variable.column not in absent and variable.targets_from_column not in absent:
             problems += target_problems(table, variable, frame)
     return problems

@@ -217,7 +217,9 @@ def _names_in(folder: Traversable | None) -> list[str]:
     if folder is None or not folder.is_dir():
         return []
     # A leading dot marks the staging folder of an `add` under way: never a dataset.
-    return [p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / DICTIONARY_FILE).is_file()]
+    return [
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / DICTIONARY_FILE).is_file()
+    ]
 
 
 def builtin_dataset_names() -> list[str]:
@@ -271,16 +273,30 @@ def load_dictionary(name: str) -> Dataset:
     'Women'
     """
     path = dataset_dir(name) / DICTIONARY_FILE
-    stamp = (os.stat(path).st_mtime_ns, os.stat(path).st_size) if isinstance(path, Path) else None
-    return _parse_dictionary(name, path, stamp)
+    if isinstance(path, Path):
+        status = path.stat()
+        return _parse_dictionary(name, str(path), (status.st_mtime_ns, status.st_size))
+    return _parse_dictionary(name, str(path), None)
 
 
 @cache
-def _parse_dictionary(name: str, path: Traversable, stamp: tuple[int, int] | None) -> Dataset:
+def _parse_dictionary(name: str, where: str, stamp: tuple[int, int] | None) -> Dataset:
+    # Keyed by where the file is and its version (``stamp``); read through the same lookup.
+    path = dataset_dir(name) / DICTIONARY_FILE
     try:
         spec = Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise DictionaryError(f"data dictionary of {name!r} ({path}) is invalid: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise DictionaryError(f"data dictionary {path} is not valid YAML{at}: {problem}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise DictionaryError(
+            f"data dictionary {path} is invalid: {field}: {first['msg']} (got {first.get('input')!r}){more}"
+        ) from exc
     if spec.name != name:
         raise DictionaryError(f"data dictionary {path} names the dataset {spec.name!r}, not {name!r}")
     return spec

@@ -43,6 +43,7 @@ from panelbrain.data.dictionary import (
     DICTIONARY_FILE,
     Column,
     ColumnRole,
+    ColumnType,
     Dataset,
     Table,
     ValueLabel,
@@ -141,7 +142,7 @@ def _read_stat(path: Path, suffix: str, progress: Progress) -> Source:
         chunks = []
         done = 0
         progress("reading", 0, total)
-        for chunk, meta in pyreadstat.read_file_in_chunks(reader, str(path), chunksize=CHUNK_ROWS, **options):
+        for chunk, _ in pyreadstat.read_file_in_chunks(reader, str(path), chunksize=CHUNK_ROWS, **options):
             chunks.append(chunk)
             done += len(chunk)
             progress("reading", done, total)
@@ -192,10 +193,7 @@ def read_source(path: Path, progress: Progress = _no_progress) -> Source:
         )
     progress("reading", 0, None)
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
     except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
@@ -336,8 +334,12 @@ def _draft_column(source: Source, original: str, name: str, notes: list[Note]) -
         numbers = pd.to_numeric(series, errors="coerce")
         numbers = numbers[~codes.isin(missing_codes)]
         finite = numbers.dropna()
-        whole = bool(len(finite)) and bool(np.all(np.isfinite(finite))) and bool((finite == np.floor(finite)).all())
-        kind = "integer" if whole and not numbers.isna().any() and not missing else "numeric"
+        whole = (
+            bool(len(finite))
+            and bool(np.all(np.isfinite(finite)))
+            and bool((finite == np.floor(finite)).all())
+        )
+        kind: ColumnType = "integer" if whole and not numbers.isna().any() and not missing else "numeric"
         if measure in ("nominal", "ordinal") or (
             not source.value_labels and whole and 1 < len(answers) <= CODED_LOOKING
         ):
@@ -445,12 +447,19 @@ def read_targets(path: Path, renamed: dict[str, str], draft: _Draft) -> list[Wei
     for entry in entries:
         column = _resolve_column(str(entry.get("column")), renamed, draft, where)
         if column.type != "categorical":
-            raise BadInputError(f"{where}: {column.name!r} is {column.type}; weighting needs a categorical column")
-        out: dict[str, Any] = {"column": column.name, "source": str(entry.get("source") or f"targets file {path.name}")}
+            raise BadInputError(
+                f"{where}: {column.name!r} is {column.type}; weighting needs a categorical column"
+            )
+        out: dict[str, Any] = {
+            "column": column.name,
+            "source": str(entry.get("source") or f"targets file {path.name}"),
+        }
         recode = entry.get("recode")
         if recode is not None:
             if not isinstance(recode, dict):
-                raise BadInputError(f"{where}: recode of {column.name!r} must map categories to target categories")
+                raise BadInputError(
+                    f"{where}: recode of {column.name!r} must map categories to target categories"
+                )
             out["recode"] = {_category(column, k, where): str(v) for k, v in recode.items()}
         if entry.get("targets_from_column") is not None:
             source = _resolve_column(str(entry["targets_from_column"]), renamed, draft, where)
@@ -485,12 +494,43 @@ def _content_version(path: Path) -> str:
     return f"sha256-{digest.hexdigest()[:16]}"
 
 
+class _Flow(dict[str, Any]):
+    """A mapping written on one line: a value and its label, a set of targets."""
+
+
+class _Dumper(yaml.SafeDumper):
+    # Lists indented under their key, as the built-in dictionaries are written.
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+_Dumper.add_representer(
+    _Flow,
+    lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True),
+)
+
+
+def dictionary_yaml(spec: Dataset) -> str:
+    """``spec`` as YAML in the built-in dictionaries' layout: one value per line."""
+    document = spec.model_dump(mode="json", exclude_defaults=True)
+    for table in document["tables"]:
+        for column in table["columns"]:
+            for key in ("values", "missing"):
+                if key in column:
+                    column[key] = [_Flow(v) for v in column[key]]
+    for variable in document.get("weighting", {}).get("variables", []):
+        for key in ("targets", "recode"):
+            if key in variable:
+                variable[key] = _Flow(variable[key])
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
 HEADER = """\
-# Drafted by `panelbrain datasets add` from {file} ({kind}). Review it: labels, synonyms (words
-# a question may use for a column or a value), wording, source and licence. Then
-# `panelbrain datasets check {name}`: a dataset is served only while its check passes.
-# data_version is the SHA-256 of {data} (first 16 hex digits): it keys the result cache, so
-# replace it whenever the data file changes.
+# Drafted by `panelbrain datasets add` from {file} ({kind}). Review it: labels,
+# synonyms (words a question may use for a column or a value), wording, source and
+# licence; then `panelbrain datasets check {name}`: a dataset is served only while its
+# check passes. data_version is the SHA-256 of {data} (first 16 hex digits): it
+# keys the result cache, so replace it whenever the data file changes.
 """
 
 
@@ -580,7 +620,9 @@ def add_dataset(
     }
     if variables:
         weighting = Weighting(
-            table=table_name, base_weight=renamed.get(weight, weight) if weight else None, variables=tuple(variables)
+            table=table_name,
+            base_weight=renamed.get(weight, weight) if weight else None,
+            variables=tuple(variables),
         )
         spec_document["weighting"] = weighting.model_dump(mode="json", exclude_defaults=True)
         spec = Dataset.model_validate(spec_document)
@@ -597,19 +639,21 @@ def add_dataset(
         spec_document["data_version"] = _content_version(data_file)
         spec = Dataset.model_validate(spec_document)
         text = HEADER.format(file=path.name, kind=source.kind, name=name, data=data_file.name)
-        text += yaml.safe_dump(
-            spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True, width=100
-        )
+        text += dictionary_yaml(spec)
         (staging / DICTIONARY_FILE).write_text(text, encoding="utf-8")
         progress("checking", 0, None)
         # The check reads the file back as every reader will (DuckDB), not the frame in memory.
         problems = check_dataset(spec, read_file(data_file))
         target = home / name
         if target.exists():
-            raise BadInputError(f"a dataset named {name!r} appeared at {target} meanwhile; choose another --name")
+            raise BadInputError(
+                f"a dataset named {name!r} appeared at {target} meanwhile; choose another --name"
+            )
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    moved = {original: safe for original, safe in renamed.items() if original != safe and original in draft.keep}
+    moved = {
+        original: safe for original, safe in renamed.items() if original != safe and original in draft.keep
+    }
     return Added(name, target, spec, len(stored), moved, draft.notes, problems)
