@@ -147,7 +147,9 @@ def _read_stat(path: Path, suffix: str, progress: Progress) -> Source:
             done += len(chunk)
             progress("reading", done, total)
     except _stat_error_types() as exc:
-        raise BadInputError(f"cannot read {str(path)!r} as a {kind} file: {_first_line(exc)}") from None
+        raise BadInputError(
+            f"cannot read {str(path)!r}: not a readable {kind} file ({_first_line(exc)})"
+        ) from None
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=meta.column_names)
     value_labels = {
         column: {code_text(code): str(label) for code, label in labels.items()}
@@ -198,7 +200,9 @@ def read_source(path: Path, progress: Progress = _no_progress) -> Source:
         frame = pd.DataFrame()
     except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
         kind = "CSV" if suffix == ".csv" else "Parquet"
-        raise BadInputError(f"cannot read {str(path)!r} as a {kind} file: {_first_line(exc)}") from None
+        raise BadInputError(
+            f"cannot read {str(path)!r}: not a readable {kind} file ({_first_line(exc)})"
+        ) from None
     progress("reading", len(frame), len(frame))
     return Source(path=path, kind="CSV" if suffix == ".csv" else "Parquet", frame=frame)
 
@@ -401,9 +405,13 @@ def _with_role(draft: _Draft, name: str, role: ColumnRole, kind: str | None = No
 
 
 def _refuse(where: str, problems: list[Problem]) -> None:
+    """Raise the first problem, named by the option or file at fault (``where``)."""
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise BadInputError(f"{where}: {problems[0]}{more}")
+        first = problems[0]
+        # An option names its column already: "--weight 'w': weight '0' is not positive ...".
+        text = first.message if first.column and repr(first.column) in where else str(first)
+        raise BadInputError(f"{where}: {text}{more}")
 
 
 def _category(column: Column, text: Any, where: str) -> str:
