@@ -426,6 +426,17 @@ def _category(column: Column, text: Any, where: str) -> str:
     raise BadInputError(f"{where}: {column.name!r} has no category {wanted!r} (its values: {known})")
 
 
+class _NoBoolLoader(yaml.SafeLoader):
+    """YAML without its 1.1 booleans: in a targets file ``{Yes: 0.4, No: 0.6}`` names the
+    categories Yes and No, not true and false."""
+
+
+_NoBoolLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_targets(path: Path, renamed: dict[str, str], draft: _Draft) -> list[WeightingVariable]:
     """A targets file, its columns and categories resolved against the draft (by name or label).
 
@@ -437,7 +448,7 @@ def read_targets(path: Path, renamed: dict[str, str], draft: _Draft) -> list[Wei
     if not path.is_file():
         raise BadInputError(f"{where} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoBoolLoader)
     except (yaml.YAMLError, UnicodeError) as exc:
         raise BadInputError(f"{where} is not valid YAML: {_first_line(exc)}") from None
     if isinstance(raw, dict) and "variables" in raw:
