@@ -209,3 +209,42 @@ def test_an_edited_dictionary_is_read_again(home: Path, tmp_path: Path) -> None:
         dictionary.read_text().replace("label: Grp\n", "label: Group\n        synonyms: [team]\n")
     )
     assert load_dictionary("edited").main_table.column("grp").synonyms == ("team",)
+
+
+WRITERS = {
+    "zsav": lambda frame, path: pyreadstat.write_sav(
+        frame,
+        path,
+        compress=True,
+        column_labels={"q1": "Q one"},
+        variable_value_labels={"q1": {1: "Yes", 2: "No"}},
+    ),
+    "por": lambda frame, path: pyreadstat.write_por(frame, path),
+    "xpt": lambda frame, path: pyreadstat.write_xport(frame, path, column_labels={"q1": "Q one"}),
+    "sas7bdat": lambda frame, path: pyreadstat.write_sas7bdat(frame, path),
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(WRITERS))
+def test_every_statistical_format_is_read_in_chunks(
+    home: Path, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a file of 25 rows in the format, read 10 rows at a time
+    monkeypatch.setattr("panelbrain.data.importer.CHUNK_ROWS", 10)
+    frame = pd.DataFrame({"q1": [1.0, 2.0] * 12 + [1.0], "age": [float(20 + i) for i in range(25)]})
+    path = tmp_path / f"survey.{suffix}"
+    WRITERS[suffix](frame, str(path))
+    seen: list[tuple[str, int]] = []
+    # WHEN it is added
+    added = add_dataset(
+        path, f"survey_{suffix}", progress=lambda stage, done, total: seen.append((stage, done))
+    )
+    # THEN every row arrives, in chunks the progress bar follows, and the dataset is served
+    assert [done for stage, done in seen if stage == "reading"] == [0, 10, 20, 25]
+    data = load_dataset(f"survey_{suffix}")
+    assert len(data.frame) == 25 and data.frame.age.sum() == frame.age.sum()
+    assert set(data.table.column_names) == {"q1", "age"}  # .por's upper-case names made lower case
+    if suffix == "zsav":
+        assert [v.label for v in data.table.column("q1").values] == ["Yes", "No"]
+    if suffix in ("zsav", "xpt"):
+        assert data.table.column("q1").label == "Q one"
