@@ -302,10 +302,7 @@ def _draft_column(source: Source, original: str, name: str, notes: list[Note]) -
     if _is_temporal(series):
         notes.append(Note("dates and times are not exposed", name))
         return None
-    label = source.labels.get(original)
-    if not label:
-        notes.append(Note("no variable label (label drafted from the name)", name))
-    label = label or _humanised(name)
+    label = source.labels.get(original) or _humanised(name)
     codes = codes_as_text(series)
     present = [c for c in pd.unique(codes.dropna())]
     ranges = source.missing_ranges.get(original, [])
@@ -378,6 +375,8 @@ def _draft_columns(source: Source, renamed: dict[str, str]) -> _Draft:
     keep: list[str] = []
     for original in source.frame.columns:
         column = _draft_column(source, str(original), renamed[str(original)], notes)
+        if column is not None and not source.labels.get(str(original)):
+            notes.append(Note("no variable label (label drafted from the name)", column.name))
         if column is not None:
             columns.append(column)
             keep.append(str(original))
@@ -482,6 +481,8 @@ def read_targets(path: Path, renamed: dict[str, str], draft: _Draft) -> list[Wei
             out["recode"] = {_category(column, k, where): str(v) for k, v in recode.items()}
         if entry.get("targets_from_column") is not None:
             source = _resolve_column(str(entry["targets_from_column"]), renamed, draft, where)
+            if source.type == "categorical":
+                raise BadInputError(f"{where}: targets_from_column {source.name!r} must hold numbers")
             out["targets_from_column"] = source.name
         shares = entry.get("targets")
         if shares is not None:
@@ -595,8 +596,10 @@ def add_dataset(
 
     if weight is not None:
         column = _resolve_column(weight, renamed, draft, "--weight")
-        if not pd.api.types.is_numeric_dtype(stored[column.name]):
-            raise BadInputError(f"--weight {column.name!r} holds text, not weights")
+        if column.type == "categorical" or not pd.api.types.is_numeric_dtype(stored[column.name]):
+            raise BadInputError(
+                f"--weight {column.name!r} holds categories (text or labelled codes), not weights"
+            )
         _refuse(f"--weight {column.name!r}", weight_problems(column.name, stored[column.name]))
         _with_role(draft, column.name, "design_weight", "numeric")
     if id_column is not None:
