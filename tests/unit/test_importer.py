@@ -236,7 +236,7 @@ def test_every_statistical_format_is_read_in_chunks(
     WRITERS[suffix](frame, str(path))
     seen: list[tuple[str, int]] = []
     # WHEN it is added
-    added = add_dataset(
+    add_dataset(
         path, f"survey_{suffix}", progress=lambda stage, done, total: seen.append((stage, done))
     )
     # THEN every row arrives, in chunks the progress bar follows, and the dataset is served

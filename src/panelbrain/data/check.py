@@ -54,15 +54,11 @@ def code_text(value: Any) -> str:
 
 def codes_as_text(series: pd.Series) -> pd.Series:
     """A column's values as dictionary codes (object dtype, None where missing); blank strings
-    count as missing, as in SPSS string variables."""
-    mask = series.notna()
-    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-        mask &= series.astype("string").str.strip().ne("").fillna(False).astype(bool)
-    present = series[mask]
-    mapping = {value: code_text(value) for value in pd.unique(present)}
-    out = pd.Series(None, index=series.index, dtype=object)
-    out[mask] = present.map(mapping).astype(object)
-    return out
+    count as missing, as in SPSS string variables. Each distinct value is converted once."""
+    positions, uniques = pd.factorize(series, use_na_sentinel=True)
+    texts = [None if isinstance(u, str) and not u.strip() else code_text(u) for u in uniques]
+    table = np.array([*texts, None], dtype=object)  # position -1 (missing) reads the last entry
+    return pd.Series(table[positions], index=series.index, dtype=object)
 
 
 def _listed(column: str, kind: str, items: list[Problem]) -> list[Problem]:
@@ -90,11 +86,12 @@ def _check_categorical(column: Column, series: pd.Series) -> list[Problem]:
         problems.append(
             Problem(column.name, f"value {code!r} is listed both as a value and as missing", code)
         )
+    known = set(listed) | missing_codes
     counts = codes_as_text(series).value_counts()
     unlabelled = [
         Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(int(n))})", str(code))
         for code, n in counts.items()
-        if code not in listed and code not in missing_codes
+        if code not in known
     ]
     return problems + _listed(column.name, "values without a label", unlabelled)
 

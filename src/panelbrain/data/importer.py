@@ -304,10 +304,10 @@ def _draft_column(source: Source, original: str, name: str, notes: list[Note]) -
         return None
     label = source.labels.get(original) or _humanised(name)
     codes = codes_as_text(series)
-    present = [c for c in pd.unique(codes.dropna())]
+    present = list(pd.unique(codes.dropna()))
     ranges = source.missing_ranges.get(original, [])
     labelled = source.value_labels.get(original, {})
-    missing_codes = sorted({c for c in [*labelled, *present] if _in_ranges(c, ranges)})
+    missing_codes = sorted({c for c in [*labelled, *present] if _in_ranges(c, ranges)}) if ranges else []
     missing = tuple(ValueLabel(value=c, label=labelled.get(c, c)) for c in _code_order(missing_codes))
     if missing:
         shown = ", ".join(f"{v.value} {v.label!r}" for v in missing)
