@@ -367,3 +367,29 @@ def test_add_refuses_a_name_already_added(tmp_path: Path) -> None:
     again = run("datasets", "add", str(FIXTURES / "ces11.dta"), "--name", "mine", datasets=home)
     assert_one_line_error(again, "a dataset named 'mine' exists (already added)")
     assert sorted(p.name for p in home.rglob("*")) == before
+
+
+def test_an_added_table_is_queried_by_its_own_name(tmp_path: Path) -> None:
+    # GIVEN a CSV added under a table name of its own, with names SQL cannot use bare (a space, a
+    # keyword)
+    home = tmp_path / "datasets"
+    path = tmp_path / "wave.csv"
+    pd.DataFrame({"Resp ID": range(1, 7), "Group": ["a", "b"] * 3}).to_csv(path, index=False)
+    added = run("datasets", "add", str(path), "--name", "wave", "--table", "respondents", datasets=home)
+    assert added.returncode == 0, added.stderr
+    for name in ("Resp ID", "resp_id", "Group", "group_"):  # the renames are reported
+        assert name in added.stdout
+    # WHEN it is queried in SQL by the table's and the column's new names
+    result = run(
+        "sql",
+        "SELECT group_, count(*) AS n FROM respondents GROUP BY 1 ORDER BY 1",
+        "--dataset",
+        "wave",
+        "--json",
+        datasets=home,
+    )
+    # THEN the rows come back
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == [{"group_": "a", "n": 3}, {"group_": "b", "n": 3}]
+    listing = run("datasets", datasets=home)
+    assert "(added, " in listing.stdout and "(built in)" in listing.stdout
