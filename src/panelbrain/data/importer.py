@@ -594,8 +594,10 @@ def add_dataset(
         raise BadInputError(f"{str(path)!r}: no column can be exposed (only free text or dates)")
     stored = frame[draft.keep].rename(columns=renamed)
 
+    weight_name = None
     if weight is not None:
         column = _resolve_column(weight, renamed, draft, "--weight")
+        weight_name = column.name
         if column.type == "categorical" or not pd.api.types.is_numeric_dtype(stored[column.name]):
             raise BadInputError(
                 f"--weight {column.name!r} holds categories (text or labelled codes), not weights"
@@ -612,11 +614,11 @@ def add_dataset(
     for variable in variables:
         if variable.targets_from_column:
             _with_role(draft, variable.targets_from_column, "auxiliary")
-    if weight is not None and not variables:
+    if weight_name is not None and not variables:
         draft.notes.append(
             Note(
                 "weighting",
-                renamed.get(weight, weight),
+                weight_name,
                 "a design weight without --targets is recorded but not applied: estimates are weighted "
                 "only to targets (add a weighting section, or add again with --targets)",
             )
@@ -641,19 +643,18 @@ def add_dataset(
         ],
     }
     if variables:
-        weighting = Weighting(
-            table=table_name,
-            base_weight=renamed.get(weight, weight) if weight else None,
-            variables=tuple(variables),
-        )
+        weighting = Weighting(table=table_name, base_weight=weight_name, variables=tuple(variables))
         spec_document["weighting"] = weighting.model_dump(mode="json", exclude_defaults=True)
-        spec = Dataset.model_validate(spec_document)
-        problems = [p for v in spec.weighting.variables for p in target_problems(spec.main_table, v, stored)]  # type: ignore[union-attr]
+        drafted = Dataset.model_validate(spec_document).main_table
+        problems = [p for v in weighting.variables for p in target_problems(drafted, v, stored)]
         _refuse(f"targets file {str(targets)!r}", problems)
     draft.notes.append(Note("source and licence are not in the file: fill them in", DICTIONARY_FILE))
 
-    home.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".adding-{name}-", dir=home))
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".adding-{name}-", dir=home))
+    except OSError as exc:
+        raise BadInputError(f"cannot write to the datasets directory {str(home)!r}: {exc.strerror}") from None
     try:
         progress("writing", 0, None)
         data_file = staging / f"{table_name}.parquet"
