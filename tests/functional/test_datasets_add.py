@@ -393,3 +393,26 @@ def test_an_added_table_is_queried_by_its_own_name(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["rows"] == [{"group_": "a", "n": 3}, {"group_": "b", "n": 3}]
     listing = run("datasets", datasets=home)
     assert "(added, " in listing.stdout and "(built in)" in listing.stdout
+
+
+def test_a_synonym_added_by_hand_is_understood(added: Path, uncached: LocalEngine) -> None:
+    # GIVEN the .sav added afresh, and a question using a word its labels do not have
+    result = run("datasets", "add", str(FIXTURES / "ces11.sav"), "--name", "own_synonyms", datasets=added)
+    assert result.returncode == 0, result.stderr
+    question = "What share say religion is very important among women?"
+    before = ask(uncached, question, dataset="own_synonyms")
+    assert any("could not place 'religion'" in reason for reason in before["confidence_reasons"])
+    # WHEN the analyst adds the word as a synonym of the column, by editing the dictionary
+    path = added / "own_synonyms" / "dictionary.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace(
+            "label: Importance of religion\n", "label: Importance of religion\n        synonyms: [religion]\n"
+        )
+    )
+    uncached.clear_table("ResultCacheTable")
+    after = ask(uncached, question, dataset="own_synonyms")
+    # THEN every word is placed, and the estimate is the same
+    assert not any("could not place" in reason for reason in after["confidence_reasons"])
+    assert after["confidence"] > before["confidence"]
+    assert after["table"][0]["estimate"] == pytest.approx(before["table"][0]["estimate"], abs=1e-12)
