@@ -236,9 +236,7 @@ def test_every_statistical_format_is_read_in_chunks(
     WRITERS[suffix](frame, str(path))
     seen: list[tuple[str, int]] = []
     # WHEN it is added
-    add_dataset(
-        path, f"survey_{suffix}", progress=lambda stage, done, total: seen.append((stage, done))
-    )
+    add_dataset(path, f"survey_{suffix}", progress=lambda stage, done, total: seen.append((stage, done)))
     # THEN every row arrives, in chunks the progress bar follows, and the dataset is served
     assert [done for stage, done in seen if stage == "reading"] == [0, 10, 20, 25]
     data = load_dataset(f"survey_{suffix}")

@@ -117,8 +117,8 @@ def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None)
         )
     # The dictionary decides how the rows read (missing codes, values), so a cached copy of the
     # typed rows is keyed by the dictionary's text as well as the data's version.
-    wording = hashlib.sha256((dataset_dir(name) / DICTIONARY_FILE).read_bytes()).hexdigest()[:12]
-    return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}-{wording}")
+    digest = hashlib.sha256((dataset_dir(name) / DICTIONARY_FILE).read_bytes()).hexdigest()[:12]
+    return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}-{digest}")
 
 
 def default_targets(data: LoadedDataset) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
