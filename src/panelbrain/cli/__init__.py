@@ -35,6 +35,7 @@ app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
+app.add_typer(data.datasets_app, name="datasets")
 for command in (
     ask.ask,
     ask.serve,
@@ -42,7 +43,6 @@ for command in (
     planning.capacity,
     planning.cost,
     planning.simulate,
-    data.datasets,
     data.sql,
     data.rake,
     data.tabulate,

@@ -12,25 +12,129 @@ import typer
 from panelbrain.cli.common import DatasetOption, JsonOption, SeOption, emit_json, err, se_method
 from panelbrain.errors import BadInputError
 
+datasets_app = typer.Typer(
+    help="The datasets: list them (built in and added), add your own survey, check one.",
+    invoke_without_command=True,
+)
 
-def datasets(as_json: JsonOption = False) -> None:
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
+    if ctx.invoked_subcommand is not None:
+        return
     from panelbrain.cli.present import datasets_view
     from panelbrain.data.catalog import default_targets, load_dataset
-    from panelbrain.data.dictionary import dataset_names, load_dictionary
+    from panelbrain.data.check import DatasetCheckError
+    from panelbrain.data.dictionary import builtin_dataset_names, dataset_dir, dataset_names, load_dictionary
+    from panelbrain.errors import DictionaryError
 
+    builtin = set(builtin_dataset_names())
     documents = []
     for name in dataset_names():
-        spec = load_dictionary(name)
-        loaded = load_dataset(name, rows=1000) if spec.generated else load_dataset(name)
-        targets, _ = default_targets(loaded) if spec.weighting else ({}, None)
-        doc = spec.model_dump(mode="json")
-        doc["resolved_targets"] = targets
+        origin = (
+            {"origin": "built-in"} if name in builtin else {"origin": "added", "path": str(dataset_dir(name))}
+        )
+        try:
+            spec = load_dictionary(name)
+        except DictionaryError as exc:
+            if name in builtin:
+                raise
+            documents.append({"name": name, **origin, "problems": [exc.message]})
+            continue
+        doc = spec.model_dump(mode="json") | origin
+        try:
+            loaded = load_dataset(name, rows=1000) if spec.generated else load_dataset(name)
+        except DatasetCheckError as exc:
+            doc |= {"resolved_targets": {}, "problems": exc.detail["problems"]}
+        else:
+            targets, _ = default_targets(loaded) if spec.weighting else ({}, None)
+            doc |= {"resolved_targets": targets, "problems": []}
         documents.append(doc)
     if as_json:
         emit_json({"datasets": documents})
         return
     datasets_view(documents)
+
+
+@datasets_app.command("add")
+def datasets_add(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="The survey: .sav .zsav .por .dta .sas7bdat .xpt .csv or .parquet."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", help="The dataset's name (lower case, SQL-safe).")],
+    weight: Annotated[str | None, typer.Option("--weight", help="Column of design weights.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id", help="Column of respondent ids.")] = None,
+    targets: Annotated[
+        Path | None,
+        typer.Option("--targets", help="YAML: weighting targets by column and category (value or label)."),
+    ] = None,
+    table: Annotated[str | None, typer.Option("--table", help="Table name in SQL (default: NAME).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add your own survey: draft its dictionary from the file's labels, store it as Parquet."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from panelbrain.cli.present import added_document, added_view
+    from panelbrain.data.importer import add_dataset
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("reading", total=None)
+
+        def progress(stage: str, done: int, total: int | None) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        added = add_dataset(
+            file, name, weight=weight, id_column=id_column, targets=targets, table=table, progress=progress
+        )
+    if as_json:
+        emit_json(added_document(added))
+        return
+    added_view(added)
+
+
+@datasets_app.command("check")
+def datasets_check(
+    name: Annotated[str, typer.Argument(help="Dataset name (see `panelbrain datasets`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check a dataset's dictionary against its data; exit 2 naming each problem."""
+    import contextlib
+
+    from panelbrain.cli.present import check_view
+    from panelbrain.data.catalog import read_table
+    from panelbrain.data.check import Problem, check_dataset
+    from panelbrain.data.dictionary import load_dictionary
+    from panelbrain.errors import DictionaryError
+
+    try:
+        spec = load_dictionary(name)
+    except DictionaryError as exc:
+        raise BadInputError(exc.message) from None
+    if spec.generated is not None:
+        problems: list[Problem] = []  # generated by code, not read from a file
+    else:
+        with contextlib.nullcontext() if as_json else err.status(f"checking {name}..."):
+            problems = check_dataset(spec, read_table(name))
+    if as_json:
+        emit_json(
+            {
+                "dataset": name,
+                "ok": not problems,
+                "problems": [{"column": p.column, "value": p.value, "message": str(p)} for p in problems],
+            }
+        )
+    else:
+        check_view(name, problems)
+    if problems:
+        raise BadInputError(
+            f"dataset {name!r} fails its check ({len(problems)} problem{'s' if len(problems) > 1 else ''}): "
+            "it is not served until they are fixed"
+        )
 
 
 def sql(

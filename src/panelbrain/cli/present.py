@@ -16,9 +16,11 @@ from rich.table import Table
 from panelbrain.cli.common import err, out
 
 if TYPE_CHECKING:
+    from panelbrain.data.check import Problem
     from panelbrain.data.dictionary import Table as DictionaryTable
     from panelbrain.data.engine import QueryResult
     from panelbrain.data.estimates import EstimateTable
+    from panelbrain.data.importer import Added
     from panelbrain.data.weighting import RakeReport
     from panelbrain.local.invoke import InvokeResult
 
@@ -190,7 +192,15 @@ def simulation_view(result: dict[str, Any], *, days: float, queries_per_day: flo
 def datasets_view(documents: list[dict[str, Any]]) -> None:
     """Each dataset's description, its tables' columns, and its default weighting targets."""
     for doc in documents:
-        out.rule(f"[bold]{doc['name']}[/] — {doc['title']}")
+        origin = "built in" if doc["origin"] == "built-in" else f"added, {doc['path']}"
+        out.rule(f"[bold]{doc['name']}[/] — {doc.get('title', '')} [dim]({origin})[/]")
+        if doc["problems"]:
+            out.print(
+                f"[bold red]Not served:[/] {len(doc['problems'])} problem(s); "
+                f"`panelbrain datasets check {doc['name']}` lists them. First: {doc['problems'][0]}"
+            )
+        if "tables" not in doc:  # a dictionary that does not parse
+            continue
         out.print(doc["description"])
         out.print(f"[dim]Source:[/] {doc['source']}")
         out.print(f"[dim]Licence:[/] {doc['licence']}   [dim]Data version:[/] {doc['data_version']}")
@@ -213,7 +223,7 @@ def datasets_view(documents: list[dict[str, Any]]) -> None:
                     ", ".join(col["synonyms"]),
                 )
             out.print(grid)
-        if doc["weighting"]:
+        if doc["weighting"] and doc["resolved_targets"]:
             grid = Table(title="default weighting targets")
             for head in ("variable", "targets", "source"):
                 grid.add_column(head, overflow="fold")
@@ -225,6 +235,66 @@ def datasets_view(documents: list[dict[str, Any]]) -> None:
             out.print(grid)
             if doc["weighting"]["base_weight"]:
                 out.print(f"[dim]Raking starts from the design weight[/] {doc['weighting']['base_weight']}")
+
+
+def added_document(added: Added) -> dict[str, Any]:
+    """The ``--json`` document of ``panelbrain datasets add``."""
+    return {
+        "dataset": added.name,
+        "path": str(added.path),
+        "rows": added.rows,
+        "columns": len(added.spec.main_table.columns),
+        "data_version": added.spec.data_version,
+        "renamed": added.renamed,
+        "notes": [{"kind": n.kind, "column": n.column, "detail": n.detail} for n in added.notes],
+        "served": not added.problems,
+        "problems": [{"column": p.column, "value": p.value, "message": str(p)} for p in added.problems],
+    }
+
+
+def added_view(added: Added) -> None:
+    """What ``add`` wrote, what it changed, what it could not infer, and whether it is served."""
+    table = added.spec.main_table
+    out.print(
+        f"[bold]added {added.name}[/]: {added.rows:,} rows, {len(table.columns)} columns, "
+        f"table {table.name}, data version {added.spec.data_version}"
+    )
+    out.print(
+        f"[dim]dictionary:[/] {added.path / 'dictionary.yaml'}   [dim]data:[/] {added.path / str(table.file)}"
+    )
+    if added.renamed:
+        grid = Table(title="names made SQL-safe")
+        grid.add_column("in the file")
+        grid.add_column("in SQL and the dictionary")
+        for original, safe in added.renamed.items():
+            grid.add_row(original, safe)
+        out.print(grid)
+    if added.notes:
+        grid = Table(title="what the file did not say (review dictionary.yaml)")
+        for head in ("what", "column", "detail"):
+            grid.add_column(head, overflow="fold")
+        for note in added.notes:
+            grid.add_row(note.kind, note.column, note.detail)
+        out.print(grid)
+    if added.problems:
+        out.print(
+            f"[bold red]Not served until fixed:[/] {len(added.problems)} problem(s); edit "
+            f"{added.path / 'dictionary.yaml'}, then `panelbrain datasets check {added.name}`"
+        )
+        for problem in added.problems:
+            out.print(f"  - {problem}")
+    else:
+        out.print(f"[green]check passed:[/] ask with --dataset {added.name}")
+
+
+def check_view(name: str, problems: list[Problem]) -> None:
+    """Each problem of ``datasets check``, or that there is none."""
+    if not problems:
+        out.print(f"[green]{name}: the dictionary and the data agree[/]")
+        return
+    out.print(f"[bold red]{name}: {len(problems)} problem(s)[/]")
+    for problem in problems:
+        out.print(f"  - {problem}")
 
 
 def sql_document(result: QueryResult) -> dict[str, Any]:

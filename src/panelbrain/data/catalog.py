@@ -1,13 +1,22 @@
-"""The datasets panelbrain ships: their frames, their default targets, their weights."""
+"""The datasets: their frames, their default targets, their weights.
+
+A dataset's table is a ``.csv`` or ``.parquet`` file beside its dictionary (built in, or added
+with ``panelbrain datasets add``); each is checked against its dictionary when it is loaded, and
+one that fails is never served.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
+import duckdb
 import pandas as pd
 
-from panelbrain.data.dictionary import Dataset, Table, load_dictionary
+from panelbrain.data.check import DatasetCheckError, check_dataset, codes_as_text
+from panelbrain.data.dictionary import DICTIONARY_FILE, Dataset, Table, dataset_dir, load_dictionary
 from panelbrain.data.synthetic import generate_panel
 from panelbrain.data.weighting import Cap, RakeResult, rake
 from panelbrain.errors import DictionaryError
@@ -36,8 +45,11 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
         series = frame[column.name]
         if column.type == "categorical":
             categories = [v.value for v in column.values]
-            typed = pd.Categorical(series.astype("string"), categories=categories)
-            unknown = series[typed.isna() & series.notna()]
+            codes = codes_as_text(series)
+            # The source's missing codes ("Don't know") are no answer: missing, like a blank.
+            codes = codes.where(~codes.isin([v.value for v in column.missing]), None)
+            typed = pd.Categorical(codes, categories=categories)
+            unknown = codes[pd.isna(typed) & codes.notna()]
             if len(unknown):
                 raise DictionaryError(
                     f"{dataset}: value {unknown.iloc[0]!r} of {column.name!r} is not in the dictionary"
@@ -46,12 +58,40 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
         elif column.type == "integer":
             out[column.name] = series.astype("int64")
         else:
-            out[column.name] = series.astype("float64")
+            numbers = pd.to_numeric(series).astype("float64")
+            if column.missing:
+                numbers = numbers.mask(codes_as_text(series).isin([v.value for v in column.missing]))
+            out[column.name] = numbers
     return pd.DataFrame(out, index=frame.index)
 
 
+def read_file(path: Traversable) -> pd.DataFrame:
+    """A table file as stored (``.parquet`` or ``.csv``)."""
+    with resources.as_file(path) as local:
+        if local.suffix.lower() == ".parquet":
+            # DuckDB reads Parquet itself: the data functions' layer has no pyarrow (ADR 0019).
+            with duckdb.connect() as con:
+                return con.execute("SELECT * FROM read_parquet(?)", [str(local)]).df()
+        return pd.read_csv(local)
+
+
+def read_table(name: str) -> pd.DataFrame:
+    """A file-backed dataset's main table as stored, before any typing or checking."""
+    spec = load_dictionary(name)
+    table = spec.main_table
+    if table.file is None:
+        raise DictionaryError(f"{name}: table {table.name!r} names no file")
+    return read_file(dataset_dir(name) / table.file)
+
+
 def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None) -> LoadedDataset:
-    """Load a shipped dataset's main table; ``rows`` and ``seed`` apply to generated ones.
+    """Load a dataset's main table, checked and typed; ``rows`` and ``seed`` apply to generated
+    ones.
+
+    Raises
+    ------
+    DatasetCheckError
+        The data disagrees with its dictionary (``panelbrain datasets check NAME`` lists how).
 
     Examples
     --------
@@ -65,12 +105,20 @@ def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None)
         seed = spec.generated.seed if seed is None else seed
         frame = generate_panel(rows, seed)
         return LoadedDataset(spec, frame, f"{name}-{spec.data_version}-{rows}-{seed}")
-    if table.file is None:
-        raise DictionaryError(f"{name}: table {table.name!r} names no file")
-    path = resources.files("panelbrain.data") / "datasets" / name / table.file
-    with resources.as_file(path) as local:
-        raw = pd.read_csv(local)
-    return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}")
+    raw = read_table(name)
+    problems = check_dataset(spec, raw)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DatasetCheckError(
+            f"dataset {name!r} fails its check, so it is not served: {problems[0]}{more}; "
+            f"`panelbrain datasets check {name}` lists every problem",
+            dataset=name,
+            problems=[str(p) for p in problems],
+        )
+    # The dictionary decides how the rows read (missing codes, values), so a cached copy of the
+    # typed rows is keyed by the dictionary's text as well as the data's version.
+    digest = hashlib.sha256((dataset_dir(name) / DICTIONARY_FILE).read_bytes()).hexdigest()[:12]
+    return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}-{digest}")
 
 
 def default_targets(data: LoadedDataset) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:

@@ -3,12 +3,21 @@
 A dictionary is the contract between the data and everything that reads it: the SQL guard
 allows only the tables and columns it lists, the offline agent resolves words through its labels
 and synonyms, and the weight applier takes its default targets from it.
+
+Datasets live in two places with one layout, ``<folder>/<name>/dictionary.yaml`` beside the data
+file its table names: the datasets built into the package, and the local datasets directory that
+``panelbrain datasets add`` writes (``PANELBRAIN_DATASETS``, else ``$XDG_DATA_HOME/panelbrain/
+datasets``, else ``~/.local/share/panelbrain/datasets``). :func:`dataset_dir` is the one place
+that decides where a dataset's files are.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Literal
 
 import yaml
@@ -59,6 +68,9 @@ class Column(_Model):
     description: str = ""
     synonyms: tuple[str, ...] = ()
     values: tuple[ValueLabel, ...] = ()
+    # Codes that mean "no answer" (a fieldwork file's user-missing codes: "Don't know" 8): read
+    # as missing, so they are never counted as an answer nor listed among the values.
+    missing: tuple[ValueLabel, ...] = ()
     unit: str = ""
     role: ColumnRole | None = None
     wording: Wording | None = None
@@ -173,35 +185,118 @@ class Dataset(_Model):
         return self.tables[0]
 
 
-def dataset_names() -> list[str]:
+DICTIONARY_FILE = "dictionary.yaml"
+
+
+def builtin_datasets_dir() -> Traversable:
+    """The datasets shipped inside the package."""
+    return resources.files("panelbrain.data") / "datasets"
+
+
+def local_datasets_dir() -> Path | None:
+    """Where ``panelbrain datasets add`` keeps datasets: ``PANELBRAIN_DATASETS``, else the XDG
+    data directory (``$XDG_DATA_HOME`` or ``~/.local/share``) under ``panelbrain/datasets``.
+
+    None when neither the variables nor a home directory say where (a Lambda sandbox has no
+    home): then only the built-in datasets exist.
+    """
+    explicit = os.environ.get("PANELBRAIN_DATASETS")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec: a relative $XDG_DATA_HOME is invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "panelbrain" / "datasets"
+    try:
+        return Path.home() / ".local" / "share" / "panelbrain" / "datasets"
+    except RuntimeError:
+        return None
+
+
+def _names_in(folder: Traversable | None) -> list[str]:
+    if folder is None or not folder.is_dir():
+        return []
+    # A leading dot marks the staging folder of an `add` under way: never a dataset.
+    return [
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / DICTIONARY_FILE).is_file()
+    ]
+
+
+def builtin_dataset_names() -> list[str]:
     """Names of the datasets shipped with panelbrain, sorted."""
-    root = resources.files("panelbrain.data") / "datasets"
-    return sorted(p.name for p in root.iterdir() if (p / "dictionary.yaml").is_file())
+    return sorted(_names_in(builtin_datasets_dir()))
 
 
-@cache
-def load_dictionary(name: str) -> Dataset:
-    """Load and validate the data dictionary of the dataset ``name``.
+def dataset_names() -> list[str]:
+    """Names of every dataset, built in or added locally, sorted."""
+    return sorted(set(builtin_dataset_names()) | set(_names_in(local_datasets_dir())))
+
+
+def dataset_dir(name: str) -> Traversable:
+    """The folder holding the dataset ``name``: its ``dictionary.yaml`` and its data file.
+
+    The one lookup every reader goes through. A built-in dataset wins over a local folder of
+    the same name (``datasets add`` refuses such names, so that only happens by hand).
 
     Raises
     ------
     DatasetNotFoundError
-        No dataset of that name ships with panelbrain.
+        No dataset of that name, built in or local.
+    """
+    builtin = builtin_datasets_dir() / name
+    if name in builtin_dataset_names():
+        return builtin
+    local = local_datasets_dir()
+    if local is not None and not name.startswith(".") and (local / name / DICTIONARY_FILE).is_file():
+        return local / name
+    raise DatasetNotFoundError(
+        f"unknown dataset {name!r}; available: {', '.join(dataset_names())}",
+        dataset=name,
+    )
+
+
+def load_dictionary(name: str) -> Dataset:
+    """Load and validate the data dictionary of the dataset ``name``.
+
+    Parsed once per file version: an edited dictionary (a synonym added) is read again.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        No dataset of that name, built in or local.
     DictionaryError
-        The dictionary file is malformed (a packaging bug, never user input).
+        The dictionary file is malformed.
 
     Examples
     --------
     >>> load_dictionary("ces11").main_table.column("gender").value_label("Female")
     'Women'
     """
-    if name not in dataset_names():
-        raise DatasetNotFoundError(
-            f"unknown dataset {name!r}; available: {', '.join(dataset_names())}",
-            dataset=name,
-        )
-    path = resources.files("panelbrain.data") / "datasets" / name / "dictionary.yaml"
+    path = dataset_dir(name) / DICTIONARY_FILE
+    if isinstance(path, Path):
+        status = path.stat()
+        return _parse_dictionary(name, str(path), (status.st_mtime_ns, status.st_size))
+    return _parse_dictionary(name, str(path), None)
+
+
+@cache
+def _parse_dictionary(name: str, where: str, stamp: tuple[int, int] | None) -> Dataset:
+    # Keyed by where the file is and its version (``stamp``); read through the same lookup.
+    path = dataset_dir(name) / DICTIONARY_FILE
     try:
-        return Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise DictionaryError(f"data dictionary of {name!r} is invalid: {exc}") from exc
+        spec = Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise DictionaryError(f"data dictionary {path} is not valid YAML{at}: {problem}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise DictionaryError(
+            f"data dictionary {path} is invalid: {field}: {first['msg']} (got {first.get('input')!r}){more}"
+        ) from exc
+    if spec.name != name:
+        raise DictionaryError(f"data dictionary {path} names the dataset {spec.name!r}, not {name!r}")
+    return spec
