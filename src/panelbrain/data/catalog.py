@@ -1,13 +1,13 @@
-"""The datasets panelbrain ships: their frames, their default targets, their weights."""
+"""The datasets: their frames, their default targets, their weights."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import pandas as pd
 
-from panelbrain.data.dictionary import Dataset, Table, load_dictionary
+from panelbrain.data.dictionary import Dataset, Table, dataset_dir, load_dictionary
+from panelbrain.data.remote import remote_dataset_dir
 from panelbrain.data.synthetic import generate_panel
 from panelbrain.data.weighting import Cap, RakeResult, rake
 from panelbrain.errors import DictionaryError
@@ -50,15 +50,18 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None) -> LoadedDataset:
-    """Load a shipped dataset's main table; ``rows`` and ``seed`` apply to generated ones.
+def load_dataset(
+    name: str, *, rows: int | None = None, seed: int | None = None, version: str | None = None
+) -> LoadedDataset:
+    """Load a dataset's main table; ``rows`` and ``seed`` apply to generated ones, ``version``
+    to a published one (a query's pinned version; default the current one).
 
     Examples
     --------
     >>> load_dataset("ces11").frame.shape
     (2231, 9)
     """
-    spec = load_dictionary(name)
+    spec = load_dictionary(name, version)
     table = spec.main_table
     if spec.generated is not None:
         rows = spec.generated.rows if rows is None else rows
@@ -67,9 +70,11 @@ def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None)
         return LoadedDataset(spec, frame, f"{name}-{spec.data_version}-{rows}-{seed}")
     if table.file is None:
         raise DictionaryError(f"{name}: table {table.name!r} names no file")
-    path = resources.files("panelbrain.data") / "datasets" / name / table.file
-    with resources.as_file(path) as local:
-        raw = pd.read_csv(local)
+    # Published (DATASETS_BUCKET set: Lambda, the local engine): the version's files, fetched
+    # once into /tmp. Otherwise the local files.
+    published = remote_dataset_dir(name, spec.data_version, data=True)
+    folder = published.directory if published is not None else dataset_dir(name)
+    raw = pd.read_csv(folder / table.file)
     return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}")
 
 

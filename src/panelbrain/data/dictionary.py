@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panelbrain.data import remote
 from panelbrain.errors import DatasetNotFoundError, DictionaryError
 
 ColumnType = Literal["categorical", "numeric", "integer"]
@@ -173,20 +175,44 @@ class Dataset(_Model):
         return self.tables[0]
 
 
-def dataset_names() -> list[str]:
-    """Names of the datasets shipped with panelbrain, sorted."""
+def dataset_dir(name: str) -> Path:
+    """The local folder of the dataset ``name`` (its dictionary and data files)."""
+    return Path(str(resources.files("panelbrain.data") / "datasets" / name))
+
+
+def local_dataset_names() -> list[str]:
+    """Names of the datasets in local files (those shipped with panelbrain), sorted."""
     root = resources.files("panelbrain.data") / "datasets"
     return sorted(p.name for p in root.iterdir() if (p / "dictionary.yaml").is_file())
 
 
+def dataset_names() -> list[str]:
+    """Names of the datasets that can be asked about, sorted: those published to the datasets
+    bucket when ``DATASETS_BUCKET`` is set (docs/adr/0025-datasets-in-s3.md), else the local ones."""
+    if remote.bucket() is not None:
+        return remote.dataset_names()
+    return local_dataset_names()
+
+
 @cache
-def load_dictionary(name: str) -> Dataset:
+def _read_dictionary(path: Path, name: str) -> Dataset:
+    try:
+        return Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise DictionaryError(f"data dictionary of {name!r} is invalid: {exc}") from exc
+
+
+def load_dictionary(name: str, version: str | None = None) -> Dataset:
     """Load and validate the data dictionary of the dataset ``name``.
+
+    With ``DATASETS_BUCKET`` set, the dictionary is the published one, at ``version`` (a
+    query's pinned version) or the current one, and its ``data_version`` is the published
+    content hash; otherwise it is read from the local files and ``version`` is not used.
 
     Raises
     ------
     DatasetNotFoundError
-        No dataset of that name ships with panelbrain.
+        No dataset of that name ships with panelbrain (or is published to the bucket).
     DictionaryError
         The dictionary file is malformed (a packaging bug, never user input).
 
@@ -195,13 +221,13 @@ def load_dictionary(name: str) -> Dataset:
     >>> load_dictionary("ces11").main_table.column("gender").value_label("Female")
     'Women'
     """
-    if name not in dataset_names():
+    published = remote.remote_dataset_dir(name, version)
+    if published is not None:
+        spec = _read_dictionary(published.directory / "dictionary.yaml", name)
+        return spec.model_copy(update={"data_version": published.data_version})
+    if name not in local_dataset_names():
         raise DatasetNotFoundError(
-            f"unknown dataset {name!r}; available: {', '.join(dataset_names())}",
+            f"unknown dataset {name!r}; available: {', '.join(local_dataset_names())}",
             dataset=name,
         )
-    path = resources.files("panelbrain.data") / "datasets" / name / "dictionary.yaml"
-    try:
-        return Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise DictionaryError(f"data dictionary of {name!r} is invalid: {exc}") from exc
+    return _read_dictionary(dataset_dir(name) / "dictionary.yaml", name)

@@ -160,6 +160,8 @@ class LocalEngine:
     hook_verdicts: HookVerdicts = field(default_factory=lambda: HookVerdicts())
     # Global tables another region's stack owns, whose replica this region holds (see running).
     replicas: tuple[str, ...] = ()
+    # What the engine published to the datasets bucket on start: name -> publish's document.
+    published_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     @contextmanager
@@ -292,7 +294,7 @@ class LocalEngine:
         logs = boto3.client("logs", region_name=t.region)
         for name in t.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=t.log_group_name(name))
-        for name in t.of_type("AWS::S3::Bucket"):
+        for name, resource in t.of_type("AWS::S3::Bucket").items():
             # Outside us-east-1 S3 needs the bucket's region named
             # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
             where = (
@@ -301,6 +303,11 @@ class LocalEngine:
                 else {"CreateBucketConfiguration": {"LocationConstraint": t.region}}
             )
             self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}), **where)
+            versioning = t.resolve(resource.get("Properties", {}).get("VersioningConfiguration"))
+            if versioning:
+                self.clients["s3"].put_bucket_versioning(
+                    Bucket=t.resolve({"Ref": name}), VersioningConfiguration={"Status": versioning["Status"]}
+                )
         queues = t.of_type("AWS::SQS::Queue")
         for name in queues:  # all first: a redrive policy names another queue
             self.clients["sqs"].create_queue(QueueName=name)
@@ -345,6 +352,7 @@ class LocalEngine:
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):
                     clear()
+        self._publish_datasets()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
             logging = _logging_configuration(t.resolve(resource["Properties"].get("Logging")))
@@ -368,6 +376,20 @@ class LocalEngine:
                     ],
                 )
         aws_rules.deploy(t, self.clients)
+
+    def _publish_datasets(self) -> None:
+        """The datasets in local files, published to the bucket the functions read them from
+        (their DATASETS_BUCKET), as `panelbrain datasets publish` does for a deployed stack: the
+        functions read every dataset from S3 here as they do deployed (ADR 0025)."""
+        from panelbrain.data import remote
+        from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+
+        remote.forget()  # a new emulator: what an earlier engine published is not here
+        bucket = os.environ.get(remote.BUCKET_ENV)
+        if not bucket:
+            return
+        for name in local_dataset_names():
+            self.published_datasets[name] = remote.publish(self.clients["s3"], bucket, name, dataset_dir(name))
 
     def _unqualified_start(self, problem: str) -> bool:
         """A start past a state machine's alias: reported, and refused when strict."""
