@@ -18,8 +18,9 @@ from typing import NoReturn
 
 import typer
 
-from panelbrain.cli import ask, data, planning, quality, stress
+from panelbrain.cli import ask, data, planning, publish, quality, stress
 from panelbrain.cli.bench import bench_app
+from panelbrain.cli.common import JsonOption
 from panelbrain.cli.local import local_app
 from panelbrain.cli.logs import logs
 from panelbrain.cli.ops import ops_app
@@ -35,6 +36,19 @@ app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
+# `datasets` lists them; its subcommands change them (`publish`: docs/adr/0025-datasets-in-s3.md).
+datasets_app = typer.Typer(invoke_without_command=True)
+
+
+@datasets_app.callback()
+def _datasets(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the datasets: tables, columns, labels, values, synonyms and weighting targets."""
+    if ctx.invoked_subcommand is None:
+        data.datasets(as_json)
+
+
+datasets_app.command("publish")(publish.publish)
+app.add_typer(datasets_app, name="datasets")
 for command in (
     ask.ask,
     ask.serve,
@@ -42,7 +56,6 @@ for command in (
     planning.capacity,
     planning.cost,
     planning.simulate,
-    data.datasets,
     data.sql,
     data.rake,
     data.tabulate,
