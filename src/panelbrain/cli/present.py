@@ -377,7 +377,15 @@ def bench_size_view(result: dict[str, Any]) -> None:
 
     mb = 1024 * 1024
     grid = Table(title=f"Deployment sizes (Lambda limit {LAMBDA_LIMIT_BYTES / mb:.0f} MB unzipped)")
-    heads = ("function", "own code MB", "layers (MB)", "langchain", "dataset files", "code + layers MB", "fits")
+    heads = (
+        "function",
+        "own code MB",
+        "layers (MB)",
+        "langchain",
+        "dataset files",
+        "code + layers MB",
+        "fits",
+    )
     for head in heads:
         grid.add_column(head, justify="left" if head in ("function", "layers (MB)") else "right")
     for row in result["functions"]:

@@ -43,7 +43,9 @@ def stack_bucket(cloudformation: Any, stack: str) -> str:
                     return str(summary["PhysicalResourceId"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ValidationError":
-            raise StackNotFoundError(f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}") from None
+            raise StackNotFoundError(
+                f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}"
+            ) from None
         raise
     raise BadInputError(
         f"stack {stack} has no {DATASETS_BUCKET}: deploy this version of template.yaml first (sam deploy)"
@@ -58,10 +60,14 @@ def _to_stack(name: str, stack: str, region: str | None, profile: str | None) ->
     from panelbrain.data.dictionary import dataset_dir, local_dataset_names
 
     if name not in local_dataset_names():
-        raise BadInputError(f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}")
+        raise BadInputError(
+            f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}"
+        )
     try:
         bucket = stack_bucket(clients.client("cloudformation", region=region, profile=profile), stack)
-        return remote.publish(clients.client("s3", region=region, profile=profile), bucket, name, dataset_dir(name))
+        return remote.publish(
+            clients.client("s3", region=region, profile=profile), bucket, name, dataset_dir(name)
+        )
     except NoRegionError:
         raise BadInputError("no AWS region for --stack: pass --region or set AWS_REGION") from None
     except ClientError as exc:
@@ -80,7 +86,10 @@ def _to_local(name: str, url: str, timeout_s: float = 300.0) -> dict[str, Any]:
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
     try:
         connection.request(
-            "POST", f"/local/datasets/{name}/publish", body=b"{}", headers={"Content-Type": "application/json"}
+            "POST",
+            f"/local/datasets/{name}/publish",
+            body=b"{}",
+            headers={"Content-Type": "application/json"},
         )
         response = connection.getresponse()
         status, raw = response.status, response.read()
@@ -100,7 +109,9 @@ def _to_local(name: str, url: str, timeout_s: float = 300.0) -> dict[str, Any]:
         return document
     message = str(document.get("message") or document.get("error") or f"HTTP {status}")
     if status == 404:
-        raise PublishServerError(f"{url} has no publish route: it is not a `panelbrain serve` of this version")
+        raise PublishServerError(
+            f"{url} has no publish route: it is not a `panelbrain serve` of this version"
+        )
     if 400 <= status < 500:
         raise BadInputError(message)
     raise PublishServerError(f"the server at {url} failed to publish {name}: {message}")
@@ -121,7 +132,9 @@ def publish(
     profile: Annotated[str | None, typer.Option("--profile", help="An AWS profile.")] = None,
     url: Annotated[
         str,
-        typer.Option("--url", envvar="PANELBRAIN_URL", help="A `panelbrain serve` on this machine (without --stack)."),
+        typer.Option(
+            "--url", envvar="PANELBRAIN_URL", help="A `panelbrain serve` on this machine (without --stack)."
+        ),
     ] = LOCAL_URL,
     as_json: JsonOption = False,
 ) -> None:

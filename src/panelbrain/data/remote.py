@@ -309,7 +309,9 @@ def published_files(directory: Path) -> list[str]:
     for table in spec.tables:
         if table.file is not None:
             if not (directory / table.file).is_file():
-                raise BadInputError(f"{dictionary}: table {table.name!r} names {table.file!r}, which is not there")
+                raise BadInputError(
+                    f"{dictionary}: table {table.name!r} names {table.file!r}, which is not there"
+                )
             files.append(table.file)
     files += [c for c in COMPANIONS if (directory / c).is_file()]
     return files
@@ -365,14 +367,19 @@ def publish(s3: Any, bucket_name: str, name: str, directory: Path) -> dict[str, 
         # upload_file: multipart above its threshold (a large panel), with our digest as
         # metadata; it returns nothing, so HEAD tells the version just written, and the digest
         # proves it is ours and not a concurrent publisher's.
-        s3.upload_file(str(directory / file), bucket_name, key, ExtraArgs={"Metadata": {"sha256": digests[file]}})
+        s3.upload_file(
+            str(directory / file), bucket_name, key, ExtraArgs={"Metadata": {"sha256": digests[file]}}
+        )
         head = s3.head_object(Bucket=bucket_name, Key=key)
         if head.get("Metadata", {}).get("sha256") != digests[file] or not head.get("VersionId"):
             raise DatasetBucketError(
                 f"s3://{bucket_name}/{key} changed while it was being published (another publish?): try again"
             )
         published[file] = PublishedFile(
-            key=key, version_id=head["VersionId"], sha256=digests[file], bytes=(directory / file).stat().st_size
+            key=key,
+            version_id=head["VersionId"],
+            sha256=digests[file],
+            bytes=(directory / file).stat().st_size,
         )
     document = Manifest(
         name=name,

@@ -389,7 +389,9 @@ class LocalEngine:
         if not bucket:
             return
         for name in local_dataset_names():
-            self.published_datasets[name] = remote.publish(self.clients["s3"], bucket, name, dataset_dir(name))
+            self.published_datasets[name] = remote.publish(
+                self.clients["s3"], bucket, name, dataset_dir(name)
+            )
 
     def _unqualified_start(self, problem: str) -> bool:
         """A start past a state machine's alias: reported, and refused when strict."""

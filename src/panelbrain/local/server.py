@@ -448,7 +448,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 raise _Refused(403, f"a publish posted from a web page ({origin[:100]!r}) is refused")
             media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if media != "application/json":
-                raise _Refused(415, f"send the request as JSON with Content-Type: application/json, not {media!r}")
+                raise _Refused(
+                    415, f"send the request as JSON with Content-Type: application/json, not {media!r}"
+                )
             self._body()
             self._send(200, json.dumps(server.publish_dataset(name)))
 
