@@ -134,3 +134,13 @@ def test_publish_with_a_stack_finds_its_datasets_bucket_through_cloudformation()
     # AND a stack of an older template (no datasets bucket) is named as such
     with pytest.raises(BadInputError, match="stack pb has no DatasetsBucket: deploy this version"):
         stack_bucket(_cloudformation([("PayloadBucket", "pb-payloadbucket-1")]), "pb")
+
+
+def test_publishing_a_folder_under_another_name_than_its_dictionary_is_refused(s3: Any) -> None:
+    from panelbrain.errors import BadInputError
+
+    versioned(s3)
+    # The tables, the SQL guard's allow-list and the cache key go by the dictionary's name.
+    with pytest.raises(BadInputError, match="names the dataset 'ces11', not 'ces12'"):
+        remote.publish(s3, BUCKET, "ces12", dataset_dir("ces11"))
+    assert "Versions" not in s3.list_object_versions(Bucket=BUCKET)

@@ -126,7 +126,15 @@ def _key(name: str, file: str) -> str:
     return f"{PREFIX}{name}/{file}"
 
 
+def _client_error() -> type[Exception]:
+    from botocore.exceptions import ClientError  # botocore is loaded with the client already
+
+    error: type[Exception] = ClientError
+    return error
+
+
 def _not_found(exc: Exception) -> bool:
+    """A missing key or version: 404 (given s3:ListBucket, which the template grants)."""
     code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
     return code in ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
 
@@ -153,7 +161,7 @@ def forget() -> None:
 def _read_manifest(bucket_name: str, name: str, key: str, what: str) -> Manifest:
     try:
         body = _s3().get_object(Bucket=bucket_name, Key=key)["Body"].read()
-    except Exception as exc:
+    except _client_error() as exc:
         if _not_found(exc):
             raise DatasetNotFoundError(
                 f"unknown dataset {name!r}: {what} is not in bucket {bucket_name} "
@@ -234,7 +242,7 @@ def _download(bucket_name: str, file: str, published: PublishedFile, directory: 
     digest = hashlib.sha256()
     try:
         response = _s3().get_object(Bucket=bucket_name, Key=published.key, VersionId=published.version_id)
-    except Exception as exc:
+    except _client_error() as exc:
         if _not_found(exc):
             raise DatasetBucketError(
                 f"s3://{bucket_name}/{published.key} has no version {published.version_id}: the "
@@ -342,6 +350,12 @@ def publish(s3: Any, bucket_name: str, name: str, directory: Path) -> dict[str, 
     if not _NAME.fullmatch(name):
         raise BadInputError(f"dataset name {name!r}: use a-z, 0-9 and _ (at most 64), as the API accepts")
     files = published_files(directory)
+    import yaml
+
+    named = yaml.safe_load((directory / DICTIONARY).read_text(encoding="utf-8"))["name"]
+    if named != name:
+        # Its tables, the SQL guard's allow-list and the cache key all go by the dictionary's name.
+        raise BadInputError(f"{directory / DICTIONARY} names the dataset {named!r}, not {name!r}")
     digests = {f: _sha256(directory / f) for f in files}
     data_version = content_hash(digests)
     where = f"s3://{bucket_name}/{PREFIX}{name}/"
@@ -352,11 +366,13 @@ def publish(s3: Any, bucket_name: str, name: str, directory: Path) -> dict[str, 
             "republish would overwrite the data that queries in flight read"
         )
     try:
-        current = Manifest.model_validate_json(
+        current: Manifest | None = Manifest.model_validate_json(
             s3.get_object(Bucket=bucket_name, Key=_key(name, INDEX))["Body"].read()
         )
-    except Exception as exc:
-        if not _not_found(exc) and not isinstance(exc, ValidationError):
+    except ValidationError:
+        current = None  # not a manifest of ours: this publish writes one
+    except _client_error() as exc:
+        if not _not_found(exc):
             raise
         current = None
     if current is not None and current.data_version == data_version:
