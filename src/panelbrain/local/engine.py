@@ -162,6 +162,8 @@ class LocalEngine:
     replicas: tuple[str, ...] = ()
     # What the engine published to the datasets bucket on start: name -> publish's document.
     published_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each function environment variable the engine set, with the value it replaced.
+    _env: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     @contextmanager
@@ -233,8 +235,11 @@ class LocalEngine:
             if log_file is not None:
                 log_file.parent.mkdir(parents=True, exist_ok=True)
                 engine._log_sink = stack.enter_context(log_file.open("a", encoding="utf-8"))
-            engine._deploy()
+            # Registered first: a deploy that fails half-way (a template AWS would refuse) must
+            # not leave the functions' environment behind (DATASETS_BUCKET would send every later
+            # dataset look-up in this process to an emulator that is gone).
             stack.callback(engine._undeploy_env)
+            engine._deploy()
             stack.callback(engine._stop_everything_running)
             yield engine
 
@@ -324,7 +329,6 @@ class LocalEngine:
                 self.clients["sqs"].set_queue_attributes(
                     QueueUrl=t.resolve({"Ref": name}), Attributes=attributes
                 )
-        self._env: dict[str, str | None] = {}
         for name in t.of_type("AWS::Serverless::Function"):
             self.handlers[name] = _import_handler(t.handler(name))
             for key, value in t.environment(name).items():
