@@ -16,6 +16,12 @@ from panelbrain.data.engine import QueryEngine
 from panelbrain.data.weighting import RakeResult
 
 
+def clear() -> None:
+    """Forget every dataset, weighting and engine: what a new container starts with."""
+    for cached in (_dataset, _default_weights, _engine):
+        cached.cache_clear()
+
+
 def _version(name: str, version: str | None) -> str:
     return version if version is not None else load_dictionary(name).data_version
 

@@ -195,11 +195,13 @@ def dataset_names() -> list[str]:
 
 
 @cache
-def _read_dictionary(path: Path, name: str) -> Dataset:
+def _read_dictionary(path: Path, name: str, data_version: str | None = None) -> Dataset:
+    """The dictionary at ``path``; a published one carries its content hash as ``data_version``."""
     try:
-        return Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        spec = Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (yaml.YAMLError, ValidationError) as exc:
         raise DictionaryError(f"data dictionary of {name!r} is invalid: {exc}") from exc
+    return spec if data_version is None else spec.model_copy(update={"data_version": data_version})
 
 
 def load_dictionary(name: str, version: str | None = None) -> Dataset:
@@ -223,8 +225,7 @@ def load_dictionary(name: str, version: str | None = None) -> Dataset:
     """
     published = remote.remote_dataset_dir(name, version)
     if published is not None:
-        spec = _read_dictionary(published.directory / "dictionary.yaml", name)
-        return spec.model_copy(update={"data_version": published.data_version})
+        return _read_dictionary(published.directory / "dictionary.yaml", name, published.data_version)
     if name not in local_dataset_names():
         raise DatasetNotFoundError(
             f"unknown dataset {name!r}; available: {', '.join(local_dataset_names())}",

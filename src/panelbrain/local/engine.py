@@ -356,6 +356,11 @@ class LocalEngine:
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):
                     clear()
+        # And the agents' datasets: a new engine's containers are cold, and read their datasets
+        # from its bucket (ADR 0025), not from what an earlier engine's containers loaded.
+        from panelbrain.agents import context
+
+        context.clear()
         self._publish_datasets()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
