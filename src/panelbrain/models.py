@@ -104,6 +104,9 @@ class Plan(_Model):
     provider: str
     usage: list[Usage] = []
     latency_scale: float = 0.0
+    # The dataset version the plan was made on (its content hash when datasets are served from
+    # S3): every later state reads this version, and the result cache keys the answer by it.
+    data_version: str | None = None
 
 
 class ClaimCheck(_Model):

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pyreadstat
 import pytest
+import yaml
 
 from panelbrain.data.dictionary import load_dictionary
 from panelbrain.local.ask import ask
@@ -42,7 +43,9 @@ QUESTIONS = [
 
 
 def run(*args: str, datasets: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PANELBRAIN_DATASETS": str(datasets)}
+    # A user's shell: not the functions' environment a running engine in this process carries.
+    env = {k: v for k, v in os.environ.items() if k != "DATASETS_BUCKET"}
+    env["PANELBRAIN_DATASETS"] = str(datasets)
     return subprocess.run(
         [sys.executable, "-m", "panelbrain.cli", *args], capture_output=True, text=True, timeout=120, env=env
     )
@@ -151,7 +154,9 @@ def test_the_sav_drafts_the_dictionary_from_its_labels(added: Path) -> None:
     # ... the data sits beside it as Parquet, and its content hash is its version
     assert table.file == "own_ces11_sav.parquet"
     assert (added / "own_ces11_sav" / table.file).is_file()
-    assert spec.data_version.startswith("sha256-") and len(spec.data_version) == 7 + 16
+    # (the drafted dictionary's: once published, the version is the published files' hash)
+    drafted = yaml.safe_load((added / "own_ces11_sav" / "dictionary.yaml").read_text(encoding="utf-8"))
+    assert drafted["data_version"].startswith("sha256-") and len(drafted["data_version"]) == 7 + 16
 
 
 def test_datasets_lists_built_in_and_added_alike(added: Path) -> None:
@@ -399,6 +404,7 @@ def test_a_synonym_added_by_hand_is_understood(added: Path, uncached: LocalEngin
     # GIVEN the .sav added afresh, and a question using a word its labels do not have
     result = run("datasets", "add", str(FIXTURES / "ces11.sav"), "--name", "own_synonyms", datasets=added)
     assert result.returncode == 0, result.stderr
+    uncached.publish_dataset("own_synonyms")  # the engine was running: as `datasets publish` does
     question = "What share say religion is very important among women?"
     before = ask(uncached, question, dataset="own_synonyms")
     assert any("could not place 'religion'" in reason for reason in before["confidence_reasons"])
@@ -410,6 +416,7 @@ def test_a_synonym_added_by_hand_is_understood(added: Path, uncached: LocalEngin
             "label: Importance of religion\n", "label: Importance of religion\n        synonyms: [religion]\n"
         )
     )
+    uncached.publish_dataset("own_synonyms")
     uncached.clear_table("ResultCacheTable")
     after = ask(uncached, question, dataset="own_synonyms")
     # THEN every word is placed, and the estimate is the same

@@ -57,3 +57,20 @@ def test_a_layer_built_at_another_version_than_the_lock_fails_the_check(tmp_path
     # THEN --check names the layer
     assert result["layers_match_lock"]["DataLayer"] is False
     assert [p for p in problems(result) if p.startswith("DataLayer")]
+
+
+def test_a_function_package_carrying_dataset_files_fails_the_check(tmp_path: Path) -> None:
+    # GIVEN a build in which one function's package still holds a dataset (built without src/Makefile)
+    fake_build(tmp_path)
+    carried = tmp_path / "DataProcessorFunction" / "panelbrain" / "data" / "datasets" / "ces11"
+    carried.mkdir(parents=True)
+    (carried / "ces11.csv").write_text("id\n1\n")
+    # WHEN it is measured
+    result = measure(ROOT / "template.yaml", tmp_path)
+    rows = {row["function"]: row for row in result["functions"]}
+    # THEN that function shows the file, the others none, and --check names it
+    assert rows["DataProcessorFunction"]["dataset_files"] == ["panelbrain/data/datasets/ces11/ces11.csv"]
+    assert not rows["ApiFunction"]["dataset_files"]
+    assert [
+        p for p in problems(result) if p.startswith("DataProcessorFunction: its package carries 1 dataset")
+    ]

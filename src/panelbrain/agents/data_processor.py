@@ -13,7 +13,7 @@ from panelbrain.models import Plan, WorkerResult
 
 def run(plan: Plan) -> WorkerResult:
     simulate_latency("data_processor", plan.latency_scale)
-    data = dataset(plan.dataset)
+    data = dataset(plan.dataset, plan.data_version)
     frame = data.frame
     keep = np.ones(len(frame), dtype=bool)
     for f in plan.filters:
@@ -23,7 +23,7 @@ def run(plan: Plan) -> WorkerResult:
         keep &= (column.notna().to_numpy(dtype=bool) & ~chosen) if f.negate else chosen
     # The whole raked frame with the filters as a domain: the calibrated SE (R's raked design,
     # domains by subset()) needs every respondent the weights were raked on.
-    raked = default_weights(plan.dataset) if plan.weighted else None
+    raked = default_weights(plan.dataset, plan.data_version) if plan.weighted else None
     se = standard_errors() if plan.weighted else None
     if plan.intent == "mean":
         table = weighted_means(frame, plan.measure, by=plan.breakdown, weights=raked, domain=keep, se=se)

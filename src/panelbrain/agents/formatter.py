@@ -10,7 +10,7 @@ from panelbrain.models import FormattedAnswer, Synthesis
 
 def run(synthesis: Synthesis, latency_scale: float = 0.0) -> FormattedAnswer:
     simulate_latency("formatter", latency_scale)
-    table = load_dictionary(synthesis.dataset).main_table
+    table = load_dictionary(synthesis.dataset, synthesis.plan.get("data_version")).main_table
     plan = synthesis.plan
     measure = table.column(plan["measure"])
     by = table.column(plan["breakdown"]) if plan.get("breakdown") else None

@@ -11,4 +11,6 @@ from panelbrain.models import Plan, QueryInput
 def run(query: QueryInput) -> Plan:
     spec = load_dictionary(query.dataset)
     simulate_latency("plan", query.latency_scale)
-    return provider_for(query.provider).plan(query, spec)
+    made = provider_for(query.provider).plan(query, spec)
+    # Pinned: a republish while the query runs cannot mix two versions in its answer.
+    return made.model_copy(update={"data_version": spec.data_version})

@@ -35,7 +35,7 @@ def sql_for(plan: Plan, table: str) -> str:
 
 def run(plan: Plan) -> WorkerResult:
     simulate_latency("sql_writer", plan.latency_scale)
-    outcome = provider_for(plan.provider).write_sql(plan, engine(plan.dataset))
+    outcome = provider_for(plan.provider).write_sql(plan, engine(plan.dataset, plan.data_version))
     result = outcome.result
     return WorkerResult(
         worker="sql_writer",

@@ -136,7 +136,7 @@ def cap_below(confidence: float, answer_threshold: float, steps: list[str]) -> t
 
 def run(plan: Plan, results: list[WorkerResult], answer_threshold: float = ANSWER_THRESHOLD) -> Synthesis:
     simulate_latency("synthesise", plan.latency_scale)
-    spec = load_dictionary(plan.dataset)
+    spec = load_dictionary(plan.dataset, plan.data_version)
     table = spec.main_table
     workers = _by_worker(results)
     confidence = plan.confidence

@@ -11,7 +11,7 @@ from panelbrain.models import Plan, WorkerResult
 
 def run(plan: Plan) -> WorkerResult:
     simulate_latency("weight_applier", plan.latency_scale)
-    raked = default_weights(plan.dataset)
+    raked = default_weights(plan.dataset, plan.data_version)
     # How the data processor's intervals treat these weights (it reads the same setting), so
     # the answer can say so: calibrated to the margins below, or the weights taken as fixed.
     method = standard_errors() if raked.calibration is not None else "fixed"

@@ -1,7 +1,9 @@
 """The result cache: an answered question, kept for its dataset's freshness window.
 
 Key: a hash of the normalised question, the dataset and its data version, so a new data
-version never serves an old answer. TTL: 1 h for real-time data, 24 h for historical. DynamoDB
+version never serves an old answer. Deployed (and on the local engine) the data version is the
+published dataset's content hash, and an answer is keyed by the version its plan read
+(docs/adr/0025-datasets-in-s3.md). TTL: 1 h for real-time data, 24 h for historical. DynamoDB
 deletes expired items late (hours to days after their TTL), so expiry is checked on every read.
 """
 

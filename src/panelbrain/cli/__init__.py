@@ -18,7 +18,7 @@ from typing import NoReturn
 
 import typer
 
-from panelbrain.cli import ask, data, planning, quality, stress
+from panelbrain.cli import ask, data, planning, publish, quality, stress
 from panelbrain.cli.bench import bench_app
 from panelbrain.cli.local import local_app
 from panelbrain.cli.logs import logs
@@ -35,6 +35,8 @@ app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(local_app, name="local")
 app.add_typer(ops_app, name="ops")
+# `datasets` lists them; add/check change them locally, publish ships one (ADR 0024, 0025).
+data.datasets_app.command("publish")(publish.publish)
 app.add_typer(data.datasets_app, name="datasets")
 for command in (
     ask.ask,

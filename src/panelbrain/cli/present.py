@@ -447,15 +447,25 @@ def bench_size_view(result: dict[str, Any]) -> None:
 
     mb = 1024 * 1024
     grid = Table(title=f"Deployment sizes (Lambda limit {LAMBDA_LIMIT_BYTES / mb:.0f} MB unzipped)")
-    for head in ("function", "own code MB", "layers (MB)", "langchain", "code + layers MB", "fits"):
+    heads = (
+        "function",
+        "own code MB",
+        "layers (MB)",
+        "langchain",
+        "dataset files",
+        "code + layers MB",
+        "fits",
+    )
+    for head in heads:
         grid.add_column(head, justify="left" if head in ("function", "layers (MB)") else "right")
     for row in result["functions"]:
-        fits = row["code_within_budget"] and row["total_within_lambda_limit"]
+        fits = row["code_within_budget"] and row["total_within_lambda_limit"] and not row["dataset_files"]
         grid.add_row(
             row["function"],
             f"{row['code_bytes'] / mb:.2f}",
             ", ".join(f"{layer} ({size / mb:.1f})" for layer, size in row["layer_bytes"].items()),
             "yes" if row["carries_langchain"] else "no",
+            str(len(row["dataset_files"])) if row["dataset_files"] else "none",
             f"{row['total_bytes'] / mb:.1f}",
             "yes" if fits else "[red]NO[/]",
         )

@@ -2,21 +2,22 @@
 
 A dataset's table is a ``.csv`` or ``.parquet`` file beside its dictionary (built in, or added
 with ``panelbrain datasets add``); each is checked against its dictionary when it is loaded, and
-one that fails is never served.
+one that fails is never served. With ``DATASETS_BUCKET`` set (Lambda, the local engine) the
+files are the published version's, fetched once into /tmp (docs/adr/0025-datasets-in-s3.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from panelbrain.data.check import DatasetCheckError, check_dataset, codes_as_text
 from panelbrain.data.dictionary import DICTIONARY_FILE, Dataset, Table, dataset_dir, load_dictionary
+from panelbrain.data.remote import remote_dataset_dir
 from panelbrain.data.synthetic import generate_panel
 from panelbrain.data.weighting import Cap, RakeResult, rake
 from panelbrain.errors import DictionaryError
@@ -65,28 +66,37 @@ def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def read_file(path: Traversable) -> pd.DataFrame:
+def read_file(path: Path) -> pd.DataFrame:
     """A table file as stored (``.parquet`` or ``.csv``)."""
-    with resources.as_file(path) as local:
-        if local.suffix.lower() == ".parquet":
-            # DuckDB reads Parquet itself: the data functions' layer has no pyarrow (ADR 0019).
-            with duckdb.connect() as con:
-                return con.execute("SELECT * FROM read_parquet(?)", [str(local)]).df()
-        return pd.read_csv(local)
+    if path.suffix.lower() == ".parquet":
+        # DuckDB reads Parquet itself: the data functions' layer has no pyarrow (ADR 0019).
+        with duckdb.connect() as con:
+            return con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+    return pd.read_csv(path)
 
 
-def read_table(name: str) -> pd.DataFrame:
+def dataset_folder(name: str, version: str | None = None) -> Path:
+    """Where the dataset's files are: the published version's copy in /tmp when
+    ``DATASETS_BUCKET`` is set (``version`` pinned by a query, else the current one), otherwise
+    the local folder."""
+    published = remote_dataset_dir(name, version, data=True)
+    return published.directory if published is not None else dataset_dir(name)
+
+
+def read_table(name: str, version: str | None = None) -> pd.DataFrame:
     """A file-backed dataset's main table as stored, before any typing or checking."""
-    spec = load_dictionary(name)
+    spec = load_dictionary(name, version)
     table = spec.main_table
     if table.file is None:
         raise DictionaryError(f"{name}: table {table.name!r} names no file")
-    return read_file(dataset_dir(name) / table.file)
+    return read_file(dataset_folder(name, spec.data_version) / table.file)
 
 
-def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None) -> LoadedDataset:
+def load_dataset(
+    name: str, *, rows: int | None = None, seed: int | None = None, version: str | None = None
+) -> LoadedDataset:
     """Load a dataset's main table, checked and typed; ``rows`` and ``seed`` apply to generated
-    ones.
+    ones, ``version`` to a published one (a query's pinned version; default the current one).
 
     Raises
     ------
@@ -98,14 +108,14 @@ def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None)
     >>> load_dataset("ces11").frame.shape
     (2231, 9)
     """
-    spec = load_dictionary(name)
+    spec = load_dictionary(name, version)
     table = spec.main_table
     if spec.generated is not None:
         rows = spec.generated.rows if rows is None else rows
         seed = spec.generated.seed if seed is None else seed
         frame = generate_panel(rows, seed)
         return LoadedDataset(spec, frame, f"{name}-{spec.data_version}-{rows}-{seed}")
-    raw = read_table(name)
+    raw = read_table(name, spec.data_version)
     problems = check_dataset(spec, raw)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -117,7 +127,9 @@ def load_dataset(name: str, *, rows: int | None = None, seed: int | None = None)
         )
     # The dictionary decides how the rows read (missing codes, values), so a cached copy of the
     # typed rows is keyed by the dictionary's text as well as the data's version.
-    digest = hashlib.sha256((dataset_dir(name) / DICTIONARY_FILE).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        (dataset_folder(name, spec.data_version) / DICTIONARY_FILE).read_bytes()
+    ).hexdigest()[:12]
     return LoadedDataset(spec, _typed(raw, table, name), f"{name}-{spec.data_version}-{digest}")
 
 

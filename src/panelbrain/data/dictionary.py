@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 from functools import cache
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from panelbrain.data import remote
 from panelbrain.errors import DatasetNotFoundError, DictionaryError
 
 ColumnType = Literal["categorical", "numeric", "integer"]
@@ -188,9 +188,9 @@ class Dataset(_Model):
 DICTIONARY_FILE = "dictionary.yaml"
 
 
-def builtin_datasets_dir() -> Traversable:
-    """The datasets shipped inside the package."""
-    return resources.files("panelbrain.data") / "datasets"
+def builtin_datasets_dir() -> Path:
+    """The datasets shipped inside the package (always files: an install or a function's build)."""
+    return Path(str(resources.files("panelbrain.data") / "datasets"))
 
 
 def local_datasets_dir() -> Path | None:
@@ -213,7 +213,7 @@ def local_datasets_dir() -> Path | None:
         return None
 
 
-def _names_in(folder: Traversable | None) -> list[str]:
+def _names_in(folder: Path | None) -> list[str]:
     if folder is None or not folder.is_dir():
         return []
     # A leading dot marks the staging folder of an `add` under way: never a dataset.
@@ -227,43 +227,54 @@ def builtin_dataset_names() -> list[str]:
     return sorted(_names_in(builtin_datasets_dir()))
 
 
-def dataset_names() -> list[str]:
-    """Names of every dataset, built in or added locally, sorted."""
+def local_dataset_names() -> list[str]:
+    """Names of the datasets in local files, built in or added, sorted (what can be published)."""
     return sorted(set(builtin_dataset_names()) | set(_names_in(local_datasets_dir())))
 
 
-def dataset_dir(name: str) -> Traversable:
-    """The folder holding the dataset ``name``: its ``dictionary.yaml`` and its data file.
+def dataset_names() -> list[str]:
+    """Names of the datasets that can be asked about, sorted: those published to the datasets
+    bucket when ``DATASETS_BUCKET`` is set (docs/adr/0025-datasets-in-s3.md), else the local ones."""
+    if remote.bucket() is not None:
+        return remote.dataset_names()
+    return local_dataset_names()
 
-    The one lookup every reader goes through. A built-in dataset wins over a local folder of
-    the same name (``datasets add`` refuses such names, so that only happens by hand).
+
+def dataset_dir(name: str) -> Path:
+    """The local folder holding the dataset ``name``: its ``dictionary.yaml`` and its data file.
+
+    The one local lookup every reader goes through. A built-in dataset wins over a local folder
+    of the same name (``datasets add`` refuses such names, so that only happens by hand).
 
     Raises
     ------
     DatasetNotFoundError
         No dataset of that name, built in or local.
     """
-    builtin = builtin_datasets_dir() / name
     if name in builtin_dataset_names():
-        return builtin
+        return builtin_datasets_dir() / name
     local = local_datasets_dir()
     if local is not None and not name.startswith(".") and (local / name / DICTIONARY_FILE).is_file():
         return local / name
     raise DatasetNotFoundError(
-        f"unknown dataset {name!r}; available: {', '.join(dataset_names())}",
+        f"unknown dataset {name!r}; available: {', '.join(local_dataset_names())}",
         dataset=name,
     )
 
 
-def load_dictionary(name: str) -> Dataset:
+def load_dictionary(name: str, version: str | None = None) -> Dataset:
     """Load and validate the data dictionary of the dataset ``name``.
 
-    Parsed once per file version: an edited dictionary (a synonym added) is read again.
+    With ``DATASETS_BUCKET`` set, the dictionary is the published one, at ``version`` (a
+    query's pinned version) or the current one, and its ``data_version`` is the published
+    content hash; otherwise it is read from the local files and ``version`` is not used.
+    A local dictionary is parsed once per file version: an edited one (a synonym added) is
+    read again.
 
     Raises
     ------
     DatasetNotFoundError
-        No dataset of that name, built in or local.
+        No dataset of that name, built in, local or published.
     DictionaryError
         The dictionary file is malformed.
 
@@ -272,17 +283,22 @@ def load_dictionary(name: str) -> Dataset:
     >>> load_dictionary("ces11").main_table.column("gender").value_label("Female")
     'Women'
     """
+    published = remote.remote_dataset_dir(name, version)
+    if published is not None:
+        return _parse_dictionary(
+            name, str(published.directory / DICTIONARY_FILE), None, published.data_version
+        )
     path = dataset_dir(name) / DICTIONARY_FILE
-    if isinstance(path, Path):
-        status = path.stat()
-        return _parse_dictionary(name, str(path), (status.st_mtime_ns, status.st_size))
-    return _parse_dictionary(name, str(path), None)
+    status = path.stat()
+    return _parse_dictionary(name, str(path), (status.st_mtime_ns, status.st_size), None)
 
 
 @cache
-def _parse_dictionary(name: str, where: str, stamp: tuple[int, int] | None) -> Dataset:
-    # Keyed by where the file is and its version (``stamp``); read through the same lookup.
-    path = dataset_dir(name) / DICTIONARY_FILE
+def _parse_dictionary(
+    name: str, where: str, stamp: tuple[int, int] | None, data_version: str | None
+) -> Dataset:
+    # Keyed by where the file is and its version (``stamp`` locally, ``data_version`` published).
+    path = Path(where)
     try:
         spec = Dataset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
@@ -299,4 +315,4 @@ def _parse_dictionary(name: str, where: str, stamp: tuple[int, int] | None) -> D
         ) from exc
     if spec.name != name:
         raise DictionaryError(f"data dictionary {path} names the dataset {spec.name!r}, not {name!r}")
-    return spec
+    return spec if data_version is None else spec.model_copy(update={"data_version": data_version})

@@ -60,11 +60,14 @@ app.exception_handler(RequestValidationError)(invalid_request)
 
 @app.post("/queries")
 def create_query(request: QueryRequest) -> Response[dict[str, Any]]:
-    if request.dataset not in dataset_names():
+    available = dataset_names()
+    if request.dataset not in available:
+        # Deployed, datasets are what `panelbrain datasets publish` put in the bucket (ADR 0025).
+        listed = ", ".join(available) or "none (publish one: panelbrain datasets publish NAME --stack ...)"
         return Response(
             status_code=422,
             content_type="application/json",
-            body={"error": f"unknown dataset {request.dataset!r}; available: {', '.join(dataset_names())}"},
+            body={"error": f"unknown dataset {request.dataset!r}; available: {listed}"},
         )
     query_id = "q-" + uuid.uuid4().hex[:16]
     correlate(query_id=query_id)

@@ -28,7 +28,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     document = record.result.get("document") if record.status == "answered" else None
     if written and document:
         # Answers (confident or approved) serve repeats of the question until they expire.
-        spec = load_dictionary(document["dataset"])
+        # Keyed by the version the answer was computed on (the plan pinned it), not the one
+        # current now: a republish while the query ran must not file old numbers under new data.
+        version = (document.get("plan") or {}).get("data_version")
+        spec = load_dictionary(document["dataset"], version)
         key = cache_key(document["question"], spec.name, spec.data_version)
         cache().put(key, {**result, "route": record.route}, TTL_SECONDS[spec.freshness])
     logger.info(

@@ -160,6 +160,10 @@ class LocalEngine:
     hook_verdicts: HookVerdicts = field(default_factory=lambda: HookVerdicts())
     # Global tables another region's stack owns, whose replica this region holds (see running).
     replicas: tuple[str, ...] = ()
+    # What the engine published to the datasets bucket on start: name -> publish's document.
+    published_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each function environment variable the engine set, with the value it replaced.
+    _env: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     @contextmanager
@@ -231,8 +235,11 @@ class LocalEngine:
             if log_file is not None:
                 log_file.parent.mkdir(parents=True, exist_ok=True)
                 engine._log_sink = stack.enter_context(log_file.open("a", encoding="utf-8"))
-            engine._deploy()
+            # Registered first: a deploy that fails half-way (a template AWS would refuse) must
+            # not leave the functions' environment behind (DATASETS_BUCKET would send every later
+            # dataset look-up in this process to an emulator that is gone).
             stack.callback(engine._undeploy_env)
+            engine._deploy()
             stack.callback(engine._stop_everything_running)
             yield engine
 
@@ -292,7 +299,7 @@ class LocalEngine:
         logs = boto3.client("logs", region_name=t.region)
         for name in t.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=t.log_group_name(name))
-        for name in t.of_type("AWS::S3::Bucket"):
+        for name, resource in t.of_type("AWS::S3::Bucket").items():
             # Outside us-east-1 S3 needs the bucket's region named
             # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
             where = (
@@ -301,6 +308,11 @@ class LocalEngine:
                 else {"CreateBucketConfiguration": {"LocationConstraint": t.region}}
             )
             self.clients["s3"].create_bucket(Bucket=t.resolve({"Ref": name}), **where)
+            versioning = t.resolve(resource.get("Properties", {}).get("VersioningConfiguration"))
+            if versioning:
+                self.clients["s3"].put_bucket_versioning(
+                    Bucket=t.resolve({"Ref": name}), VersioningConfiguration={"Status": versioning["Status"]}
+                )
         queues = t.of_type("AWS::SQS::Queue")
         for name in queues:  # all first: a redrive policy names another queue
             self.clients["sqs"].create_queue(QueueName=name)
@@ -317,7 +329,6 @@ class LocalEngine:
                 self.clients["sqs"].set_queue_attributes(
                     QueueUrl=t.resolve({"Ref": name}), Attributes=attributes
                 )
-        self._env: dict[str, str | None] = {}
         for name in t.of_type("AWS::Serverless::Function"):
             self.handlers[name] = _import_handler(t.handler(name))
             for key, value in t.environment(name).items():
@@ -345,6 +356,12 @@ class LocalEngine:
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):
                     clear()
+        # And the agents' datasets: a new engine's containers are cold, and read their datasets
+        # from its bucket (ADR 0025), not from what an earlier engine's containers loaded.
+        from panelbrain.agents import context
+
+        context.clear()
+        self._publish_datasets()
         for name, resource in t.of_type("AWS::Serverless::StateMachine").items():
             alias = t.state_machine_alias(name)
             logging = _logging_configuration(t.resolve(resource["Properties"].get("Logging")))
@@ -368,6 +385,34 @@ class LocalEngine:
                     ],
                 )
         aws_rules.deploy(t, self.clients)
+
+    def _publish_datasets(self) -> None:
+        """The datasets in local files, published to the bucket the functions read them from
+        (their DATASETS_BUCKET), as `panelbrain datasets publish` does for a deployed stack: the
+        functions read every dataset from S3 here as they do deployed (ADR 0025)."""
+        from panelbrain.data import remote
+        from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+
+        remote.forget()  # a new emulator: what an earlier engine published is not here
+        bucket = os.environ.get(remote.BUCKET_ENV)
+        if not bucket:
+            return
+        for name in local_dataset_names():
+            self.published_datasets[name] = remote.publish(
+                self.clients["s3"], bucket, name, dataset_dir(name)
+            )
+
+    def publish_dataset(self, name: str) -> dict[str, Any]:
+        """Publish one local dataset to the functions' bucket: one added, or edited, after the
+        engine started (what `panelbrain datasets publish NAME` asks of a running serve)."""
+        from panelbrain.data import remote
+        from panelbrain.data.dictionary import dataset_dir
+
+        bucket = self.template.resolve({"Ref": "DatasetsBucket"})
+        self.published_datasets[name] = result = remote.publish(
+            self.clients["s3"], bucket, name, dataset_dir(name)
+        )
+        return result
 
     def _unqualified_start(self, problem: str) -> bool:
         """A start past a state machine's alias: reported, and refused when strict."""

@@ -8,7 +8,9 @@ local routes: ``GET /openapi.json`` (the query API's OpenAPI document), ``GET /l
 (the query queue's depth and the executions running, read-only, for ``panelbrain load``),
 ``POST /local/ops/{command}`` (what ``panelbrain ops`` runs against this engine: the emulator's
 state lives in this process, so the operations run here; JSON only, see
-:mod:`panelbrain.ops.operate`),
+:mod:`panelbrain.ops.operate`), ``POST /local/datasets/{name}/publish`` (what
+``panelbrain datasets publish NAME`` runs against this engine: the dataset's local files to the
+emulator's datasets bucket, see :mod:`panelbrain.data.remote`),
 ``GET``/``POST /login`` (sign in to the emulator's reviewer user pool: the session cookie holds
 the ID token, see :mod:`panelbrain.local.signin`) and ``POST /queries/{id}/review`` (decide a
 waiting review as the signed-in reviewer: the session cookie, or ``Authorization: Bearer`` with
@@ -51,6 +53,7 @@ DRAIN_BYTES = MAX_BODY_BYTES + (1 << 20)
 REQUEST_TIMEOUT_S = 10.0  # the longest a socket read may wait for the client
 _REVIEW = re.compile(r"^/queries/([A-Za-z0-9_-]{1,64})/review$")
 _OPS = re.compile(r"^/local/ops/([a-z-]{1,32})$")
+_PUBLISH = re.compile(r"^/local/datasets/([a-z0-9_]{1,64})/publish$")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # On every response: never content-sniffed into HTML or script, never kept by a cache.
@@ -251,6 +254,22 @@ class LocalServer:
         with self._round:  # between two of the poller's rounds
             return operate.run(target, command, arguments)
 
+    def publish_dataset(self, name: str) -> dict[str, Any]:
+        """Publish the dataset ``name`` from local files to this engine's datasets bucket (the
+        functions' DATASETS_BUCKET), as ``datasets publish --stack`` does to a deployed one."""
+        from panelbrain.data import remote
+        from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+
+        bucket = remote.bucket()
+        if bucket is None:
+            raise BadInputError(f"the template gives no function {remote.BUCKET_ENV}: nowhere to publish")
+        if name not in local_dataset_names():
+            raise BadInputError(
+                f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}"
+            )
+        with self._round:  # between two of the poller's rounds, as an intake switch
+            return remote.publish(self.engine.clients["s3"], bucket, name, dataset_dir(name))
+
     def reviewers(self) -> list[str]:
         """The allow-list ``serve --reviewers`` gave, in the order given."""
         given = str(self.engine.template.parameters.get("Reviewers", ""))
@@ -422,6 +441,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 )
             self._send(200, json.dumps(server.ops(command, self._body()), default=str))
 
+        def _publish(self, name: str) -> None:
+            # Changes what every later answer reads: refused from a web page, JSON only.
+            origin = self.headers.get("Origin")
+            if origin is not None and not _local_host(origin.partition("://")[2]):
+                raise _Refused(403, f"a publish posted from a web page ({origin[:100]!r}) is refused")
+            media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise _Refused(
+                    415, f"send the request as JSON with Content-Type: application/json, not {media!r}"
+                )
+            self._body()
+            self._send(200, json.dumps(server.publish_dataset(name)))
+
         def _login(self, method: str) -> None:
             if method == "GET":
                 self._send(200, render.login_page(action_url=LOGIN_PATH), {"Content-Type": _HTML})
@@ -446,6 +478,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     return
                 if method == "POST" and (match := _OPS.match(self.path)):
                     self._ops(match.group(1))
+                    return
+                if method == "POST" and (match := _PUBLISH.match(self.path)):
+                    self._publish(match.group(1))
                     return
                 if self.path.partition("?")[0] == LOGIN_PATH:
                     self._login(method)

@@ -1,0 +1,151 @@
+"""``panelbrain datasets publish NAME``: a dataset's dictionary and data to the datasets bucket.
+
+With ``--stack`` (and ``--region`` / ``--profile`` or the AWS environment) to the deployed
+stack's ``DatasetsBucket``, found through CloudFormation as ``panelbrain ops`` finds its
+resources; without it to the emulated bucket of a running ``panelbrain serve`` (``--url``), whose
+functions read it at once. ``panelbrain ask`` needs no publish for the datasets in local files:
+its engine publishes them when it starts. See docs/adr/0025-datasets-in-s3.md.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from panelbrain.cli.common import JsonOption, emit_json, out
+from panelbrain.errors import BadInputError, PanelbrainError
+
+DATASETS_BUCKET = "DatasetsBucket"  # the bucket's logical id in template.yaml
+LOCAL_URL = "http://127.0.0.1:3000"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class PublishServerError(PanelbrainError):
+    """No ``panelbrain serve`` answered, or it failed the publish (exit 1)."""
+
+
+def stack_bucket(cloudformation: Any, stack: str) -> str:
+    """The physical name of ``stack``'s datasets bucket (ListStackResources: DescribeStackResources
+    stops at 100 resources, and this stack has more once SAM has transformed it
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html)."""
+    from botocore.exceptions import ClientError
+
+    from panelbrain.ops.operate import StackNotFoundError
+
+    try:
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
+            for summary in page["StackResourceSummaries"]:
+                if summary["LogicalResourceId"] == DATASETS_BUCKET and summary.get("PhysicalResourceId"):
+                    return str(summary["PhysicalResourceId"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ValidationError":
+            raise StackNotFoundError(
+                f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}"
+            ) from None
+        raise
+    raise BadInputError(
+        f"stack {stack} has no {DATASETS_BUCKET}: deploy this version of template.yaml first (sam deploy)"
+    )
+
+
+def _to_stack(name: str, stack: str, region: str | None, profile: str | None) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+    from panelbrain.aws import clients
+    from panelbrain.data import remote
+    from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+
+    if name not in local_dataset_names():
+        raise BadInputError(
+            f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}"
+        )
+    try:
+        bucket = stack_bucket(clients.client("cloudformation", region=region, profile=profile), stack)
+        return remote.publish(
+            clients.client("s3", region=region, profile=profile), bucket, name, dataset_dir(name)
+        )
+    except NoRegionError:
+        raise BadInputError("no AWS region for --stack: pass --region or set AWS_REGION") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise PanelbrainError(
+            f"AWS refused {exc.operation_name} for stack {stack}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise PanelbrainError(f"cannot reach AWS for stack {stack}: {exc}") from None
+
+
+def _to_local(name: str, url: str, timeout_s: float = 300.0) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
+        raise BadInputError(f"--url must be http:// on this machine (127.0.0.1 or localhost), got {url!r}")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
+    try:
+        connection.request(
+            "POST",
+            f"/local/datasets/{name}/publish",
+            body=b"{}",
+            headers={"Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        status, raw = response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise PublishServerError(
+            f"no `panelbrain serve` answers at {url} ({type(exc).__name__}: {exc}): start one to publish to "
+            "its engine, or pass --stack NAME for a deployed stack (`panelbrain ask` publishes the local "
+            "datasets to its own engine by itself)"
+        ) from None
+    finally:
+        connection.close()
+    try:
+        document: dict[str, Any] = json.loads(raw or b"{}")
+    except ValueError:
+        document = {"message": raw[:200].decode(errors="replace")}
+    if status == 200:
+        return document
+    message = str(document.get("message") or document.get("error") or f"HTTP {status}")
+    if status == 404:
+        raise PublishServerError(
+            f"{url} has no publish route: it is not a `panelbrain serve` of this version"
+        )
+    if 400 <= status < 500:
+        raise BadInputError(message)
+    raise PublishServerError(f"the server at {url} failed to publish {name}: {message}")
+
+
+def publish(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset (see `panelbrain datasets`).")],
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            "--stack",
+            envvar="PANELBRAIN_STACK",
+            help="A deployed stack: publish to its datasets bucket (AWS credentials needed). "
+            "Unset: the local server's engine.",
+        ),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="The stack's region.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="An AWS profile.")] = None,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url", envvar="PANELBRAIN_URL", help="A `panelbrain serve` on this machine (without --stack)."
+        ),
+    ] = LOCAL_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish a dataset's dictionary and data to the datasets bucket the functions read.
+
+    Its content hash becomes its data version: answers cached for the older data are not served
+    for the new. Publishing unchanged files changes nothing."""
+    from panelbrain.data.remote import publish_summary
+
+    result = _to_stack(name, stack, region, profile) if stack else _to_local(name, url)
+    if as_json:
+        emit_json(result)
+        return
+    out.print(publish_summary(result))
