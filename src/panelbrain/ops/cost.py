@@ -288,3 +288,84 @@ def monthly_cost(
         "assumptions": {**asdict(a), "alarm_metrics": alarm_metrics},
         "prices_as_of": aws["as_of"],
     }
+
+
+def split_cost(
+    queries_per_day: float,
+    regions: int,
+    a: Assumptions | None = None,
+    profile: tuple[CallProfile, ...] = SEED_PROFILE,
+    model_unit_hour: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A month of the load spread evenly over ``regions`` active regions: each region's stack
+    at its share (so schedules, target tracking and provisioned concurrency per region), plus
+    what the split adds: the global table's replicated writes and their transfer between
+    regions, and Bedrock provisioned throughput bought per region (model units round up in each).
+
+    Provisioned throughput is priced where ``model_unit_hour`` (or aws_prices.yaml) gives a
+    price per model unit and hour; that model's token lines then become memo lines, since its
+    calls are billed by the unit. Without a price its line is a memo of the unit-hours."""
+    from panelbrain.ops.capacity import plan
+
+    a = a or Assumptions()
+    aws = aws_prices()
+    share = monthly_cost(queries_per_day / regions, a, profile)
+    prices: dict[str, float] = {m: float(p) for m, p in aws["bedrock_provisioned"].items() if p is not None}
+    prices.update(model_unit_hour or {})
+    lines: list[dict[str, Any]] = []
+    for line in share["lines"]:
+        model = next((m for m in prices if line["line"].startswith(f"Bedrock {m}:")), None)
+        counted = line["counted"] and model is None
+        label = line["line"] + (" (memo: billed by provisioned throughput)" if model else "")
+        inputs = {**line["inputs"], "regions": regions}
+        lines.append(
+            {**line, "line": label, "usd": line["usd"] * regions, "counted": counted, "inputs": inputs}
+        )
+    units = plan(queries_per_day / regions, peak_factor=a.peak_factor, profile=profile)["models"]
+    for model, figures in units.items():
+        per_region = figures["model_units"]["value"]
+        unit_hours = per_region * regions * 24 * a.days_per_month  # billed every hour, used or not
+        price = prices.get(model)
+        lines.append(
+            _line(
+                f"Bedrock {model}: provisioned throughput, {per_region} units x {regions} region(s)"
+                + ("" if price is not None else " (memo: price on quote)"),
+                unit_hours * price if price is not None else 0.0,
+                "units per region * regions * hours a month * price per unit-hour",
+                counted=price is not None,
+                units_per_region=per_region,
+                unit_hours=unit_hours,
+                price_per_unit_hour=price,
+            )
+        )
+    queries = queries_per_day * a.days_per_month
+    other_replicas = regions - 1
+    lines.append(
+        _line(
+            "DynamoDB replicated writes (global table)",
+            queries
+            * a.write_units_per_query
+            * other_replicas
+            / 1e6
+            * aws["dynamodb"]["per_million_replicated_write_units"],
+            "queries * write units a query * other replicas * price",
+            other_replicas=other_replicas,
+        )
+    )
+    gigabytes = queries * a.write_units_per_query * other_replicas / 1024**2  # a write unit is 1 KB
+    lines.append(
+        _line(
+            "Data transfer between regions (replication)",
+            gigabytes * aws["data_transfer"]["inter_region_per_gb"],
+            "queries * KB written a query * other replicas / 1024^2 * price per GB",
+            gigabytes=gigabytes,
+        )
+    )
+    return {
+        "queries_per_day": queries_per_day,
+        "regions": regions,
+        "lines": lines,
+        "total_usd": math.fsum(line["usd"] for line in lines if line["counted"]),
+        "assumptions": share["assumptions"],
+        "prices_as_of": share["prices_as_of"],
+    }
