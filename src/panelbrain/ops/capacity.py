@@ -291,7 +291,9 @@ def quota_checks(
     per_second = queries_per_day / 86_400 * peak_factor
     figures = plan(queries_per_day, peak_factor=peak_factor, profile=profile, headroom=headroom)
     concurrency = {n: f["value"] for n, f in figures["lambda_concurrency_at_peak"].items()}
-    provisioned = {n: f["value"] for n, f in figures["provisioned_concurrency_at_peak"].items()}
+    # Target tracking follows the minute's arrivals, which run above the planned peak (margin).
+    busiest = provisioned_at_peak(per_second * 60 * QUOTA_HEADROOM)
+    provisioned = {n: f["value"] for n, f in busiest.items()}
     agents = sum(max(concurrency[n], provisioned[n]) for n in FUNCTIONS)
     others = (
         math.ceil(per_second * OTHER_FUNCTIONS_PER_QUERY * OTHER_FUNCTION_S * headroom) + POLLER_CONCURRENCY
@@ -302,8 +304,8 @@ def quota_checks(
             "lambda.concurrent_executions",
             quotas,
             float(max(agents + others, sum(provisioned.values()) + unreserved)),
-            "max(sum over agents of max(concurrency at peak, provisioned at peak) + other functions "
-            "+ poller, sum(provisioned at peak) + unreserved minimum)",
+            "max(sum over agents of max(concurrency at peak, provisioned at peak * margin) + other "
+            "functions + poller, sum(provisioned at peak * margin) + unreserved minimum)",
             agents=agents,
             other_functions_and_poller=others,
             provisioned=sum(provisioned.values()),
