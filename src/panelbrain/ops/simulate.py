@@ -187,6 +187,8 @@ class Simulation:
         elif config.scaling == "seed-steps":
             self.scalers = {name: SeedStepRules(agents[name]) for name in self.pools}
         self.memory_gb = {name: agents[name].memory_gb for name in self.pools}
+        self.log_latency = {agent: math.log(seconds) for agent, seconds in SEED_LATENCY_S.items()}
+        self.provisioned_total = 0  # provisioned instances of all agents this minute
         self.quotas = config.quotas or QuotaSet.defaults()
         self.concurrency_quota = self.quotas.value("lambda.concurrent_executions")
         self.unreserved_minimum = self.quotas.value("lambda.unreserved_minimum")
@@ -317,6 +319,7 @@ class Simulation:
         pending = agents
         for attempt in range(RETRY_ATTEMPTS + 1):
             now = env.now
+            self._release_until(now)
             outcomes = [(agent, *self.invoke(agent, now)) for agent in pending]
             yield env.timeout(max(end for _, end, _ in outcomes) - now)
             pending = tuple(agent for agent, _, ok in outcomes if not ok)
@@ -328,7 +331,6 @@ class Simulation:
 
     def invoke(self, agent: str, now: float) -> tuple[float, bool]:
         """Start one invocation of ``agent`` at ``now``: (when it ends, whether it succeeded)."""
-        self._release_until(now)
         function = AGENT_FUNCTION[agent]
         pool = self.pools[function]
         served = pool.by_hour[int(now // 3600) % 24]
@@ -344,8 +346,7 @@ class Simulation:
             pool.busy_provisioned += 1
             served[0] += 1
         else:
-            allocated = sum(p.provisioned for p in self.pools.values())
-            if self.on_demand_busy + allocated + self.other_functions >= self.concurrency_quota:
+            if self.on_demand_busy + self.provisioned_total + self.other_functions >= self.concurrency_quota:
                 self._throttled("lambda.concurrent_executions", now)
                 return now, False
             served[1] += 1
@@ -368,9 +369,10 @@ class Simulation:
             else:
                 delay += wait
         if ok:
-            mean = SEED_LATENCY_S[agent]
+            # Log-normal around the seed's latency, within 2-30 s.
             duration = min(
-                max(self.random.lognormvariate(math.log(mean), self.config.latency_sigma), 2.0), 30.0
+                max(math.exp(self.random.gauss(self.log_latency[agent], self.config.latency_sigma)), 2.0),
+                30.0,
             )
             if model is not None:
                 self.model_calls[model] = self.model_calls.get(model, 0) + 1
@@ -386,8 +388,11 @@ class Simulation:
         """Seconds the call waits for its model's quotas, or None when it cannot be admitted
         within the SDK's retry budget (then it takes nothing from them)."""
         buckets = self.model_buckets[model]
-        waits = [(bucket.wait_for(amount, now), quota_id) for quota_id, bucket, amount in buckets]
-        wait, quota_id = max(waits)
+        wait, quota_id = 0.0, ""
+        for name, bucket, amount in buckets:
+            needed = bucket.wait_for(amount, now)
+            if needed > wait:
+                wait, quota_id = needed, name
         if wait > 0:
             self._throttled(quota_id, now)
         if wait > BEDROCK_RETRY_BUDGET_S:
@@ -480,6 +485,7 @@ class Simulation:
                 room -= grant
                 if grant < increase:
                     self._throttled("lambda.unreserved_minimum", now)
+        self.provisioned_total = sum(p.provisioned for p in self.pools.values())
 
     def served(self) -> dict[str, dict[str, int]]:
         """Per function: invocations served by provisioned instances, on demand, and cold starts."""
