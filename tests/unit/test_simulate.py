@@ -1,5 +1,6 @@
-"""The simulation: its queueing machinery against Erlang C, the scaling it models against the
-rules Application Auto Scaling documents, and what it says of the seed's claims."""
+"""The simulation: its queueing (the poller's FIFO servers) against Erlang C, the scaling it
+models against the rules Application Auto Scaling documents, and what it says of the seed's
+claims."""
 
 from __future__ import annotations
 

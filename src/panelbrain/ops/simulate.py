@@ -166,6 +166,14 @@ def parse_surge(text: str) -> tuple[float, float, float]:
     return float(start), float(start + length), per_minute
 
 
+def fifo_begin(free: list[float], arrived: float, service_s: float) -> float:
+    """When a customer arriving at ``arrived`` starts service at c servers taken in arrival
+    order, ``free`` being the heap of the times each server is next free (updated)."""
+    begin = max(arrived, heapq.heappop(free))
+    heapq.heappush(free, begin + service_s)
+    return begin
+
+
 def arrival_rate_per_s(config: SimConfig, t: float) -> float:
     """Arrivals a second at time ``t``: the day's profile plus any surge under way."""
     extra = sum(rate for start, end, rate in config.surges if start <= t < end) / 60
@@ -279,9 +287,7 @@ class Simulation:
 
     def query(self, arrived: float) -> Generator[simpy.Event, Any, None]:
         env, config = self.env, self.config
-        # The poller: the earliest free of its slots, in arrival order.
-        begin = max(arrived, heapq.heappop(self.poller_free))
-        heapq.heappush(self.poller_free, begin + config.poller_seconds)
+        begin = fifo_begin(self.poller_free, arrived, config.poller_seconds)
         waiting = self.waiting
         while waiting and waiting[0] <= arrived:
             waiting.popleft()
@@ -603,26 +609,15 @@ def erlang_c_mean_wait(arrival_rate: float, service_rate: float, servers: int) -
 def simulate_mmc(
     arrival_rate: float, service_rate: float, servers: int, customers: int, seed: int = 1
 ) -> float:
-    """Mean queueing time measured by the same SimPy machinery, for checking against Erlang C."""
-    env = simpy.Environment()
-    station = simpy.Resource(env, capacity=servers)
+    """Mean queueing time of an M/M/c queue measured with the simulation's own servers
+    (:func:`fifo_begin`, the poller's queue), for checking against Erlang C."""
     rng = random.Random(seed)
+    free = [0.0] * servers
     waits: list[float] = []
-
-    def customer() -> Generator[simpy.Event, Any, None]:
-        arrived = env.now
-        with station.request() as slot:
-            yield slot
-            waits.append(env.now - arrived)
-            yield env.timeout(rng.expovariate(service_rate))
-
-    def source() -> Generator[simpy.Event, Any, None]:
-        for _ in range(customers):
-            yield env.timeout(rng.expovariate(arrival_rate))
-            env.process(customer())
-
-    env.process(source())
-    env.run()
+    t = 0.0
+    for _ in range(customers):
+        t += rng.expovariate(arrival_rate)
+        waits.append(fifo_begin(free, t, rng.expovariate(service_rate)) - t)
     warm_up = len(waits) // 10
     return sum(waits[warm_up:]) / (len(waits) - warm_up)
 
