@@ -230,8 +230,9 @@ OUTPUT_SHARE = 0.2  # of each call's tokens (the cost model's assumption too)
 OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
 OTHER_FUNCTION_S = 0.1  # each of them runs about 100 ms
 POLLER_CONCURRENCY, POLLER_BATCH = 10, 10  # template.yaml: the poller's ScalingConfig and BatchSize
+# The cost model's assumptions (panelbrain.ops.cost.Assumptions takes its defaults from these).
 STATUS_POLLS_PER_QUERY = 5  # GET /queries/{id} while a question is answered
-WRITE_UNITS_PER_QUERY, READ_UNITS_PER_QUERY = 12, 6
+WRITE_UNITS_PER_QUERY, READ_UNITS_PER_QUERY = 12, 6  # query record writes (~1 KB each) + an ~8 KB answer
 REVIEW_FRACTION, REVIEW_TRANSITIONS = 0.10, 5
 # A minute's arrivals vary about the planned peak (Poisson, plus the busiest minute of the
 # profile): quotas that are rates a minute or a second are requested with this margin.

@@ -23,7 +23,19 @@ from typing import Any
 import yaml
 
 from panelbrain.agents.latency import SEED_LATENCY_S
-from panelbrain.ops.capacity import ANSWERED_PATH_STATES, FUNCTIONS, SEED_PROFILE, CallProfile
+from panelbrain.ops.capacity import (
+    ANSWERED_PATH_STATES,
+    FUNCTIONS,
+    OTHER_FUNCTIONS_PER_QUERY,
+    OUTPUT_SHARE,
+    READ_UNITS_PER_QUERY,
+    REVIEW_FRACTION,
+    REVIEW_TRANSITIONS,
+    SEED_PROFILE,
+    STATUS_POLLS_PER_QUERY,
+    WRITE_UNITS_PER_QUERY,
+    CallProfile,
+)
 from panelbrain.ops.template_scaling import scaling
 from panelbrain.ops.tracking import tracked_week
 from panelbrain.pricing import cost_usd
@@ -32,22 +44,21 @@ BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 WORKER_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 # Smallest prefix Bedrock will cache (tokens): FACTS.md, langchain-aws 1.9.1 notes.
 MIN_CACHEABLE = {"sonnet": 1_024, "haiku": 4_096}
-OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
 
 
 @dataclass(frozen=True)
 class Assumptions:
     days_per_month: float = 30.4
-    output_share: float = 0.2  # of each call's tokens
+    output_share: float = OUTPUT_SHARE  # of each call's tokens
     cacheable_share: float = 0.75  # of each call's input: the system prompt + data dictionary
     cache_ttl_minutes: float = 5.0
     result_cache_hit_rate: float = 0.25  # seed 6.3
-    review_fraction: float = 0.10
-    review_transitions: int = 5
-    status_polls_per_query: int = 5
+    review_fraction: float = REVIEW_FRACTION
+    review_transitions: int = REVIEW_TRANSITIONS
+    status_polls_per_query: int = STATUS_POLLS_PER_QUERY
     log_kb_per_query: float = 20.0
-    write_units_per_query: int = 12  # query record writes (~1 KB each) + an ~8 KB answer
-    read_units_per_query: int = 6
+    write_units_per_query: int = WRITE_UNITS_PER_QUERY  # query record writes (~1 KB each) + an ~8 KB answer
+    read_units_per_query: int = READ_UNITS_PER_QUERY
     alarm_metrics: int | None = None  # None: counted from template.yaml, target tracking's included
     custom_metrics: int = 2
     peak_factor: float = 4.0  # busiest minute over the day's average minute (shapes the tracking)
