@@ -159,6 +159,14 @@ def test_the_split_is_priced_with_replication_and_units_per_region() -> None:
     tokens = [line for line in priced["lines"] if line["line"].startswith("Bedrock sonnet: input")]
     assert tokens and not tokens[0]["counted"]
 
+    # A cached answer saves tokens, not model-unit hours: the result cache's saving shrinks.
+    def cache_saving(column: dict[str, Any]) -> float:
+        return float(next(line["usd"] for line in column["lines"] if line["line"] == "Result-cache savings"))
+
+    both = split_cost(500_000, 2, model_unit_hour={"sonnet": 50.0, "haiku": 20.0})
+    assert cache_saving(two) < cache_saving(priced) < cache_saving(both) < 0
+    assert -cache_saving(both) < 0.01 * -cache_saving(two)
+
 
 # -- the simulator held to the quotas, and capacity's increases fed back -------------------------
 

@@ -324,14 +324,22 @@ def split_cost(
     prices: dict[str, float] = {m: float(p) for m, p in aws["bedrock_provisioned"].items() if p is not None}
     prices.update(model_unit_hour or {})
     lines: list[dict[str, Any]] = []
+    by_the_unit = 0.0  # token spend now billed by provisioned throughput instead
     for line in share["lines"]:
         model = next((m for m in prices if line["line"].startswith(f"Bedrock {m}:")), None)
         counted = line["counted"] and model is None
+        if model is not None and line["counted"]:
+            by_the_unit += line["usd"] * regions
         label = line["line"] + (" (memo: billed by provisioned throughput)" if model else "")
         inputs = {**line["inputs"], "regions": regions}
         lines.append(
             {**line, "line": label, "usd": line["usd"] * regions, "counted": counted, "inputs": inputs}
         )
+    # A cached answer saves the tokens it would have cost, but not the hours of a model unit.
+    for line in lines:
+        if line["line"] == "Result-cache savings" and by_the_unit:
+            line["usd"] += a.result_cache_hit_rate * by_the_unit
+            line["inputs"] = {**line["inputs"], "excluded_provisioned_token_spend": by_the_unit}
     units = plan(queries_per_day / regions, peak_factor=a.peak_factor, profile=profile)["models"]
     for model, figures in units.items():
         per_region = figures["model_units"]["value"]
