@@ -213,3 +213,36 @@ def test_provisioned_concurrency_never_takes_the_unreserved_minimum() -> None:
     result = simulation.run()
     assert max(simulation.series["provisioned"]) <= 50
     assert result["throttles_by_quota"].get("lambda.unreserved_minimum", 0) > 0
+
+
+def test_a_function_scaled_faster_than_its_rate_is_throttled() -> None:
+    # GIVEN no provisioned concurrency and a scaling rate of 20 new instances every 10 s,
+    # WHEN 600 extra questions a minute arrive at 11:00, THEN cold starts past the rate are
+    # throttled (and, with the default 1,000, the same surge is not).
+    surge = ((11 * 3600.0, 11 * 3600.0 + 600, 600.0),)
+
+    def run(rate: float) -> dict[str, Any]:
+        quotas = QuotaSet("us-east-1", {"lambda.scaling_rate": rate})
+        config = SimConfig(500, days=0.5, scaling="none", surges=surge, quotas=quotas)
+        config.tpm_quota = {"sonnet": 1e12, "haiku": 1e12}
+        return Simulation(config).run()
+
+    assert run(20)["throttles_by_quota"].get("lambda.scaling_rate", 0) > 0
+    assert "lambda.scaling_rate" not in run(1_000)["throttles_by_quota"]
+
+
+def test_reviews_wait_for_the_standard_workflows_start_quota() -> None:
+    # GIVEN one Standard execution start every 5 minutes, WHEN reviews start, THEN they queue
+    # for it, and the answers that need no review are not held up.
+    slow = QuotaSet(
+        "us-east-1",
+        {
+            "stepfunctions.standard_start_execution.rate": 1 / 300,
+            "stepfunctions.standard_start_execution.bucket": 1,
+        },
+    )
+    throttled = Simulation(SimConfig(5_000, days=0.5, quotas=slow)).run()
+    default = Simulation(SimConfig(5_000, days=0.5)).run()
+    assert throttled["throttles_by_quota"].get("stepfunctions.standard_start_execution.rate", 0) > 0
+    assert throttled["reviewed_p50_s"] > 1.5 * default["reviewed_p50_s"]
+    assert throttled["p95_s"] == pytest.approx(default["p95_s"], rel=0.05)

@@ -23,7 +23,10 @@ Quotas (:class:`panelbrain.pricing.quotas.QuotaSet`, ``--quotas default|requeste
   ThrottlingException, the state machine retries once, then the query fails. With
   ``tpm_quota`` set the models run on provisioned throughput instead: that many tokens a minute,
   no request quota and no burndown.
-- **Express StartExecution**: the poller waits for the bucket (its SDK retries).
+- **Lambda scaling rate**: a function gets at most 1,000 new instances every 10 seconds; a cold
+  start past that is throttled like a concurrency throttle.
+- **Step Functions StartExecution** (Express for every question, Standard for reviews) and the
+  Standard workflow's state transitions: token buckets the caller waits out (SDK retries).
 
 The first quota to throttle is named (``saturated_first``). Time is simulated with one SimPy
 process per question that yields once per step; instances are released lazily (a heap of end
@@ -59,6 +62,7 @@ from panelbrain.ops.capacity import (
     OTHER_FUNCTION_S,
     OTHER_FUNCTIONS_PER_QUERY,
     OUTPUT_SHARE,
+    REVIEW_TRANSITIONS,
     SEED_PROFILE,
     quota_tokens_per_call,
 )
@@ -221,10 +225,16 @@ class Simulation:
                     ),
                     (f"bedrock.cross_region_rpm.{model}", _Bucket(rpm, rpm / 60), 1.0),
                 ]
-        self.express = _Bucket(
-            self.quotas.value("stepfunctions.express_start_execution.bucket"),
-            self.quotas.value("stepfunctions.express_start_execution.rate"),
-        )
+
+        def bucket(quota: str) -> _Bucket:
+            return _Bucket(self.quotas.value(f"{quota}.bucket"), self.quotas.value(f"{quota}.rate"))
+
+        self.express = bucket("stepfunctions.express_start_execution")
+        self.standard_starts = bucket("stepfunctions.standard_start_execution")
+        self.standard_transitions = bucket("stepfunctions.standard_state_transitions")
+        # New execution environments: 1,000 every 10 s per function, refilled continuously.
+        burst = self.quotas.value("lambda.scaling_rate")
+        self.scaling_rate = {name: _Bucket(burst, burst / 10) for name in self.pools}
         # Poller slots as the times each is next free (a FIFO queue of c servers).
         self.poller_free = [0.0] * config.poller_concurrency
         self.waiting: deque[float] = deque()  # start times of questions still queued, ascending
@@ -296,10 +306,7 @@ class Simulation:
             self.max_queue_depth = max(self.max_queue_depth, len(waiting))
         self.max_queue_age = max(self.max_queue_age, begin - arrived)
         start = begin + config.poller_seconds
-        wait = self.express.wait_for(1.0, arrived)
-        self.express.take(1.0)
-        if wait > 0:
-            self._throttled("stepfunctions.express_start_execution.rate", arrived)
+        wait = self._reserve(self.express, 1.0, "stepfunctions.express_start_execution.rate", arrived)
         yield env.timeout(start + wait - arrived)
         for step in (("plan",), WORKERS, ("synthesise",)):
             if not (yield from self.step(step)):
@@ -307,8 +314,20 @@ class Simulation:
                 return
         reviewed = self.random.random() < config.review_fraction
         if reviewed:
-            # Reviewed answers wait for a person (the Standard workflow), then the formatter.
-            yield env.timeout(min(self.random.expovariate(1 / config.reviewer_mean_s), 3600.0))
+            # Reviewed answers start the Standard workflow (its StartExecution and state
+            # transitions are token buckets; the SDK and the Task's Retry wait them out), wait
+            # for a person, then the formatter.
+            now = env.now
+            wait = max(
+                self._reserve(self.standard_starts, 1.0, "stepfunctions.standard_start_execution.rate", now),
+                self._reserve(
+                    self.standard_transitions,
+                    float(REVIEW_TRANSITIONS),
+                    "stepfunctions.standard_state_transitions.rate",
+                    now,
+                ),
+            )
+            yield env.timeout(wait + min(self.random.expovariate(1 / config.reviewer_mean_s), 3600.0))
         if not (yield from self.step(("formatter",))):
             self.failed += 1
             return
@@ -355,8 +374,17 @@ class Simulation:
             if self.on_demand_busy + self.provisioned_total + self.other_functions >= self.concurrency_quota:
                 self._throttled("lambda.concurrent_executions", now)
                 return now, False
+            warm = bool(pool.idle_on_demand)
+            if not warm:
+                # A new instance: Lambda refuses to scale a function faster than its rate.
+                # https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html
+                scaling_rate = self.scaling_rate[function]
+                if scaling_rate.wait_for(1.0, now) > 0:
+                    self._throttled("lambda.scaling_rate", now)
+                    return now, False
+                scaling_rate.take(1.0)
             served[1] += 1
-            if pool.idle_on_demand:
+            if warm:
                 pool.idle_on_demand.pop()  # a warm on-demand instance
             else:
                 self.cold_starts += 1  # a new instance
@@ -405,6 +433,14 @@ class Simulation:
             return None
         for _, bucket, amount in buckets:
             bucket.take(amount)
+        return wait
+
+    def _reserve(self, bucket: _Bucket, amount: float, quota_id: str, now: float) -> float:
+        """Take ``amount`` from a bucket whose caller retries until served: the wait."""
+        wait = bucket.wait_for(amount, now)
+        bucket.take(amount)
+        if wait > 0:
+            self._throttled(quota_id, now)
         return wait
 
     def _throttled(self, quota_id: str, now: float) -> None:
