@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 TARGETS = {"sex": {"f": 0.5, "m": 0.5}, "age": {"young": 0.3, "old": 0.7}}
 
@@ -226,3 +227,26 @@ def test_cost_prices_recorded_usage(tmp_path: Path) -> None:
     assert "Bedrock sonnet: cache writes" in names
     assert not any("haiku" in name for name in names)  # the recorded run used one model
     assert_one_line_error(run("cost", "--usage", str(usage)), "--usage goes with --profile measured")
+
+
+def test_capacity_writes_the_increases_and_simulate_runs_against_them(tmp_path: Path) -> None:
+    # GIVEN 500,000 a day, WHEN capacity plans it, THEN it lists the increases and writes them.
+    requested = tmp_path / "requested.yaml"
+    result = run("capacity", "--queries-per-day", "500000", "--requested-quotas", str(requested), "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    asked = {(r["quota"], r["region"]): r["to"] for r in plan["quotas"]["requests"]}
+    assert asked[("lambda.concurrent_executions", "us-east-1")] == 1_400
+    assert yaml.safe_load(requested.read_text())["lambda.concurrent_executions"] == {"us-east-1": 1_400}
+    # The file feeds `simulate --quotas FILE` (a short night, to stay quick).
+    result = run(
+        "simulate", "--queries-per-day", "500000", "--days", "0.05", "--quotas", str(requested), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["quotas"] == "requested.yaml" and document["concurrency_quota"] == 1_400
+    assert document["throttles"] == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lambda.concurrency: 5\n")
+    assert_one_line_error(run("simulate", "--queries-per-day", "10", "--quotas", str(bad)), "unknown quota")
+    assert_one_line_error(run("capacity", "--queries-per-day", "10", "--regions", "9"), "--regions must be")

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from panelbrain.cli.common import JsonOption, emit_json, err
 from panelbrain.errors import BadInputError
+
+if TYPE_CHECKING:
+    from panelbrain.pricing.quotas import QuotaSet
+
+
+def _account_quotas(path: Path | None, regions: list[str]) -> dict[str, QuotaSet] | None:
+    """Each region's quotas from ``--quotas FILE`` (None: the table's defaults)."""
+    from panelbrain.pricing.quotas import load_quota_file
+
+    return None if path is None else {region: load_quota_file(path, region) for region in regions}
 
 
 def capacity(
@@ -19,18 +29,61 @@ def capacity(
     profile: Annotated[
         str, typer.Option(help="seed (the document's calls) or measured (this repository's prompts).")
     ] = "seed",
+    regions: Annotated[
+        int, typer.Option(help="Active regions to spread the load over, each against its own quotas.")
+    ] = 1,
+    quotas: Annotated[
+        Path | None,
+        typer.Option(help="Your account's applied quotas, YAML {quota id: value or {region: value}}."),
+    ] = None,
+    requested_quotas: Annotated[
+        Path | None,
+        typer.Option(help="Write the increases to request here, for `panelbrain simulate --quotas FILE`."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Tokens a day and a minute, model units, Lambda concurrency and Step Functions load."""
+    """Tokens, model units, Lambda concurrency and Step Functions load; every figure against its
+    account quota, the increases to request (which quota, to what, where) or the regions needed."""
     from panelbrain.cli.present import capacity_view
-    from panelbrain.ops.capacity import SEED_PROFILE, measured_profile, plan
+    from panelbrain.ops.capacity import (
+        REGION_ORDER,
+        SEED_PROFILE,
+        measured_profile,
+        plan,
+        regional_plan,
+    )
+    from panelbrain.ops.capacity import (
+        requested_quotas as as_requested,
+    )
 
     if profile not in ("seed", "measured"):
         raise BadInputError(f"--profile must be seed or measured, got {profile!r}")
     if queries_per_day <= 0 or peak_factor < 1:
         raise BadInputError("--queries-per-day must be positive and --peak-factor at least 1")
+    if not 1 <= regions <= len(REGION_ORDER):
+        raise BadInputError(
+            f"--regions must be between 1 and {len(REGION_ORDER)} ({', '.join(REGION_ORDER)})"
+        )
     calls = SEED_PROFILE if profile == "seed" else measured_profile()
     result = plan(queries_per_day, peak_factor=peak_factor, profile=calls)
+    names = list(REGION_ORDER[:regions])
+    result["quotas"] = regional_plan(
+        queries_per_day,
+        regions,
+        peak_factor=peak_factor,
+        profile=calls,
+        quotas=_account_quotas(quotas, names),
+    )
+    if requested_quotas is not None:
+        import yaml
+
+        try:
+            requested_quotas.write_text(
+                yaml.safe_dump(as_requested(result["quotas"]), sort_keys=True), encoding="utf-8"
+            )
+        except OSError as exc:
+            raise BadInputError(f"--requested-quotas: {exc}") from None
+        err.print(f"wrote {requested_quotas}")
     if as_json:
         emit_json(result)
         return
@@ -46,6 +99,15 @@ def cost(
     ] = "seed",
     usage: Annotated[
         list[Path] | None, typer.Option(help="`panelbrain ask --json` outputs whose recorded usage to price.")
+    ] = None,
+    regions: Annotated[
+        int, typer.Option(help="Active regions sharing the load: adds replication and per-region units.")
+    ] = 1,
+    model_unit_hour: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="MODEL=USD: your quote per provisioned-throughput model unit and hour (repeatable)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -68,7 +130,25 @@ def cost(
             raise BadInputError(f"--usage: {exc}") from None
     elif profile == "measured":
         calls = measured_profile()
-    columns = [monthly_cost(v, profile=calls) for v in volumes]
+    prices: dict[str, float] = {}
+    for text in model_unit_hour or []:
+        model, _, usd = text.partition("=")
+        try:
+            prices[model.strip()] = float(usd)
+        except ValueError:
+            raise BadInputError(f"--model-unit-hour {text!r} is not MODEL=USD (e.g. sonnet=40)") from None
+        if model.strip() not in ("sonnet", "haiku") or prices[model.strip()] <= 0:
+            raise BadInputError(
+                f"--model-unit-hour {text!r}: the model is sonnet or haiku, the price positive"
+            )
+    if regions < 1:
+        raise BadInputError("--regions must be at least 1")
+    if regions > 1 or prices:
+        from panelbrain.ops.cost import split_cost
+
+        columns = [split_cost(v, regions, profile=calls, model_unit_hour=prices) for v in volumes]
+    else:
+        columns = [monthly_cost(v, profile=calls) for v in volumes]
     if as_json:
         emit_json({"columns": columns})
         return
@@ -95,13 +175,25 @@ def simulate(
     model_units: Annotated[
         str,
         typer.Option(
-            help="on-demand (assumed quotas), recommended (`panelbrain capacity` units) or unlimited."
+            help="on-demand (the account's Bedrock quotas), recommended (`panelbrain capacity`'s "
+            "provisioned-throughput units) or unlimited."
         ),
     ] = "on-demand",
+    quotas: Annotated[
+        str,
+        typer.Option(
+            help="default (AWS's defaults), requested (with the increases `panelbrain capacity` asks "
+            "for at this volume) or a FILE of your account's quotas."
+        ),
+    ] = "default",
+    regions: Annotated[
+        int, typer.Option(help="Simulate the first region of a split over this many regions (its share).")
+    ] = 1,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of the simulated period here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Discrete-event simulation of the deployed pipeline: latency, cold starts, throttles, queue."""
+    """Discrete-event simulation of the deployed pipeline held to the account's quotas: latency,
+    cold starts, throttles by quota and what saturates first, failed questions, queue."""
     from rich.progress import Progress
 
     from panelbrain.cli.present import simulation_view
@@ -119,13 +211,28 @@ def simulate(
         raise BadInputError("--queries-per-day must be positive and --days between 0 and 14")
     if model_units not in ("on-demand", "recommended", "unlimited"):
         raise BadInputError(f"--model-units must be on-demand, recommended or unlimited, got {model_units!r}")
-    config = SimConfig(queries_per_day, days=days, scaling=scaling, seed=seed, surges=surges)
+    from panelbrain.ops.capacity import REGION_ORDER, regional_plan, requested_quotas
+    from panelbrain.pricing.quotas import QuotaSet, load_quota_file
+
+    if not 1 <= regions <= len(REGION_ORDER):
+        raise BadInputError(f"--regions must be between 1 and {len(REGION_ORDER)}")
+    region = REGION_ORDER[0]
+    if quotas == "default":
+        account = QuotaSet.defaults(region)
+    elif quotas == "requested":
+        increases = requested_quotas(regional_plan(queries_per_day, regions))
+        account = QuotaSet(region, {q: by_region[region] for q, by_region in increases.items()}, "requested")
+    else:
+        account = load_quota_file(Path(quotas), region)
+    config = SimConfig(
+        queries_per_day / regions, days=days, scaling=scaling, seed=seed, surges=surges, quotas=account
+    )
     if model_units == "recommended":
         from panelbrain.ops.capacity import recommended_tpm_quota
 
-        config.tpm_quota = recommended_tpm_quota(queries_per_day)
+        config.tpm_quota = recommended_tpm_quota(queries_per_day / regions)
     elif model_units == "unlimited":  # no Bedrock throttling: Lambda scaling alone
-        config.tpm_quota = {model: 1e12 for model in config.tpm_quota}
+        config.tpm_quota = {"sonnet": 1e12, "haiku": 1e12}
     with Progress(console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=days * 86_400)
         simulation = Simulation(config, progress=lambda now: bar.update(task, completed=now))

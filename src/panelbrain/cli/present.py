@@ -136,6 +136,52 @@ def capacity_view(result: dict[str, Any], *, queries_per_day: float, peak_factor
         grid.add_row(name.replace("_", " "), f"{figure['value']:,.0f}", figure["formula"])
     out.print(grid)
     out.print(f"Recommendation: [bold]{result['recommendation']}[/]")
+    if "quotas" in result:
+        quotas_view(result["quotas"])
+
+
+def quotas_view(regional: dict[str, Any]) -> None:
+    """Each region's figures against its quotas, then the increases to request or the regions
+    a quota that cannot be raised needs."""
+    count = len(regional["regions"])
+    for region, figures in regional["per_region"].items():
+        grid = Table(
+            title=f"{region}: {figures['queries_per_day']:,.0f} queries a day against the account's quotas"
+        )
+        for column in ("quota", "needed at peak", "quota value", "", "basis"):
+            grid.add_column(
+                column,
+                justify="left" if column in ("quota", "basis") else "right",
+                overflow="fold" if column == "quota" else "ellipsis",
+            )
+        for check in figures["checks"]:
+            mark = (
+                "[green]ok[/]"
+                if check["ok"]
+                else ("[red]raise[/]" if check["adjustable"] else "[red]fixed[/]")
+            )
+            grid.add_row(
+                check["quota"], f"{check['needed']:,.1f}", f"{check['limit']:,.0f}", mark, check["basis"]
+            )
+        out.print(grid)
+        units = ", ".join(f"{m} {n}" for m, n in figures["model_units"].items())
+        out.print(f"[dim]Provisioned throughput instead of on-demand quotas: {units} model units here.[/]")
+    if regional["requests"]:
+        asks = Table(title="Quota increases to request")
+        for column in ("region", "quota", "from", "to"):
+            asks.add_column(column, justify="right" if column in ("from", "to") else "left")
+        for request in regional["requests"]:
+            asks.add_row(
+                request["region"], request["name"], f"{request['from']:,.0f}", f"{request['to']:,.0f}"
+            )
+        out.print(asks)
+    else:
+        out.print(f"No quota increase needed in {count} region(s).")
+    if regional["regions_needed"] > count:
+        out.print(
+            f"[bold red]A quota that cannot be raised is exceeded: spread the load over "
+            f"{regional['regions_needed']} regions (--regions {regional['regions_needed']}).[/]"
+        )
 
 
 def cost_view(columns: list[dict[str, Any]], volumes: list[float]) -> None:
@@ -165,7 +211,11 @@ def simulation_view(result: dict[str, Any], *, days: float, queries_per_day: flo
             else str(value),
         )
         for key, value in result.items()
-        if key != "functions"
+        if key not in ("functions", "throttles_by_quota", "tpm_quota")
+    ]
+    rows += [(f"throttled by {quota}", f"{count:,}") for quota, count in result["throttles_by_quota"].items()]
+    rows += [
+        (f"model tokens a minute ({model})", f"{tpm:,.0f}") for model, tpm in result["tpm_quota"].items()
     ]
     title = f"Simulated {days:g} day(s) at {queries_per_day:,.0f} queries a day, scaling {scaling}"
     out.print(figure_table(title, "value", rows))

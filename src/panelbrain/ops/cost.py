@@ -23,7 +23,19 @@ from typing import Any
 import yaml
 
 from panelbrain.agents.latency import SEED_LATENCY_S
-from panelbrain.ops.capacity import ANSWERED_PATH_STATES, FUNCTIONS, SEED_PROFILE, CallProfile
+from panelbrain.ops.capacity import (
+    ANSWERED_PATH_STATES,
+    FUNCTIONS,
+    OTHER_FUNCTIONS_PER_QUERY,
+    OUTPUT_SHARE,
+    READ_UNITS_PER_QUERY,
+    REVIEW_FRACTION,
+    REVIEW_TRANSITIONS,
+    SEED_PROFILE,
+    STATUS_POLLS_PER_QUERY,
+    WRITE_UNITS_PER_QUERY,
+    CallProfile,
+)
 from panelbrain.ops.template_scaling import scaling
 from panelbrain.ops.tracking import tracked_week
 from panelbrain.pricing import cost_usd
@@ -32,22 +44,21 @@ BRAIN_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 WORKER_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 # Smallest prefix Bedrock will cache (tokens): FACTS.md, langchain-aws 1.9.1 notes.
 MIN_CACHEABLE = {"sonnet": 1_024, "haiku": 4_096}
-OTHER_FUNCTIONS_PER_QUERY = 5  # API, poller, error handler or start-review, persist, API reads
 
 
 @dataclass(frozen=True)
 class Assumptions:
     days_per_month: float = 30.4
-    output_share: float = 0.2  # of each call's tokens
+    output_share: float = OUTPUT_SHARE  # of each call's tokens
     cacheable_share: float = 0.75  # of each call's input: the system prompt + data dictionary
     cache_ttl_minutes: float = 5.0
     result_cache_hit_rate: float = 0.25  # seed 6.3
-    review_fraction: float = 0.10
-    review_transitions: int = 5
-    status_polls_per_query: int = 5
+    review_fraction: float = REVIEW_FRACTION
+    review_transitions: int = REVIEW_TRANSITIONS
+    status_polls_per_query: int = STATUS_POLLS_PER_QUERY
     log_kb_per_query: float = 20.0
-    write_units_per_query: int = 12  # query record writes (~1 KB each) + an ~8 KB answer
-    read_units_per_query: int = 6
+    write_units_per_query: int = WRITE_UNITS_PER_QUERY  # query record writes (~1 KB each) + an ~8 KB answer
+    read_units_per_query: int = READ_UNITS_PER_QUERY
     alarm_metrics: int | None = None  # None: counted from template.yaml, target tracking's included
     custom_metrics: int = 2
     peak_factor: float = 4.0  # busiest minute over the day's average minute (shapes the tracking)
@@ -287,4 +298,93 @@ def monthly_cost(
         "total_usd": math.fsum(line["usd"] for line in lines if line["counted"]),
         "assumptions": {**asdict(a), "alarm_metrics": alarm_metrics},
         "prices_as_of": aws["as_of"],
+    }
+
+
+def split_cost(
+    queries_per_day: float,
+    regions: int,
+    a: Assumptions | None = None,
+    profile: tuple[CallProfile, ...] = SEED_PROFILE,
+    model_unit_hour: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A month of the load spread evenly over ``regions`` active regions: each region's stack
+    at its share (so schedules, target tracking and provisioned concurrency per region), plus
+    what the split adds: the global table's replicated writes and their transfer between
+    regions, and Bedrock provisioned throughput bought per region (model units round up in each).
+
+    Provisioned throughput is priced where ``model_unit_hour`` (or aws_prices.yaml) gives a
+    price per model unit and hour; that model's token lines then become memo lines, since its
+    calls are billed by the unit. Without a price its line is a memo of the unit-hours."""
+    from panelbrain.ops.capacity import plan
+
+    a = a or Assumptions()
+    aws = aws_prices()
+    share = monthly_cost(queries_per_day / regions, a, profile)
+    prices: dict[str, float] = {m: float(p) for m, p in aws["bedrock_provisioned"].items() if p is not None}
+    prices.update(model_unit_hour or {})
+    lines: list[dict[str, Any]] = []
+    by_the_unit = 0.0  # token spend now billed by provisioned throughput instead
+    for line in share["lines"]:
+        model = next((m for m in prices if line["line"].startswith(f"Bedrock {m}:")), None)
+        counted = line["counted"] and model is None
+        if model is not None and line["counted"]:
+            by_the_unit += line["usd"] * regions
+        label = line["line"] + (" (memo: billed by provisioned throughput)" if model else "")
+        inputs = {**line["inputs"], "regions": regions}
+        lines.append(
+            {**line, "line": label, "usd": line["usd"] * regions, "counted": counted, "inputs": inputs}
+        )
+    # A cached answer saves the tokens it would have cost, but not the hours of a model unit.
+    for line in lines:
+        if line["line"] == "Result-cache savings" and by_the_unit:
+            line["usd"] += a.result_cache_hit_rate * by_the_unit
+            line["inputs"] = {**line["inputs"], "excluded_provisioned_token_spend": by_the_unit}
+    units = plan(queries_per_day / regions, peak_factor=a.peak_factor, profile=profile)["models"]
+    for model, figures in units.items():
+        per_region = figures["model_units"]["value"]
+        unit_hours = per_region * regions * 24 * a.days_per_month  # billed every hour, used or not
+        price = prices.get(model)
+        lines.append(
+            _line(
+                f"Bedrock {model}: provisioned throughput, {per_region} units x {regions} region(s)"
+                + ("" if price is not None else " (memo: price on quote)"),
+                unit_hours * price if price is not None else 0.0,
+                "units per region * regions * hours a month * price per unit-hour",
+                counted=price is not None,
+                units_per_region=per_region,
+                unit_hours=unit_hours,
+                price_per_unit_hour=price,
+            )
+        )
+    queries = queries_per_day * a.days_per_month
+    other_replicas = regions - 1
+    lines.append(
+        _line(
+            "DynamoDB replicated writes (global table)",
+            queries
+            * a.write_units_per_query
+            * other_replicas
+            / 1e6
+            * aws["dynamodb"]["per_million_replicated_write_units"],
+            "queries * write units a query * other replicas * price",
+            other_replicas=other_replicas,
+        )
+    )
+    gigabytes = queries * a.write_units_per_query * other_replicas / 1024**2  # a write unit is 1 KB
+    lines.append(
+        _line(
+            "Data transfer between regions (replication)",
+            gigabytes * aws["data_transfer"]["inter_region_per_gb"],
+            "queries * KB written a query * other replicas / 1024^2 * price per GB",
+            gigabytes=gigabytes,
+        )
+    )
+    return {
+        "queries_per_day": queries_per_day,
+        "regions": regions,
+        "lines": lines,
+        "total_usd": math.fsum(line["usd"] for line in lines if line["counted"]),
+        "assumptions": share["assumptions"],
+        "prices_as_of": share["prices_as_of"],
     }
