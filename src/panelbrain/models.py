@@ -102,7 +102,8 @@ class QueryRequest(_Model):
     """The body of ``POST /queries``."""
 
     question: str = Field(min_length=1, max_length=2_000)
-    dataset: str = Field(default="ces11", min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    # Default: the conversation's dataset for a follow-up, else ces11.
+    dataset: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     provider: Literal["offline", "bedrock"] = "offline"
     # A follow-up names the conversation the API returned with its first question.
     conversation_id: str | None = Field(default=None, pattern=CONVERSATION_ID)

@@ -146,11 +146,15 @@ _WORDS: dict[tuple[str, ...], Op | Op2] = {
 _KEYS = sorted(_WORDS, key=len, reverse=True)
 # Words that change nothing in a follow-up ("filter" in "drop the gender filter").
 _FOLLOWUP_FILLER = frozenset(
-    "about how if question those that it this them one ones let's lets see look at so please "
-    "filter filters breakdown split instead use try show".split()  # noqa: SIM905
+    """
+    about how if question those that it this them one ones let's lets see look at so please
+    filter filters breakdown split instead use try show
+    """.split()  # noqa: SIM905 (a word list reads better as words)
 )
 # The cues a new question never opens with: these make a follow-up whatever else it says.
-_OPENING_CUES = frozenset({"cue", "by", "mark", "add", "not", "overall", "drop", "everyone", "unweighted", "weighted"})
+_OPENING_CUES = frozenset(
+    {"cue", "by", "mark", "add", "not", "overall", "drop", "everyone", "unweighted", "weighted"}
+)
 
 
 @dataclass
@@ -178,7 +182,10 @@ class FollowUpReader:
         opens_as_followup = bool(words) and self._op_at(words, 0) in _OPENING_CUES
         if not opens_as_followup and self._names_its_own_answer(query, threshold):
             plan = self.planner.plan(query)
-            note = "read as a new question: it names its own answer and no follow-up word ties it to the last turn"
+            note = (
+                "read as a new question: it names its own answer and no follow-up word ties it to "
+                "the last turn"
+            )
             return plan.model_copy(update={"read_as": "new", "reasons": [note, *plan.reasons]})
         refined = self._refine(query, words, previous)
         if refined is not None:
@@ -206,7 +213,9 @@ class FollowUpReader:
         if plan.confidence < threshold:
             return False
         lowered = {t.lower for t in tokens(query.question)}
-        intent_word = bool(lowered & {"share", "percentage", "percent", "proportion", "average", "mean", "distribution", "%"})
+        intent_word = bool(
+            lowered & {"share", "percentage", "percent", "proportion", "average", "mean", "distribution", "%"}
+        )
         answer = not self.planner._demographic(plan.measure)
         return intent_word or (answer and bool(plan.filters or plan.breakdown))
 
@@ -326,7 +335,9 @@ class FollowUpReader:
                 values = list(dict.fromkeys([*old.values, *values]))
             state.filters[column] = Filter(column=column, values=values, negate=negate)
             verb = "replaced" if old is not None and not add else "added"
-            state.changes.append(f"{verb} the filter {column} {'not in' if negate else 'in'} {', '.join(values)}")
+            state.changes.append(
+                f"{verb} the filter {column} {'not in' if negate else 'in'} {', '.join(values)}"
+            )
             return
         # A value of another answer column, unmarked: the answer changes to it.
         state.filters.pop(column, None)
@@ -393,7 +404,9 @@ class FollowUpReader:
         if unplaced:
             confidence -= UNPLACED_COST + FURTHER_UNPLACED_COST * (len(unplaced) - 1)
             shown = ", ".join(repr(w) for w in dict.fromkeys(unplaced))
-            reasons.append(f"could not place {shown}: not a dictionary term, a follow-up word or known filler")
+            reasons.append(
+                f"could not place {shown}: not a dictionary term, a follow-up word or known filler"
+            )
         weighted = state.weighted and spec.weighting is not None
         needs: dict[Worker, bool] = dict.fromkeys(WORKERS, True)
         needs["weight_applier"] = weighted
@@ -427,4 +440,3 @@ def plan_in_conversation(planner: OfflinePlanner, query: QueryInput, threshold: 
         return plan
     # The plan travels the pipeline: it names its turn, not the history it was made from.
     return plan.model_copy(update={"conversation": conversation.model_copy(update={"history": []})})
-

@@ -6,15 +6,17 @@ from typing import Any
 
 from panelbrain.aws.blobs import fit
 from panelbrain.aws.budgets import RESULT_INLINE_BYTES
-from panelbrain.aws.cache import TTL_SECONDS, DynamoResultCache, ResultCache, cache_key
+from panelbrain.aws.cache import TTL_SECONDS, DynamoResultCache, ResultCache, reading_key
+from panelbrain.aws.conversations import ConversationStore, DynamoConversationStore
 from panelbrain.aws.failures import aws_errors
 from panelbrain.aws.store import DynamoQueryStore, QueryStore
 from panelbrain.data.dictionary import load_dictionary
-from panelbrain.models import TerminalRecord
+from panelbrain.models import Conversation, Reading, TerminalRecord
 from panelbrain.observe import logged, logger
 
 store: Callable[[], QueryStore] = functools.cache(DynamoQueryStore)
 cache: Callable[[], ResultCache] = functools.cache(DynamoResultCache)
+conversations: Callable[[], ConversationStore] = functools.cache(DynamoConversationStore)
 
 
 @logged()
@@ -25,15 +27,30 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # query item (and the cache item) keep the claim checks; readers resolve them.
     result = fit(record.result, RESULT_INLINE_BYTES, what=f"query {record.query_id}'s result")
     written = store().put_record(record.model_copy(update={"result": result}))
-    document = record.result.get("document") if record.status == "answered" else None
+    synthesis = record.result.get("document") or record.result.get("synthesis")
+    document = synthesis if record.status == "answered" else None
     if written and document:
-        # Answers (confident or approved) serve repeats of the question until they expire.
+        # Answers (confident or approved) serve every question that resolves to their reading
+        # until they expire.
         spec = load_dictionary(document["dataset"])
-        key = cache_key(document["question"], spec.name, spec.data_version)
+        key = reading_key(document["plan"], spec)
         cache().put(key, {**result, "route": record.route}, TTL_SECONDS[spec.freshness])
+    if written and isinstance(synthesis, dict) and isinstance(synthesis.get("plan"), dict):
+        _keep_reading(synthesis["plan"])
     logger.info(
         "status written" if written else "status already final",
         extra={"status": record.status, "route": record.route, "written": written},
     )
     # The reply stays in the workflow state beside the result it wrote: say what, not it again.
     return {"query_id": record.query_id, "status": record.status, "route": record.route, "written": written}
+
+
+def _keep_reading(plan: dict[str, Any]) -> None:
+    """The planner's reading of a conversation's turn, kept with the turn (a Bedrock turn has
+    none until now; an offline one gets the same reading the API resolved)."""
+    if not plan.get("conversation"):
+        return
+    where = Conversation.model_validate(plan["conversation"])
+    conversations().record_reading(
+        where.conversation_id, where.turn, Reading.of(plan), plan.get("read_as", "question")
+    )
