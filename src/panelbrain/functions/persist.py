@@ -29,7 +29,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     written = store().put_record(record.model_copy(update={"result": result}))
     synthesis = record.result.get("document") or record.result.get("synthesis")
     document = synthesis if record.status == "answered" else None
-    if written and document:
+    if written and document and isinstance(document.get("plan"), dict):
         # Answers (confident or approved) serve every question that resolves to their reading
         # until they expire.
         spec = load_dictionary(document["dataset"])
