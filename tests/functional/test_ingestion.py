@@ -20,8 +20,8 @@ import pytest
 
 from panelbrain.aws import clients
 from panelbrain.aws.cache import DynamoResultCache, reading_key
-from panelbrain.data.dictionary import load_dictionary
 from panelbrain.aws.store import DynamoQueryStore
+from panelbrain.data.dictionary import load_dictionary
 from panelbrain.functions import api, poller
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.lambda_rules import LambdaFunctionError
