@@ -208,6 +208,7 @@ def test_a_follow_up_that_does_not_relate_is_read_as_a_new_question(engine: Loca
     status, reply = post(
         engine, "What share of men say religion is very important?", first["conversation_id"]
     )
+    assert status == 202
     # THEN it is read as a new question, and says so
     assert reply["read_as"] == "new" and reply["turn"] == 2
     assert reply["reading"]["measure"] == "importance"
