@@ -32,9 +32,17 @@ def ask(
         str | None, typer.Option(help="Add the seed's model latency per agent: seed or seed:SCALE.")
     ] = None,
     se: SeOption = "calibrated",
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow up this conversation (the conversation_id an earlier ask printed); "
+            "its dataset unless --dataset names another."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question through the pipeline, on the local engine (no AWS needed)."""
+    from panelbrain.cli.chat import keep, restore
     from panelbrain.cli.present import answer_view
     from panelbrain.local.ask import ask as run_question
     from panelbrain.local.engine import LocalEngine, StateTrace
@@ -57,6 +65,10 @@ def ask(
             err.print(
                 f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
             )
+        if conversation is not None:
+            # The option's default is ces11: a follow-up keeps its conversation's dataset.
+            kept = restore(engine, conversation)
+            dataset = kept if dataset == "ces11" else dataset
         result = run_question(
             engine,
             question,
@@ -65,11 +77,17 @@ def ask(
             review=review,  # type: ignore[arg-type]
             latency_scale=scale,
             on_state=None if as_json else progress,
+            conversation_id=conversation,
         )
+        keep(engine, result["conversation_id"])
     if as_json:
         emit_json(result)
         return
     answer_view(result)
+    err.print(
+        f"[dim]conversation {result['conversation_id']}, turn {result['turn']}: follow it up with "
+        f'ask --conversation {result["conversation_id"]} "..."[/]'
+    )
 
 
 def serve(

@@ -250,7 +250,9 @@ def ask(
     accepted = submit(engine, checked, conversation_id)
     query_id = str(accepted["query_id"])
     query = checked.model_copy(update={"query_id": query_id})
-    turn: dict[str, Any] = {k: accepted[k] for k in ("conversation_id", "turn", "read_as") if k in accepted}
+    turn: dict[str, Any] = {
+        k: accepted[k] for k in ("conversation_id", "turn", "read_as", "reading") if k in accepted
+    }
     store = DynamoQueryStore()
     record = store.get(query.query_id)
     if record is not None and record.get("route") == "cache":
