@@ -42,7 +42,7 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question through the pipeline, on the local engine (no AWS needed)."""
-    from panelbrain.cli.chat import keep, restore
+    from panelbrain.cli.chat import keep, load, restore
     from panelbrain.cli.present import answer_view
     from panelbrain.local.ask import ask as run_question
     from panelbrain.local.engine import LocalEngine, StateTrace
@@ -56,6 +56,8 @@ def ask(
         raise BadInputError(f"--review must be approve or reject, got {review!r}")
     scale = parse_latency(latency)
 
+    kept = load(conversation) if conversation is not None else None
+
     def progress(trace: StateTrace) -> None:
         if trace.ended_at is None:
             err.print(f"[dim]  ▸ {trace.state}[/]")
@@ -65,10 +67,10 @@ def ask(
             err.print(
                 f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
             )
-        if conversation is not None:
+        if kept is not None:
+            about = restore(engine, kept)
             # The option's default is ces11: a follow-up keeps its conversation's dataset.
-            kept = restore(engine, conversation)
-            dataset = kept if dataset == "ces11" else dataset
+            dataset = about if dataset == "ces11" else dataset
         result = run_question(
             engine,
             question,

@@ -44,8 +44,8 @@ def _folder() -> Path:
     return session_log_file().parent / "conversations"
 
 
-def restore(engine: LocalEngine, conversation_id: str) -> str:
-    """Put a kept conversation back into ``engine``'s table; returns its dataset."""
+def load(conversation_id: str) -> list[dict[str, Any]]:
+    """A kept conversation's turns, as the conversations table held them."""
     if not _ID.fullmatch(conversation_id):
         raise BadInputError(f"--conversation must be an id like c-0123456789abcdef, got {conversation_id!r}")
     path = _folder() / f"{conversation_id}.json"
@@ -55,6 +55,11 @@ def restore(engine: LocalEngine, conversation_id: str) -> str:
             "(ask without --conversation to start one)"
         )
     items: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return items
+
+
+def restore(engine: LocalEngine, items: list[dict[str, Any]]) -> str:
+    """Put a kept conversation's turns back into ``engine``'s table; returns its dataset."""
     table = engine.template.resolve({"Ref": TABLE})
     for item in items:
         engine.clients["dynamodb"].put_item(TableName=table, Item=item)
