@@ -68,6 +68,19 @@ class Reading(_Model):
         fields = plan.model_dump(mode="json") if isinstance(plan, BaseModel) else plan
         return cls.model_validate({k: fields[k] for k in cls.model_fields if k in fields})
 
+    def describe(self) -> str:
+        """One line in dictionary names: "share of abortion in Yes; by province; gender in Female"."""
+        what = self.measure + (
+            f" in {', '.join(self.values)}" if self.intent == "share" and self.values else ""
+        )
+        parts = [f"{self.intent} of {what}"]
+        if self.breakdown:
+            parts.append(f"by {self.breakdown}")
+        parts += [f"{f.column} {'not in' if f.negate else 'in'} {', '.join(f.values)}" for f in self.filters]
+        if not self.weighted:
+            parts.append("unweighted")
+        return "; ".join(parts)
+
 
 class Conversation(_Model):
     """Which conversation a question belongs to, its turn, and the resolved readings of the last

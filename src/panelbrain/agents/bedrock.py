@@ -494,9 +494,7 @@ class BedrockProvider(Provider):
             return plan
         first = (draft.reasons or [""])[0].lower()
         read_as = "question" if not history else "new" if first.startswith("new question") else "followup"
-        return plan.model_copy(
-            update={"conversation": query.conversation.model_copy(update={"history": []}), "read_as": read_as}
-        )
+        return plan.model_copy(update={"conversation": query.conversation, "read_as": read_as})
 
     def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
         """The worker model's SQL; refused once (by the guard, DuckDB, or for its result columns),

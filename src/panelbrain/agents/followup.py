@@ -436,7 +436,6 @@ def plan_in_conversation(planner: OfflinePlanner, query: QueryInput, threshold: 
         plan = planner.plan(query)
     else:
         plan = FollowUpReader(planner).plan(query, conversation.history[-1], threshold)
-    if conversation is None:
-        return plan
-    # The plan travels the pipeline: it names its turn, not the history it was made from.
-    return plan.model_copy(update={"conversation": conversation.model_copy(update={"history": []})})
+    # The plan names its turn and the readings it followed (at most HISTORY_TURNS: a reviewer
+    # sees the conversation so far), never their questions' words or tables.
+    return plan if conversation is None else plan.model_copy(update={"conversation": conversation})

@@ -217,17 +217,9 @@ class Session:
 
 
 def _reading(reading: dict[str, Any] | None) -> str:
-    if not reading:
-        return "reading pending"
-    what = reading["measure"] + (f" in {', '.join(reading['values'])}" if reading.get("values") else "")
-    parts = [f"{reading['intent']} of {what}"]
-    if reading.get("breakdown"):
-        parts.append(f"by {reading['breakdown']}")
-    for f in reading.get("filters") or []:
-        parts.append(f"{f['column']} {'not in' if f.get('negate') else 'in'} {', '.join(f['values'])}")
-    if not reading.get("weighted", True):
-        parts.append("unweighted")
-    return "; ".join(parts)
+    from panelbrain.models import Reading
+
+    return Reading.model_validate(reading).describe() if reading else "reading pending"
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:

@@ -239,6 +239,8 @@ def email_body(
     # The question is the one thing here a stranger typed: one quoted line, never wrapped, so
     # a newline in it cannot forge a line of ours (an "Approve:" with another link).
     lines += ["", "Question (as asked, quoted)", f"  > {_quoted_question(review)}"]
+    if review.conversation:
+        lines += ["", "Earlier in this conversation (readings, oldest first)", *_bullets(review.conversation)]
     lines += ["", f"Dataset: {_one_line(review.dataset)}"]
     # The answer may echo the question (a model can be asked to): its URLs are not clickable.
     lines += ["", "Answer", *_wrap(_defanged(review.answer), "  ")]
