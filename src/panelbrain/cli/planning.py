@@ -47,12 +47,19 @@ def cost(
     usage: Annotated[
         list[Path] | None, typer.Option(help="`panelbrain ask --json` outputs whose recorded usage to price.")
     ] = None,
+    cache_hit_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Result-cache hit rate to price (default the seed's 0.25); the measured one is "
+            "ResultCacheHit / (ResultCacheHit + ResultCacheMiss) of the API's metrics."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Monthly cost per component, gross spend then savings; every line with its formula."""
     from panelbrain.cli.present import cost_view
     from panelbrain.ops.capacity import SEED_PROFILE, CallProfile, measured_profile, profile_from_usage
-    from panelbrain.ops.cost import monthly_cost
+    from panelbrain.ops.cost import Assumptions, monthly_cost
 
     volumes = queries_per_day or [100.0, 5_000.0, 50_000.0]
     if any(v <= 0 for v in volumes):
@@ -68,7 +75,12 @@ def cost(
             raise BadInputError(f"--usage: {exc}") from None
     elif profile == "measured":
         calls = measured_profile()
-    columns = [monthly_cost(v, profile=calls) for v in volumes]
+    if cache_hit_rate is not None and not 0 <= cache_hit_rate <= 1:
+        raise BadInputError(f"--cache-hit-rate must be between 0 and 1, got {cache_hit_rate:g}")
+    assumptions = (
+        Assumptions() if cache_hit_rate is None else Assumptions(result_cache_hit_rate=cache_hit_rate)
+    )
+    columns = [monthly_cost(v, assumptions, profile=calls) for v in volumes]
     if as_json:
         emit_json({"columns": columns})
         return
