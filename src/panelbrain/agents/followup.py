@@ -325,9 +325,10 @@ class FollowUpReader:
             state.intent = "share"
             state.changes.append(f"the share giving {', '.join(state.values)} of {column}")
             return
-        if column == state.breakdown:
+        if column == state.breakdown and not negate:
+            # "what about Quebec?" after "by province": the breakdown narrows to what was named.
             state.breakdown = None
-            state.changes.append(f"dropped the breakdown by {column}, which {shown!r} narrows to one group")
+            state.changes.append(f"dropped the breakdown by {column}: {shown!r} names its groups")
         demographic = self.planner._demographic(column)
         if marked or negate or demographic or column in state.filters:
             old = state.filters.get(column)
