@@ -369,6 +369,10 @@ def run_eval(
         # A chain's turns are one conversation: each turn follows up the one before it.
         conversations: dict[str, str] = {}
         for question in questions:
+            # Each question is scored on its own run: a reading answered earlier in the set would
+            # otherwise come from the result cache, with the earlier question's plan (and, with
+            # --provider bedrock, a reading the offline planner keyed rather than the brain's).
+            engine.clear_table("ResultCacheTable")
             follows = conversations.get(question.chain) if question.chain and question.turn > 1 else None
             document, plan = _run_one(engine, question, chosen, follows)
             if question.chain and document.get("conversation_id"):
