@@ -429,7 +429,7 @@ print(sorted(m for m in sys.modules if m.startswith(("panelbrain.aws", "botocore
 
 
 def test_a_follow_up_in_review_shows_the_reviewer_the_conversation_so_far() -> None:
-    from panelbrain.review.render import email_body
+    from panelbrain.review.render import email_body, slack_message
 
     # GIVEN a follow-up ("what about Quebec?") whose plan names its turn and the readings before it
     store, sfn = MemoryReviewStore(), FakeStepFunctions()
@@ -467,3 +467,5 @@ def test_a_follow_up_in_review_shows_the_reviewer_the_conversation_so_far() -> N
     ]
     body = email_body(review, approve_url="", reject_url="", page_url="http://x/reviews")
     assert "Earlier in this conversation" in body and "turn 3: share of abortion in Yes; by province" in body
+    slack = json.dumps(slack_message(review, page_url="http://x/reviews"))
+    assert "Earlier in this conversation" in slack and "turn 1: share of abortion in Yes" in slack

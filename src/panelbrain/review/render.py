@@ -360,6 +360,8 @@ def slack_message(review: Review, *, page_url: str, reminder: bool = False) -> d
     if review.sql:
         blocks.append({"type": "section", "text": _mrkdwn(_slack_code(review.sql.strip(), SLACK_TEXT_CHARS))})
     context = [_mrkdwn(f"*Confidence:* {_confidence(review.confidence)}")]
+    if review.conversation:
+        context.append(_mrkdwn(_slack_reasons("Earlier in this conversation", review.conversation)))
     if review.confidence_reasons:
         context.append(_mrkdwn(_slack_reasons("Confidence reasons", review.confidence_reasons)))
     if review.review_reasons:
