@@ -87,12 +87,16 @@ def _cache_metric(name: str, turn: str) -> None:
         metric.add_dimension(name="turn", value=turn)
 
 
+@functools.cache
+def _planner(dataset: str) -> OfflinePlanner:
+    # The dictionary's phrases, sorted once per container: planning a question is then a walk.
+    return OfflinePlanner(load_dictionary(dataset))
+
+
 def _offline_reading(query: QueryInput) -> Plan | None:
     """The reading the offline planner resolves (None if it cannot read the question)."""
     try:
-        return plan_in_conversation(
-            OfflinePlanner(load_dictionary(query.dataset)), query, _answer_threshold()
-        )
+        return plan_in_conversation(_planner(query.dataset), query, _answer_threshold())
     except PlanningError:
         return None
 
