@@ -41,10 +41,25 @@ from panelbrain.agents.offline import (
 )
 from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Reading, Worker
 
-Op = Literal["cue", "by", "overall", "drop", "all", "everyone", "not", "mark", "add", "unweighted"]
-Op2 = Literal["weighted", "mean", "dist", "share", "sep"]
+Op = Literal[
+    "cue",
+    "by",
+    "overall",
+    "drop",
+    "all",
+    "everyone",
+    "not",
+    "mark",
+    "add",
+    "unweighted",
+    "weighted",
+    "mean",
+    "dist",
+    "share",
+    "sep",
+]
 # Longest first where one phrase starts another.
-_WORDS: dict[tuple[str, ...], Op | Op2] = {
+_WORDS: dict[tuple[str, ...], Op] = {
     ("what", "about"): "cue",
     ("how", "about"): "cue",
     ("what", "if"): "cue",
@@ -151,7 +166,7 @@ _FOLLOWUP_FILLER = frozenset(
     filter filters breakdown split instead use try show
     """.split()  # noqa: SIM905 (a word list reads better as words)
 )
-# The cues a new question never opens with: these make a follow-up whatever else it says.
+# A question that opens with one of these is a follow-up, whatever else it says.
 _OPENING_CUES = frozenset(
     {"cue", "by", "mark", "add", "not", "overall", "drop", "everyone", "unweighted", "weighted"}
 )
@@ -180,13 +195,13 @@ class FollowUpReader:
         it, the question read on its own (``read_as`` says which)."""
         words = tokens(query.question)
         opens_as_followup = bool(words) and self._op_at(words, 0) in _OPENING_CUES
-        if not opens_as_followup and self._names_its_own_answer(query, threshold):
-            plan = self.planner.plan(query)
+        own = None if opens_as_followup else self._own_question(query, threshold)
+        if own is not None:
             note = (
                 "read as a new question: it names its own answer and no follow-up word ties it to "
                 "the last turn"
             )
-            return plan.model_copy(update={"read_as": "new", "reasons": [note, *plan.reasons]})
+            return own.model_copy(update={"read_as": "new", "reasons": [note, *own.reasons]})
         refined = self._refine(query, words, previous)
         if refined is not None:
             return refined
@@ -202,24 +217,24 @@ class FollowUpReader:
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def _names_its_own_answer(self, query: QueryInput, threshold: float) -> bool:
-        """A whole question: the offline reader reads it confidently and it names an answer (not
-        only who answered) together with an intent word or something else (a filter or a
-        breakdown)."""
+    def _own_question(self, query: QueryInput, threshold: float) -> Plan | None:
+        """The plan of a whole question, or None: the offline reader reads it confidently and it
+        names an answer (not only who answered) with an intent word or with something else (a
+        filter or a breakdown)."""
         try:
             plan = self.planner.plan(query)
         except PlanningError:
-            return False
+            return None
         if plan.confidence < threshold:
-            return False
+            return None
         lowered = {t.lower for t in tokens(query.question)}
         intent_word = bool(
             lowered & {"share", "percentage", "percent", "proportion", "average", "mean", "distribution", "%"}
         )
         answer = not self.planner._demographic(plan.measure)
-        return intent_word or (answer and bool(plan.filters or plan.breakdown))
+        return plan if intent_word or (answer and bool(plan.filters or plan.breakdown)) else None
 
-    def _op_at(self, words: list[_Token], i: int) -> Op | Op2 | None:
+    def _op_at(self, words: list[_Token], i: int) -> Op | None:
         key = self._key_at(words, i)
         return _WORDS[key] if key is not None else None
 
