@@ -94,3 +94,11 @@ def test_a_word_it_cannot_place_costs_confidence() -> None:
 def test_words_that_neither_refine_nor_ask_fail_with_a_reason() -> None:
     with pytest.raises(PlanningError, match="changes nothing in the previous question"):
         follow("hello there")
+
+
+def test_asking_for_what_the_reading_cannot_do_costs_confidence() -> None:
+    # "drop the urban filter" when there is none, a breakdown of the measure by itself
+    for question in ("drop the urban filter", "by abortion"):
+        reading, read_as, confidence, reasons = follow(question)
+        assert read_as == "followup" and confidence < 0.8, (question, reasons)
+        assert reading == LAST

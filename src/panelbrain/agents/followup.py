@@ -181,6 +181,7 @@ class _State:
     filters: dict[str, Filter]
     weighted: bool
     changes: list[str] = field(default_factory=list)
+    doubts: int = 0  # words that asked for something the reading could not do
 
 
 class FollowUpReader:
@@ -326,7 +327,7 @@ class FollowUpReader:
             unplaced.append("by")
         if not state.changes:
             return None
-        return self._plan(query, state, previous, unplaced)
+        return self._plan(query, state, unplaced)
 
     def _values(self, state: _State, group: list[_Mention], *, negate: bool, add: bool, marked: bool) -> None:
         column = group[0].column
@@ -367,7 +368,8 @@ class FollowUpReader:
         name = column.name
         if pending == "by":
             if name == state.measure:
-                state.changes.append(f"cannot break {name} down by itself: kept the breakdown")
+                state.changes.append(f"cannot break {name} down by itself")
+                state.doubts += 1
                 return
             self._break_down(state, name)
             return
@@ -380,6 +382,7 @@ class FollowUpReader:
                 state.changes.append(f"dropped the breakdown by {name}")
             else:
                 state.changes.append(f"there was no filter on {name} to drop")
+                state.doubts += 1
             return
         if column.type != "categorical":
             state.intent, state.measure, state.values = "mean", name, []
@@ -406,7 +409,7 @@ class FollowUpReader:
             # A breakdown by a filtered column would show one group: the breakdown wins.
             state.changes.append(f"dropped the filter on {name} to show every group")
 
-    def _plan(self, query: QueryInput, state: _State, previous: Reading, unplaced: list[str]) -> Plan:
+    def _plan(self, query: QueryInput, state: _State, unplaced: list[str]) -> Plan:
         spec = self.planner.spec
         reasons = ["read as a follow-up of the previous question: " + "; ".join(state.changes)]
         confidence = 1.0
@@ -415,8 +418,7 @@ class FollowUpReader:
             state.intent = "distribution"
         if state.intent == "mean" and self.table.column(state.measure).type == "categorical":
             raise PlanningError(f"{query.question!r}: {state.measure} is categorical and has no mean")
-        if any("cannot break" in c or "no filter on" in c for c in state.changes):
-            confidence -= UNPLACED_COST
+        confidence -= UNPLACED_COST * state.doubts
         if unplaced:
             confidence -= UNPLACED_COST + FURTHER_UNPLACED_COST * (len(unplaced) - 1)
             shown = ", ".join(repr(w) for w in dict.fromkeys(unplaced))
