@@ -225,3 +225,21 @@ def test_an_unknown_or_malformed_conversation_is_refused(engine: LocalEngine) ->
     )
     assert response["statusCode"] == 422 and "conversation_id" in response["body"]
     assert get(engine, "/conversations/nope")[0] == 404
+
+
+def test_two_follow_ups_racing_for_one_turn_never_overwrite_each_other(engine: LocalEngine) -> None:
+    from panelbrain.aws.conversations import Turn, TurnTakenError
+
+    # GIVEN a conversation whose turn 2 was just taken by one follow-up
+    _, first = post(engine, "What share say religion is very important?")
+    store = DynamoConversationStore(table_name="ConversationsTable", client=engine.clients["dynamodb"])
+    (last,) = store.last_turns(first["conversation_id"], 1) or []
+    taken = last.model_copy(update={"turn": 2, "query_id": "q-aaaaaaaaaaaaaaaa", "question": "by gender"})
+    store.add_turn(taken)
+    # WHEN another follow-up read the conversation before that write and claims turn 2 too
+    with pytest.raises(TurnTakenError, match="send this one again"):
+        store.add_turn(taken.model_copy(update={"query_id": "q-bbbbbbbbbbbbbbbb", "question": "by province"}))
+    # THEN the first one's turn stands
+    turns = store.turns(first["conversation_id"]) or []
+    assert [(t.turn, t.question) for t in turns] == [(1, last.question), (2, "by gender")]
+    assert isinstance(turns[0], Turn)
