@@ -158,6 +158,9 @@ class Plan(_Model):
     # In a conversation: which turn, and whether it was read as a refinement of the last one.
     conversation: Conversation | None = None
     read_as: ReadAs = "question"
+    # Set by BrainPlan when the brain's reading was answered before: the workflow persists that
+    # answer (under this result-cache key) instead of running the workers.
+    cache_key: str | None = None
 
 
 class ClaimCheck(_Model):
@@ -214,3 +217,4 @@ class TerminalRecord(_Model):
     route: str
     result: dict[str, Any] = {}
     reason: str | None = None
+    cache_key: str | None = None  # the answer is the result cache's under this key
