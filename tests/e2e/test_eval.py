@@ -130,7 +130,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "nope"], "error: --set: no gold set 'nope'; sets: followups, followups-holdout, gold, holdout"),
+        (
+            ["--set", "nope"],
+            "error: --set: no gold set 'nope'; sets: followups, followups-holdout, gold, holdout",
+        ),
         (["--provider", "offline", "--record", "runs/x"], "use them with --provider bedrock"),
         (["--replay", "no-such-folder"], "record one first with `panelbrain eval --provider bedrock"),
         (["--record", "a", "--replay", "b"], "--record and --replay exclude each other"),

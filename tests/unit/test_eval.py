@@ -119,7 +119,9 @@ def test_a_repeated_question_is_refused_the_result_cache_would_answer_it() -> No
 
 
 def test_an_unknown_set_names_the_sets_there_are() -> None:
-    with pytest.raises(BadInputError, match="no gold set 'nope'; sets: followups, followups-holdout, gold, holdout"):
+    with pytest.raises(
+        BadInputError, match="no gold set 'nope'; sets: followups, followups-holdout, gold, holdout"
+    ):
         load_set("nope")
 
 
