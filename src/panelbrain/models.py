@@ -35,6 +35,62 @@ class Usage(_Model):
     cache_write_tokens: int = 0
 
 
+CONVERSATION_ID = r"^c-[0-9a-f]{16}$"
+ReadAs = Literal["question", "followup", "new"]
+# How many resolved plans a follow-up carries to the planner: enough for "same as before" style
+# references, small enough that the payload does not grow with the conversation.
+HISTORY_TURNS = 3
+
+
+class Filter(_Model):
+    """Respondents to keep: ``column`` is one of ``values`` or, with ``negate``, none of them
+    (a missing value is neither: it is left out either way, as SQL's NOT IN leaves out NULL).
+    A plan's filters all apply (AND); the values of one filter are alternatives (OR)."""
+
+    column: str
+    values: list[str] = Field(min_length=1)
+    negate: bool = False
+
+
+class Reading(_Model):
+    """A plan reduced to what was asked (no question text, no table): what a conversation keeps
+    per turn and what a follow-up is refined from."""
+
+    intent: Intent
+    measure: str
+    values: list[str] = []
+    breakdown: str | None = None
+    filters: list[Filter] = []
+    weighted: bool = True
+
+    @classmethod
+    def of(cls, plan: BaseModel | dict[str, Any]) -> Reading:
+        fields = plan.model_dump(mode="json") if isinstance(plan, BaseModel) else plan
+        return cls.model_validate({k: fields[k] for k in cls.model_fields if k in fields})
+
+    def describe(self) -> str:
+        """One line in dictionary names: "share of abortion in Yes; by province; gender in Female"."""
+        what = self.measure + (
+            f" in {', '.join(self.values)}" if self.intent == "share" and self.values else ""
+        )
+        parts = [f"{self.intent} of {what}"]
+        if self.breakdown:
+            parts.append(f"by {self.breakdown}")
+        parts += [f"{f.column} {'not in' if f.negate else 'in'} {', '.join(f.values)}" for f in self.filters]
+        if not self.weighted:
+            parts.append("unweighted")
+        return "; ".join(parts)
+
+
+class Conversation(_Model):
+    """Which conversation a question belongs to, its turn, and the resolved readings of the last
+    turns (oldest first, at most :data:`HISTORY_TURNS`): never transcripts, never tables."""
+
+    conversation_id: str = Field(pattern=CONVERSATION_ID)
+    turn: int = Field(ge=1)
+    history: list[Reading] = Field(default=[], max_length=HISTORY_TURNS)
+
+
 class QueryInput(_Model):
     """What starts a pipeline execution."""
 
@@ -43,6 +99,7 @@ class QueryInput(_Model):
     dataset: str = "ces11"
     provider: Literal["offline", "bedrock"] = "offline"
     latency_scale: float = Field(default=0.0, ge=0.0, le=10.0)
+    conversation: Conversation | None = None
 
     @field_validator("question")
     @classmethod
@@ -58,8 +115,11 @@ class QueryRequest(_Model):
     """The body of ``POST /queries``."""
 
     question: str = Field(min_length=1, max_length=2_000)
-    dataset: str = Field(default="ces11", min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    # Default: the conversation's dataset for a follow-up, else ces11.
+    dataset: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     provider: Literal["offline", "bedrock"] = "offline"
+    # A follow-up names the conversation the API returned with its first question.
+    conversation_id: str | None = Field(default=None, pattern=CONVERSATION_ID)
 
     @field_validator("question")
     @classmethod
@@ -74,16 +134,7 @@ class QueryMessage(_Model):
     question: str
     dataset: str
     provider: Literal["offline", "bedrock"] = "offline"
-
-
-class Filter(_Model):
-    """Respondents to keep: ``column`` is one of ``values`` or, with ``negate``, none of them
-    (a missing value is neither: it is left out either way, as SQL's NOT IN leaves out NULL).
-    A plan's filters all apply (AND); the values of one filter are alternatives (OR)."""
-
-    column: str
-    values: list[str] = Field(min_length=1)
-    negate: bool = False
+    conversation: Conversation | None = None
 
 
 class Plan(_Model):
@@ -107,6 +158,12 @@ class Plan(_Model):
     # The dataset version the plan was made on (its content hash when datasets are served from
     # S3): every later state reads this version, and the result cache keys the answer by it.
     data_version: str | None = None
+    # In a conversation: which turn, and whether it was read as a refinement of the last one.
+    conversation: Conversation | None = None
+    read_as: ReadAs = "question"
+    # Set by BrainPlan when the brain's reading was answered before: the workflow persists that
+    # answer (under this result-cache key) instead of running the workers.
+    cache_key: str | None = None
 
 
 class ClaimCheck(_Model):
@@ -163,3 +220,4 @@ class TerminalRecord(_Model):
     route: str
     result: dict[str, Any] = {}
     reason: str | None = None
+    cache_key: str | None = None  # the answer is the result cache's under this key

@@ -130,7 +130,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "nope"], "error: --set: no gold set 'nope'; sets: gold, holdout"),
+        (
+            ["--set", "nope"],
+            "error: --set: no gold set 'nope'; sets: followups, followups-holdout, gold, holdout",
+        ),
         (["--provider", "offline", "--record", "runs/x"], "use them with --provider bedrock"),
         (["--replay", "no-such-folder"], "record one first with `panelbrain eval --provider bedrock"),
         (["--record", "a", "--replay", "b"], "--record and --replay exclude each other"),
@@ -141,3 +144,23 @@ def test_bad_options_are_one_line_errors_before_anything_runs(args: list[str], m
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("name", ["followups", "followups-holdout"])
+def test_follow_up_chains_are_read_exactly_and_never_confidently_wrong(name: str) -> None:
+    # GIVEN the follow-up chains, each asked as one conversation through the command a user runs
+    result = subprocess.run(
+        [sys.executable, "-m", "panelbrain.cli", "eval", "--set", name, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    chains: dict[str, Any] = json.loads(result.stdout)
+    # THEN at least 95 % of the turns get the reading the analyst meant, and none is wrong at
+    # the answer threshold
+    wrong = chains["confidently_wrong"]["ids"]
+    assert wrong == [], _listing(chains, wrong)
+    reading = chains["reading"]
+    missed = [r["id"] for r in chains["results"] if not r["reading_ok"]]
+    assert reading["exact"] / reading["answerable"] >= 0.95, _listing(chains, missed)

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from panelbrain.aws import clients
-from panelbrain.aws.cache import DynamoResultCache, cache_key
+from panelbrain.aws.cache import DynamoResultCache, reading_key
 from panelbrain.aws.store import DynamoQueryStore
+from panelbrain.data.dictionary import load_dictionary
 from panelbrain.functions import api, poller
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.lambda_rules import LambdaFunctionError
@@ -300,9 +301,19 @@ def test_cache_expiry_is_checked_on_read(engine: LocalEngine) -> None:
     assert "Item" in item
 
 
-def test_cache_key_changes_with_data_version_not_with_spelling() -> None:
-    assert cache_key("What share?", "ces11", "v1") == cache_key("  what SHARE  ", "ces11", "v1")
-    assert cache_key("What share?", "ces11", "v1") != cache_key("What share?", "ces11", "v2")
+def test_cache_key_is_the_reading_not_its_wording() -> None:
+    # GIVEN one reading written two ways: "not in Quebec" and the nine other provinces
+    spec = load_dictionary("ces11")
+    others = sorted(v.value for v in spec.main_table.column("province").values if v.value != "QC")
+    share = {"intent": "share", "measure": "abortion", "values": ["Yes"], "breakdown": None, "weighted": True}
+    negated = {**share, "filters": [{"column": "province", "values": ["QC"], "negate": True}]}
+    listed = {**share, "filters": [{"column": "province", "values": list(reversed(others))}]}
+    # THEN they share a key; the weighting, a value or a new data version change it
+    assert reading_key(negated, spec) == reading_key(listed, spec)
+    assert reading_key(negated, spec) != reading_key({**negated, "weighted": False}, spec)
+    assert reading_key(negated, spec) != reading_key({**negated, "values": ["No"]}, spec)
+    newer = spec.model_copy(update={"data_version": spec.data_version + "-next"})
+    assert reading_key(negated, spec) != reading_key(negated, newer)
 
 
 def test_oversized_state_is_offloaded_and_read_back_intact(engine: LocalEngine) -> None:

@@ -185,6 +185,7 @@ def test_a_large_persisted_result_keeps_every_item_under_the_item_limit(engine: 
             "query_id": "q-" + "a" * 16,
             "question": "What share support a ban on abortion by province?",
             "dataset": "ces11",
+            "plan": {"intent": "share", "measure": "abortion", "values": ["Yes"], "breakdown": "province"},
             "table": rows(5_000),
         },
     }

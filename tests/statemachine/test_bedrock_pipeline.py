@@ -164,3 +164,36 @@ def test_a_model_failure_falls_back_and_is_never_published_as_confident(
     assert reasons[-1].startswith(
         "the plan fell back to the offline provider, so the confidence is capped at 0.79"
     )
+
+
+def test_a_reading_only_the_brain_resolves_is_answered_from_the_cache_once_planned(
+    engine: LocalEngine, recorder: RecordingClient
+) -> None:
+    # GIVEN an answered reading: support for a ban, by province
+    first = ask(engine, "What share support a ban on abortion by province?")
+    assert (first["status"], first["route"]) == ("answered", "formatter")
+    workers = sum(i.function == "SqlWriterFunction" for i in engine.invocations)
+    # WHEN a question the offline reader is unsure of ('backs'), so the API cannot key it, is
+    # read by the brain to that reading
+    plan = {
+        "intent": "share",
+        "measure": "abortion",
+        "values": ["Yes"],
+        "breakdown": "province",
+        "filters": [],
+        "weighted": True,
+        "confidence": 0.95,
+        "reasons": ["'backs' is support"],
+    }
+    recorder.respond(converse_tool_response("PlanDraft", plan, plain=200, out=80))
+    metric_lines = len(engine.metric_lines)
+    again = ask(engine, "Who backs an abortion ban, province by province?", provider="bedrock")
+    # THEN the workflow persists the earlier answer once planned: one model call, no worker run
+    assert (again["status"], again["route"]) == ("answered", "cache")
+    assert [r["modelId"] for r in recorder.requests] == [BRAIN]
+    assert sum(i.function == "SqlWriterFunction" for i in engine.invocations) == workers
+    assert [t["state"] for t in again["trace"]][-2:] == ["CheckPlan", "PersistCached"]
+    assert again["table"] == first["table"]
+    # AND BrainPlan counted the hit
+    hits = [line for line in engine.metric_lines[metric_lines:] if '"ResultCacheHit"' in line]
+    assert any('"route":"BrainPlan"' in line.replace(" ", "") for line in hits), hits

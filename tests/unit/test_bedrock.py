@@ -554,3 +554,35 @@ def test_a_narration_sees_at_most_sixty_rows_the_overall_and_the_furthest_groups
     )
     assert len(sent["table"]) == 60 and sent["rows_shown"].startswith("60 of 501")
     assert [r["estimate_pct"] for r in sent["table"][:3]] == [20.0, 20.1, 25.0]  # overall, flagged, furthest
+
+
+def test_a_follow_up_gives_the_brain_the_last_plans_never_the_earlier_questions_or_tables() -> None:
+    from panelbrain.models import Conversation, Reading
+
+    # GIVEN a conversation whose last turn asked abortion by province, and a follow-up
+    earlier = Reading(intent="share", measure="abortion", values=["Yes"], breakdown="province")
+    conversation = Conversation(conversation_id="c-0123456789abcdef", turn=2, history=[earlier])
+    follow_up = QUERY.model_copy(update={"question": "only women", "conversation": conversation})
+    recorder = RecordingClient()
+    refined = {**PLAN, "reasons": ["follow-up: added the filter gender in Female"]}
+    recorder.respond(converse_tool_response("PlanDraft", refined, plain=10, out=10))
+    # WHEN the brain plans it
+    plan = bedrock(recorder.client).plan(follow_up, CES11)
+    # THEN its message carries the resolved plan of the last turn before the quoted question,
+    # and nothing of the earlier question's words
+    text = recorder.requests[0]["messages"][0]["content"][0]["text"]
+    assert (
+        '<previous_plans>\n{"intent":"share","measure":"abortion","values":["Yes"],"breakdown":"province"'
+        in text
+    )
+    assert text.endswith("<question>\nonly women\n</question>")
+    assert QUERY.question not in text
+    # AND the plan, held to the dictionary as any, says which turn it is and how it was read
+    assert plan.read_as == "followup" and plan.conversation is not None and plan.conversation.turn == 2
+    assert plan.filters[0].values == ["Female"]
+    recorder.respond(
+        converse_tool_response(
+            "PlanDraft", {**PLAN, "reasons": ["new question: unrelated"]}, plain=10, out=10
+        )
+    )
+    assert bedrock(recorder.client).plan(follow_up, CES11).read_as == "new"

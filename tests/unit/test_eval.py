@@ -61,6 +61,40 @@ def test_every_shipped_set_loads_with_readings_the_dictionary_knows(name: str) -
     assert questions and len({q.id for q in questions}) == len(questions)
 
 
+def test_the_follow_up_set_has_25_chains_of_2_to_5_turns_over_every_refinement() -> None:
+    followups = load_set("followups")
+    chains: dict[str, list[GoldQuestion]] = {}
+    for question in followups.questions:
+        assert question.chain is not None
+        chains.setdefault(question.chain, []).append(question)
+    assert len(chains) >= 25
+    assert all(2 <= len(turns) <= 5 for turns in chains.values())
+    assert all([q.turn for q in turns] == list(range(1, len(turns) + 1)) for turns in chains.values())
+    kinds = {tag for q in followups.questions if q.turn > 1 for tag in q.tags}
+    assert kinds >= {
+        "add-breakdown",
+        "change-breakdown",
+        "drop-breakdown",
+        "add-filter",
+        "replace-filter",
+        "drop-filter",
+        "negate-filter",
+        "switch-measure",
+        "switch-value",
+        "weighting",
+        "same-for",
+        "new-question",
+    }
+
+
+def test_a_chain_of_one_turn_is_refused() -> None:
+    raw = {
+        "chains": {"ces11": [{"chain": "short", "turns": [{"q": "by province", "distribution": "province"}]}]}
+    }
+    with pytest.raises(BadInputError, match="2 to 5 `turns`"):
+        parse_set(raw, "t")
+
+
 def test_a_negated_filter_keeps_every_other_code() -> None:
     q = gold({"q": "x", "share": {"abortion": ["Yes"]}, "among": {"province": {"not": ["QC"]}}})
     assert q.reading is not None
@@ -85,7 +119,9 @@ def test_a_repeated_question_is_refused_the_result_cache_would_answer_it() -> No
 
 
 def test_an_unknown_set_names_the_sets_there_are() -> None:
-    with pytest.raises(BadInputError, match="no gold set 'nope'; sets: gold, holdout"):
+    with pytest.raises(
+        BadInputError, match="no gold set 'nope'; sets: followups, followups-holdout, gold, holdout"
+    ):
         load_set("nope")
 
 

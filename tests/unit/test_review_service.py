@@ -426,3 +426,46 @@ print(sorted(m for m in sys.modules if m.startswith(("panelbrain.aws", "botocore
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_follow_up_in_review_shows_the_reviewer_the_conversation_so_far() -> None:
+    from panelbrain.review.render import email_body, slack_message
+
+    # GIVEN a follow-up ("what about Quebec?") whose plan names its turn and the readings before it
+    store, sfn = MemoryReviewStore(), FakeStepFunctions()
+    service = ReviewService(
+        store=store,
+        callbacks=sfn,
+        notifier=RecordingNotifier(),
+        signing_key=lambda: b"k" * 32,
+        settings=ReviewSettings(allow_list=frozenset({"alice@example.com"}), base_url="http://x"),
+        clock=Clock(),
+    )
+    history = [
+        {"intent": "share", "measure": "abortion", "values": ["Yes"]},
+        {"intent": "share", "measure": "abortion", "values": ["Yes"], "breakdown": "province"},
+        {
+            "intent": "share",
+            "measure": "abortion",
+            "values": ["Yes"],
+            "breakdown": "province",
+            "filters": [{"column": "gender", "values": ["Female"]}],
+        },
+    ]
+    plan = {"conversation": {"conversation_id": "c-0123456789abcdef", "turn": 4, "history": history}}
+    sfn.wait(TOKEN)
+    synthesis = {"question": "what about Quebec?", "dataset": "ces11", "answer": "A.", "confidence": 0.6}
+    # WHEN it lands in review
+    review = service.open(
+        query_id="q-1", level=1, token=TOKEN, synthesis={**synthesis, "plan": plan}, timeout_s=3600
+    )
+    # THEN the reviewer's e-mail lists the earlier turns' readings, oldest first
+    assert review.conversation == [
+        "turn 1: share of abortion in Yes",
+        "turn 2: share of abortion in Yes; by province",
+        "turn 3: share of abortion in Yes; by province; gender in Female",
+    ]
+    body = email_body(review, approve_url="", reject_url="", page_url="http://x/reviews")
+    assert "Earlier in this conversation" in body and "turn 3: share of abortion in Yes; by province" in body
+    slack = json.dumps(slack_message(review, page_url="http://x/reviews"))
+    assert "Earlier in this conversation" in slack and "turn 1: share of abortion in Yes" in slack

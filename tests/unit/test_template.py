@@ -179,3 +179,32 @@ def test_parameters_aws_would_make_useless_are_refused_before_deploy(
 
     with pytest.raises(TemplateError, match=re.escape(refused)):
         Template.load(ROOT / "template.yaml", parameters).check_parameters()
+
+
+def test_conversations_expire_and_their_table_is_reached_with_least_privilege() -> None:
+    # GIVEN the deployed template, SAM-transformed
+    resources = transformed()["Resources"]
+    table = resources["ConversationsTable"]["Properties"]
+    # THEN turns are keyed by conversation and turn, and DynamoDB's TTL removes them
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["conversation_id", "turn"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    assert template["Parameters"]["ConversationTtlHours"]["Default"] == 24
+
+    def actions_on_table(function: str) -> set[str]:
+        granted: set[str] = set()
+        for policy in resources[f"{function}Role"]["Properties"].get("Policies", []):
+            for statement in policy.get("PolicyDocument", {}).get("Statement", []):
+                if statement.get("Resource") == {"Fn::GetAtt": ["ConversationsTable", "Arn"]}:
+                    action = statement["Action"]
+                    granted |= set(action if isinstance(action, list) else [action])
+        return granted
+
+    # AND only the API (add a turn, read a conversation) and persist (record a reading) reach it
+    assert actions_on_table("ApiFunction") == {"dynamodb:PutItem", "dynamodb:Query"}
+    assert actions_on_table("PersistFunction") == {"dynamodb:UpdateItem"}
+    others = {n[: -len("Role")] for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert all(not actions_on_table(f) for f in others - {"ApiFunction", "PersistFunction"})
+    # AND GET /conversations/{id} is a route of the API function
+    paths = resources["QueryApi"]["Properties"]["Body"]["paths"]
+    assert "get" in paths["/conversations/{conversation_id}"]

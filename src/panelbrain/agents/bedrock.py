@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -36,7 +37,7 @@ from panelbrain.agents.providers import (
 from panelbrain.aws import clients
 from panelbrain.data.dictionary import Dataset, Table
 from panelbrain.errors import QueryExecutionError, QueryTimeoutError, SqlGuardError
-from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Usage, Worker
+from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Reading, Usage, Worker
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -269,6 +270,23 @@ def quoted_question(question: str) -> str:
     return f"<question>\n{inner}\n</question>"
 
 
+FOLLOW_UP_RULE = """The question may follow up the analyst's previous questions, whose resolved
+plans (oldest first) are listed between <previous_plans> and </previous_plans>. If it refines the
+last plan (adds or changes the breakdown, adds, replaces or drops a filter, switches the measure or
+its values, asks weighted or unweighted, or asks the same for other respondents), return the last
+plan with that change and begin your first reason with "follow-up:". If it does not relate to
+them, read it as a question on its own and begin your first reason with "new question:"."""
+
+
+def plan_history(history: Sequence[Reading]) -> str:
+    """The resolved plans of the conversation's last turns, for a follow-up: plans only, never
+    the earlier questions' words or tables, so the prompt stays small whatever its length."""
+    if not history:
+        return ""
+    lines = [json.dumps(r.model_dump(mode="json"), separators=(",", ":")) for r in history]
+    return f"{FOLLOW_UP_RULE}\n<previous_plans>\n" + "\n".join(lines) + "\n</previous_plans>\n"
+
+
 def sql_prompt(spec: Dataset, built_to: float | None = None) -> str:
     """The SQL writer's system prompt for a dataset, with a worked example written the way the
     offline provider writes it (so the example is guard-clean and uses real codes).
@@ -468,10 +486,15 @@ class BedrockProvider(Provider):
         return result["parsed"], usage
 
     def plan(self, query: QueryInput, spec: Dataset) -> Plan:
-        draft, usage = self.structured(
-            "plan", PlanDraft, SYSTEM + dictionary_prompt(spec), quoted_question(query.question)
-        )
-        return checked_plan(draft, query, spec, usage)
+        history = query.conversation.history if query.conversation is not None else []
+        user = plan_history(history) + quoted_question(query.question)
+        draft, usage = self.structured("plan", PlanDraft, SYSTEM + dictionary_prompt(spec), user)
+        plan = checked_plan(draft, query, spec, usage)
+        if query.conversation is None:
+            return plan
+        first = (draft.reasons or [""])[0].lower()
+        read_as = "question" if not history else "new" if first.startswith("new question") else "followup"
+        return plan.model_copy(update={"conversation": query.conversation, "read_as": read_as})
 
     def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
         """The worker model's SQL; refused once (by the guard, DuckDB, or for its result columns),

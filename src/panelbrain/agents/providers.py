@@ -115,9 +115,10 @@ class OfflineProvider(Provider):
     name = "offline"
 
     def plan(self, query: QueryInput, spec: Dataset) -> Plan:
+        from panelbrain.agents.followup import plan_in_conversation
         from panelbrain.agents.offline import OfflinePlanner
 
-        return OfflinePlanner(spec).plan(query)
+        return plan_in_conversation(OfflinePlanner(spec), query)
 
     def write_sql(self, plan: Plan, engine: QueryEngine) -> SqlOutcome:
         from panelbrain.agents.sql_writer import sql_for

@@ -33,6 +33,7 @@ class SqsQueryQueue(QueryQueue):
     def send(self, message: QueryMessage) -> None:
         self.client.send_message(
             QueueUrl=self.queue_url,
-            MessageBody=message.model_dump_json(),
+            # A question outside a conversation keeps the message it always had (no null field).
+            MessageBody=message.model_dump_json(exclude_none=True),
             MessageAttributes={"query_id": {"DataType": "String", "StringValue": message.query_id}},
         )

@@ -38,6 +38,10 @@ class QueryStore(ABC):
     @abstractmethod
     def create_query(self, query_id: str, request: dict[str, Any]) -> None: ...
 
+    def get_many(self, query_ids: list[str]) -> list[dict[str, Any]]:
+        """The records of ``query_ids`` that exist, in that order."""
+        return [r for i in query_ids if (r := self.get(i)) is not None]
+
     @abstractmethod
     def claim_start(self, query_id: str, lease_s: float) -> bool:
         """Move a query from queued to started under a lease of ``lease_s`` seconds; False if

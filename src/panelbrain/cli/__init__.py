@@ -4,7 +4,7 @@ Exit codes: 0 success, 2 bad input (one line ``error: ...`` on stderr), 1 intern
 ``--json`` writes exactly one JSON document to stdout. Heavy modules load inside the command
 that needs them, so ``panelbrain --help`` stays instant.
 
-One module per group of commands (``ask``, ``planning``, ``data``, ``quality``, ``stress``,
+One module per group of commands (``ask``, ``chat``, ``planning``, ``data``, ``quality``, ``stress``,
 ``bench``, ``local``, ``ops``); each command parses its options, calls the domain and hands the
 result to a view in ``present`` (or to ``common.emit_json``). The commands are registered here, in the order
 ``panelbrain --help`` lists them.
@@ -18,7 +18,7 @@ from typing import NoReturn
 
 import typer
 
-from panelbrain.cli import ask, data, planning, publish, quality, stress
+from panelbrain.cli import ask, chat, data, planning, publish, quality, stress
 from panelbrain.cli.bench import bench_app
 from panelbrain.cli.local import local_app
 from panelbrain.cli.logs import logs
@@ -40,6 +40,7 @@ data.datasets_app.command("publish")(publish.publish)
 app.add_typer(data.datasets_app, name="datasets")
 for command in (
     ask.ask,
+    chat.chat,
     ask.serve,
     logs,
     planning.capacity,

@@ -32,9 +32,17 @@ def ask(
         str | None, typer.Option(help="Add the seed's model latency per agent: seed or seed:SCALE.")
     ] = None,
     se: SeOption = "calibrated",
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow up this conversation (the conversation_id an earlier ask printed); "
+            "its dataset unless --dataset names another."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question through the pipeline, on the local engine (no AWS needed)."""
+    from panelbrain.cli.chat import keep, load, restore
     from panelbrain.cli.present import answer_view
     from panelbrain.local.ask import ask as run_question
     from panelbrain.local.engine import LocalEngine, StateTrace
@@ -48,6 +56,8 @@ def ask(
         raise BadInputError(f"--review must be approve or reject, got {review!r}")
     scale = parse_latency(latency)
 
+    kept = load(conversation) if conversation is not None else None
+
     def progress(trace: StateTrace) -> None:
         if trace.ended_at is None:
             err.print(f"[dim]  ▸ {trace.state}[/]")
@@ -57,6 +67,10 @@ def ask(
             err.print(
                 f"[dim]local engine: {len(engine.handlers)} functions, state machines from template.yaml[/]"
             )
+        if kept is not None:
+            about = restore(engine, kept)
+            # The option's default is ces11: a follow-up keeps its conversation's dataset.
+            dataset = about if dataset == "ces11" else dataset
         result = run_question(
             engine,
             question,
@@ -65,11 +79,17 @@ def ask(
             review=review,  # type: ignore[arg-type]
             latency_scale=scale,
             on_state=None if as_json else progress,
+            conversation_id=conversation,
         )
+        keep(engine, result["conversation_id"])
     if as_json:
         emit_json(result)
         return
     answer_view(result)
+    err.print(
+        f"[dim]conversation {result['conversation_id']}, turn {result['turn']}: follow it up with "
+        f'ask --conversation {result["conversation_id"]} "..."[/]'
+    )
 
 
 def serve(

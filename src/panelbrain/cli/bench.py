@@ -56,6 +56,34 @@ def bench_pipeline(
     bench_pipeline_view(result, repeat=repeat)
 
 
+@bench_app.command("conversation")
+def bench_conversation(
+    repeat: Annotated[int, typer.Option(help="Conversations of 50 turns timed (medians reported).")] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Time a 50-turn conversation through the API on the local engine: turn 1 against turn 50."""
+    from panelbrain.bench.conversation import run_conversation_benchmark
+
+    if repeat < 1:
+        raise BadInputError("--repeat must be at least 1")
+    result = run_conversation_benchmark(repeat=repeat, progress=None if as_json else err.print)
+    if as_json:
+        emit_json(result)
+        return
+    for kind in ("api_ms", "end_to_end_ms"):
+        figures = result[kind]
+        ratio = figures["turn_50"] / figures["turn_1"] if figures["turn_1"] else float("nan")
+        err.print(
+            f"{kind}: turn 1 {figures['turn_1']} ms, turn 50 {figures['turn_50']} ms ({ratio:.2f}x); "
+            f"turns 2-11 {figures['turns_2_11']} ms, turns 41-50 {figures['turns_41_50']} ms"
+        )
+    sizes = result["turn_item_bytes"]
+    err.print(
+        f"turn item: {sizes['turn_1']} B at turn 1, {sizes['turn_50']} B at turn 50, max {sizes['max']} B"
+    )
+    err.print(f"cache hits: {result['cache_hits']} (each turn a reading of its own: expect 0)")
+
+
 @bench_app.command("size")
 def bench_size(
     build_dir: Annotated[Path, typer.Option(help="Where `sam build` wrote its output.")] = Path(

@@ -109,12 +109,19 @@ def cost(
             help="MODEL=USD: your quote per provisioned-throughput model unit and hour (repeatable)."
         ),
     ] = None,
+    cache_hit_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Result-cache hit rate to price (default the seed's 0.25); the measured one is "
+            "ResultCacheHit / (ResultCacheHit + ResultCacheMiss) of the API's metrics."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Monthly cost per component, gross spend then savings; every line with its formula."""
     from panelbrain.cli.present import cost_view
     from panelbrain.ops.capacity import SEED_PROFILE, CallProfile, measured_profile, profile_from_usage
-    from panelbrain.ops.cost import monthly_cost
+    from panelbrain.ops.cost import Assumptions, monthly_cost
 
     volumes = queries_per_day or [100.0, 5_000.0, 50_000.0]
     if any(v <= 0 for v in volumes):
@@ -130,6 +137,11 @@ def cost(
             raise BadInputError(f"--usage: {exc}") from None
     elif profile == "measured":
         calls = measured_profile()
+    if cache_hit_rate is not None and not 0 <= cache_hit_rate <= 1:
+        raise BadInputError(f"--cache-hit-rate must be between 0 and 1, got {cache_hit_rate:g}")
+    assumptions = (
+        Assumptions() if cache_hit_rate is None else Assumptions(result_cache_hit_rate=cache_hit_rate)
+    )
     prices: dict[str, float] = {}
     for text in model_unit_hour or []:
         model, _, usd = text.partition("=")
@@ -146,9 +158,11 @@ def cost(
     if regions > 1 or prices:
         from panelbrain.ops.cost import split_cost
 
-        columns = [split_cost(v, regions, profile=calls, model_unit_hour=prices) for v in volumes]
+        columns = [
+            split_cost(v, regions, assumptions, profile=calls, model_unit_hour=prices) for v in volumes
+        ]
     else:
-        columns = [monthly_cost(v, profile=calls) for v in volumes]
+        columns = [monthly_cost(v, assumptions, profile=calls) for v in volumes]
     if as_json:
         emit_json({"columns": columns})
         return

@@ -8,7 +8,7 @@ code the data does not have is refused at load time, not scored as the pipeline'
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Literal
 
@@ -106,6 +106,8 @@ class GoldQuestion:
     reading: Reading | None = None  # for answerable questions
     words: tuple[str, ...] = ()  # for fail / flag: what the reason must name
     tags: tuple[str, ...] = ()
+    chain: str | None = None  # a follow-up chain's name: its turns are asked in one conversation
+    turn: int = 0  # the turn within its chain (1 opens it)
 
     def names_every_word(self, text: str) -> list[str]:
         """The required words missing from ``text`` (whole words, any case)."""
@@ -148,6 +150,20 @@ def parse_set(raw: dict[str, Any], name: str) -> GoldSet:
                 raise BadInputError(f"{where}: asked twice for {dataset}; each question must be new")
             seen.add(key)
             questions.append(question)
+    for dataset, chains in (raw.get("chains") or {}).items():
+        spec = load_dictionary(dataset)
+        for chain in chains:
+            label = str(chain.get("chain") or "")
+            turns = chain.get("turns")
+            where = f"gold set {name!r}, chain {label!r}"
+            if not label or not isinstance(turns, list) or not 2 <= len(turns) <= 5:
+                raise BadInputError(f"{where}: a chain has a `chain` name and 2 to 5 `turns`")
+            if any(q.chain == label for q in questions):
+                raise BadInputError(f"{where}: two chains share the name")
+            for turn, entry in enumerate(turns, start=1):
+                qid = f"{name}-{len(questions) + 1:03d}"
+                question = _question(entry, spec, qid, f"{where}, turn {turn} ({entry.get('q')!r})")
+                questions.append(replace(question, chain=label, turn=turn))
     return GoldSet(
         name=str(raw.get("name", name)),
         description=str(raw.get("description", "")),

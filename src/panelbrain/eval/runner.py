@@ -76,16 +76,23 @@ def _route(status: str, route: str) -> str:
 
 
 def _run_one(
-    engine: Any, question: GoldQuestion, provider: str
+    engine: Any, question: GoldQuestion, provider: str, conversation_id: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The ``ask --json`` document and the plan the pipeline made (``None`` if it made none)."""
+    """The ``ask --json`` document and the plan the pipeline made (``None`` if it made none);
+    with ``conversation_id``, asked as a follow-up in that conversation."""
     from panelbrain.aws.blobs import resolve_all
     from panelbrain.aws.store import DynamoQueryStore
     from panelbrain.local.ask import ask
 
     started = time.perf_counter()
     try:
-        document = ask(engine, question.question, dataset=question.dataset, provider=provider)
+        document = ask(
+            engine,
+            question.question,
+            dataset=question.dataset,
+            provider=provider,
+            conversation_id=conversation_id,
+        )
     except PanelbrainError as exc:  # refused at the API (bad input) or a pipeline that broke
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         failed = {"status": "failed", "route": "error", "reason": f"{type(exc).__name__}: {exc.message}"}
@@ -359,8 +366,17 @@ def run_eval(
     outcomes: list[Outcome] = []
     with _model_responses(record, replay, notes), LocalEngine.running() as engine:
         threshold = float(engine.template.parameters.get("AnswerConfidenceThreshold", "0.8"))
+        # A chain's turns are one conversation: each turn follows up the one before it.
+        conversations: dict[str, str] = {}
         for question in questions:
-            document, plan = _run_one(engine, question, chosen)
+            # Each question is scored on its own run: a reading answered earlier in the set would
+            # otherwise come from the result cache, with the earlier question's plan (and, with
+            # --provider bedrock, a reading the offline planner keyed rather than the brain's).
+            engine.clear_table("ResultCacheTable")
+            follows = conversations.get(question.chain) if question.chain and question.turn > 1 else None
+            document, plan = _run_one(engine, question, chosen, follows)
+            if question.chain and document.get("conversation_id"):
+                conversations[question.chain] = str(document["conversation_id"])
             outcome = score(question, document, plan, plane, threshold)
             outcomes.append(outcome)
             if on_question is not None:

@@ -150,16 +150,20 @@ def decide(
     return service().decide(review.review_id, decision, principal=principal, comment=comment, channel="cli")
 
 
-def submit(engine: LocalEngine, query: QueryInput) -> str:
+def submit(engine: LocalEngine, query: QueryInput, conversation_id: str | None = None) -> dict[str, Any]:
     """POST the question through the API's integration and run the queue's event source until
-    it is drained: the path a deployed question takes, API -> SQS -> poller -> pipeline."""
-    body = json.dumps({"question": query.question, "dataset": query.dataset, "provider": query.provider})
+    it is drained: the path a deployed question takes, API -> SQS -> poller -> pipeline. Returns
+    the API's answer (query id, conversation id and turn, ...)."""
+    fields = {"question": query.question, "dataset": query.dataset, "provider": query.provider}
+    body = json.dumps({**fields, "conversation_id": conversation_id} if conversation_id else fields)
     # What the function writes (log lines, EMF metric lines) the engine keeps, as CloudWatch
     # Logs would: stdout stays the command's own.
     response = engine.api_call(api_gateway_event("POST", "/queries", body))
     document = json.loads(response["body"])
     if response["statusCode"] == 200 and document.get("cached"):
-        return str(document["query_id"])  # answered from the result cache: nothing to run
+        return dict(document)  # answered from the result cache: nothing to run
+    if response["statusCode"] == 404:
+        raise BadInputError(str(document.get("error", document)).replace("'", ""))
     if response["statusCode"] != 202:
         raise BadInputError(str(document.get("error", document)))
     previous = os.environ.get("PANELBRAIN_LATENCY_SCALE")
@@ -172,11 +176,18 @@ def submit(engine: LocalEngine, query: QueryInput) -> str:
             os.environ.pop("PANELBRAIN_LATENCY_SCALE", None)
         else:
             os.environ["PANELBRAIN_LATENCY_SCALE"] = previous
-    return str(document["query_id"])
+    return dict(document)
 
 
 # The API's resources, as API Gateway matches them (path parameters in braces).
-RESOURCES = ("/queries", "/queries/{query_id}", "/reviews", "/reviews/{review_id}", "/slack/interactions")
+RESOURCES = (
+    "/queries",
+    "/queries/{query_id}",
+    "/conversations/{conversation_id}",
+    "/reviews",
+    "/reviews/{review_id}",
+    "/slack/interactions",
+)
 
 
 def _resource(path: str) -> tuple[str, dict[str, str] | None]:
@@ -229,17 +240,23 @@ def ask(
     review: Decision | None = None,
     latency_scale: float = 0.0,
     on_state: Callable[[StateTrace], None] | None = None,
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``question`` to its terminal state and return the ``--json`` document."""
+    """Run ``question`` to its terminal state and return the ``--json`` document; with
+    ``conversation_id``, as a follow-up in that conversation."""
     checked = query_input(question, dataset, provider, latency_scale, new_query_id())
     started = time.perf_counter()
     first_invocation = len(engine.invocations)
-    query_id = submit(engine, checked)
+    accepted = submit(engine, checked, conversation_id)
+    query_id = str(accepted["query_id"])
     query = checked.model_copy(update={"query_id": query_id})
+    turn: dict[str, Any] = {
+        k: accepted[k] for k in ("conversation_id", "turn", "read_as", "reading") if k in accepted
+    }
     store = DynamoQueryStore()
     record = store.get(query.query_id)
     if record is not None and record.get("route") == "cache":
-        return document(query, record, [], time.perf_counter() - started)
+        return {**document(query, record, [], time.perf_counter() - started), **turn, "cached": True}
     pipeline_arn = engine.execution_arn(PIPELINE, query_id)
     description = engine.wait(pipeline_arn, on_state=on_state)
     traces = engine.trace(pipeline_arn)
@@ -257,7 +274,7 @@ def ask(
         record = store.get(query.query_id) or record
     # This run's invocations (ask runs one question at a time on its engine).
     invocations = engine.invocations[first_invocation:]
-    return document(query, record, traces, time.perf_counter() - started, invocations, engine)
+    return {**document(query, record, traces, time.perf_counter() - started, invocations, engine), **turn}
 
 
 def document(

@@ -570,6 +570,6 @@ def _routed(method: str, path: str) -> bool:
             ("POST", "/auth/signout"),
             ("GET", "/health"),
         )
-        or (method == "GET" and re.fullmatch(r"/queries/[^/]+", bare) is not None)
+        or (method == "GET" and re.fullmatch(r"/(queries|conversations)/[^/]+", bare) is not None)
         or (method in ("GET", "POST") and re.fullmatch(r"/reviews/[^/]+", bare) is not None)
     )

@@ -48,6 +48,8 @@ class Review(BaseModel):
     confidence: float
     confidence_reasons: list[str] = []
     review_reasons: list[str] = []  # why this answer went to review
+    # A follow-up's conversation so far: the readings of its last turns, oldest first.
+    conversation: list[str] = []
     heartbeats: int = 0
     last_heartbeat_at: float | None = None
     reminded_at: float | None = None

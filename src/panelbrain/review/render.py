@@ -239,6 +239,8 @@ def email_body(
     # The question is the one thing here a stranger typed: one quoted line, never wrapped, so
     # a newline in it cannot forge a line of ours (an "Approve:" with another link).
     lines += ["", "Question (as asked, quoted)", f"  > {_quoted_question(review)}"]
+    if review.conversation:
+        lines += ["", "Earlier in this conversation (readings, oldest first)", *_bullets(review.conversation)]
     lines += ["", f"Dataset: {_one_line(review.dataset)}"]
     # The answer may echo the question (a model can be asked to): its URLs are not clickable.
     lines += ["", "Answer", *_wrap(_defanged(review.answer), "  ")]
@@ -358,6 +360,8 @@ def slack_message(review: Review, *, page_url: str, reminder: bool = False) -> d
     if review.sql:
         blocks.append({"type": "section", "text": _mrkdwn(_slack_code(review.sql.strip(), SLACK_TEXT_CHARS))})
     context = [_mrkdwn(f"*Confidence:* {_confidence(review.confidence)}")]
+    if review.conversation:
+        context.append(_mrkdwn(_slack_reasons("Earlier in this conversation", review.conversation)))
     if review.confidence_reasons:
         context.append(_mrkdwn(_slack_reasons("Confidence reasons", review.confidence_reasons)))
     if review.review_reasons:

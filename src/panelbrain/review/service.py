@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from panelbrain.errors import PanelbrainError, RefusedError
+from panelbrain.models import Reading
 from panelbrain.review import links
 from panelbrain.review.models import (
     Action,
@@ -168,6 +169,7 @@ class ReviewService:
             confidence=synthesis["confidence"],
             confidence_reasons=synthesis.get("confidence_reasons") or [],
             review_reasons=review_reasons,
+            conversation=_conversation_so_far(synthesis.get("plan") or {}),
         )
         stored = self.store.open(review, token, attempt)
         if stored.status == "open":
@@ -445,3 +447,12 @@ def already_decided(review: Review) -> str:
     if d.decision == "timed_out":
         return f"this review timed out at {when}; nothing was decided"
     return f"already {d.decision} by {d.approver} at {when} (via {d.channel})"
+
+
+def _conversation_so_far(plan: dict[str, Any]) -> list[str]:
+    """The readings a follow-up refined, oldest first, each with its turn: what the reviewer
+    needs to judge "only women" or "what about Quebec?"."""
+    conversation = plan.get("conversation") or {}
+    history = conversation.get("history") or []
+    first = int(conversation.get("turn", len(history) + 1)) - len(history)
+    return [f"turn {first + i}: {Reading.model_validate(r).describe()}" for i, r in enumerate(history)]
