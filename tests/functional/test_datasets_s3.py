@@ -14,15 +14,22 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from panelbrain.aws.cache import cache_key
+from panelbrain.aws.cache import reading_key
 from panelbrain.data import remote
-from panelbrain.data.dictionary import dataset_dir
+from panelbrain.data.dictionary import dataset_dir, load_dictionary
 from panelbrain.errors import BadInputError
 from panelbrain.local.ask import ask
 from panelbrain.local.engine import LocalEngine
 from panelbrain.local.server import LocalServer
 
 QUESTION = "What share support a ban on abortion?"
+# How the planner reads QUESTION: the result cache keys an answer by its reading and version.
+READING = {"intent": "share", "measure": "abortion", "values": ["Yes"], "breakdown": None, "filters": []}
+
+
+def cache_key(plan: dict[str, Any], version: str) -> str:
+    """The result-cache key of ``plan`` answered on CES11 at the published ``version``."""
+    return reading_key(plan, load_dictionary("ces11", version))
 
 
 @pytest.fixture
@@ -78,7 +85,7 @@ def test_ask_reads_the_published_dataset_from_s3_and_a_republish_changes_version
         dataset_dir("ces11") / "ces11.csv"
     ).read_bytes()
     # AND the answer is cached under that version
-    assert cache_key(QUESTION, "ces11", first) in cached_keys(engine)
+    assert cache_key(READING, first) in cached_keys(engine)
 
     # WHEN CES11 is republished with changed data and the same question asked again
     published = remote.publish(engine.clients["s3"], bucket, "ces11", changed_ces11(tmp_path / "ces11"))
@@ -91,7 +98,7 @@ def test_ask_reads_the_published_dataset_from_s3_and_a_republish_changes_version
     assert after["route"] != "cache"
     assert support(after) > support(before) + 0.05
     # AND it is cached under the new version's key, beside the old one
-    assert {cache_key(QUESTION, "ces11", v) for v in (first, second)} <= cached_keys(engine)
+    assert {cache_key(READING, v) for v in (first, second)} <= cached_keys(engine)
 
 
 def test_a_query_planned_on_a_version_reads_it_after_a_republish(engine: LocalEngine, tmp_path: Path) -> None:
@@ -158,10 +165,10 @@ def test_an_answer_is_cached_under_the_version_its_plan_pinned_not_the_current_o
     second = remote.publish(engine.clients["s3"], bucket, "ces11", changed_ces11(tmp_path / "ces11"))
     event = json.loads((Path(__file__).parents[2] / "events" / "persist" / "pipeline.json").read_text())
     event["result"]["document"]["plan"]["data_version"] = first
-    question = event["result"]["document"]["question"]
+    plan = event["result"]["document"]["plan"]
     # WHEN the Persist state records it
     engine.call("PersistFunction", event)
     # THEN the result cache holds it under the version it was computed on, never the newer one
     keys = cached_keys(engine)
-    assert cache_key(question, "ces11", first) in keys
-    assert cache_key(question, "ces11", second["data_version"]) not in keys
+    assert cache_key(plan, first) in keys
+    assert cache_key(plan, second["data_version"]) not in keys
