@@ -11,16 +11,15 @@ options, so a runbook's commands run as written against either.
 
 from __future__ import annotations
 
-import http.client
 import json
 import sys
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from panelbrain.cli.common import LOCAL_URL, post_to_serve
 from panelbrain.errors import BadInputError, PanelbrainError
 
 ops_app = typer.Typer(
@@ -52,8 +51,6 @@ UrlOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
-LOCAL_URL = "http://127.0.0.1:3000"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class OpsServerError(PanelbrainError):
@@ -61,38 +58,17 @@ class OpsServerError(PanelbrainError):
 
 
 def _local(url: str, command: str, arguments: dict[str, Any], timeout_s: float = 120.0) -> dict[str, Any]:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
-        raise BadInputError(f"--url must be http:// on this machine (127.0.0.1 or localhost), got {url!r}")
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
-    try:
-        connection.request(
-            "POST",
-            f"/local/ops/{command}",
-            body=json.dumps(arguments).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
-        status, raw = response.status, response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise OpsServerError(
-            f"no `panelbrain serve` answers at {url} ({type(exc).__name__}: {exc}): start one (the ops "
-            "commands act on the engine it runs), or pass --stack NAME for a deployed stack"
-        ) from None
-    finally:
-        connection.close()
-    try:
-        document: dict[str, Any] = json.loads(raw or b"{}")
-    except ValueError:
-        document = {"message": raw[:200].decode(errors="replace")}
-    if status == 200:
-        return document
-    message = str(document.get("message") or document.get("error") or f"HTTP {status}")
-    if status == 404:
-        raise OpsServerError(f"{url} has no ops route: it is not a `panelbrain serve` of this version")
-    if 400 <= status < 500:
-        raise BadInputError(message)
-    raise OpsServerError(f"the server at {url} failed `ops {command}`: {message}")
+    return post_to_serve(
+        url,
+        f"/local/ops/{command}",
+        arguments,
+        error=OpsServerError,
+        unreachable="start one (the ops commands act on the engine it runs), or pass --stack NAME for "
+        "a deployed stack",
+        route="ops",
+        failed=f"`ops {command}`",
+        timeout_s=timeout_s,
+    )
 
 
 def _run(

@@ -9,19 +9,14 @@ its engine publishes them when it starts. See docs/adr/0025-datasets-in-s3.md.
 
 from __future__ import annotations
 
-import http.client
-import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 
-from panelbrain.cli.common import JsonOption, emit_json, out
+from panelbrain.cli.common import LOCAL_URL, JsonOption, emit_json, out, post_to_serve
 from panelbrain.errors import BadInputError, PanelbrainError
 
 DATASETS_BUCKET = "DatasetsBucket"  # the bucket's logical id in template.yaml
-LOCAL_URL = "http://127.0.0.1:3000"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class PublishServerError(PanelbrainError):
@@ -80,41 +75,17 @@ def _to_stack(name: str, stack: str, region: str | None, profile: str | None) ->
 
 
 def _to_local(name: str, url: str, timeout_s: float = 300.0) -> dict[str, Any]:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
-        raise BadInputError(f"--url must be http:// on this machine (127.0.0.1 or localhost), got {url!r}")
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
-    try:
-        connection.request(
-            "POST",
-            f"/local/datasets/{name}/publish",
-            body=b"{}",
-            headers={"Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
-        status, raw = response.status, response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise PublishServerError(
-            f"no `panelbrain serve` answers at {url} ({type(exc).__name__}: {exc}): start one to publish to "
-            "its engine, or pass --stack NAME for a deployed stack (`panelbrain ask` publishes the local "
-            "datasets to its own engine by itself)"
-        ) from None
-    finally:
-        connection.close()
-    try:
-        document: dict[str, Any] = json.loads(raw or b"{}")
-    except ValueError:
-        document = {"message": raw[:200].decode(errors="replace")}
-    if status == 200:
-        return document
-    message = str(document.get("message") or document.get("error") or f"HTTP {status}")
-    if status == 404:
-        raise PublishServerError(
-            f"{url} has no publish route: it is not a `panelbrain serve` of this version"
-        )
-    if 400 <= status < 500:
-        raise BadInputError(message)
-    raise PublishServerError(f"the server at {url} failed to publish {name}: {message}")
+    return post_to_serve(
+        url,
+        f"/local/datasets/{name}/publish",
+        {},
+        error=PublishServerError,
+        unreachable="start one to publish to its engine, or pass --stack NAME for a deployed stack "
+        "(`panelbrain ask` publishes the local datasets to its own engine by itself)",
+        route="publish",
+        failed=f"to publish {name}",
+        timeout_s=timeout_s,
+    )
 
 
 def publish(
