@@ -18,6 +18,12 @@ Worker = Literal["sql_writer", "weight_applier", "data_processor"]
 Status = Literal["answered", "needs_review", "rejected", "failed"]
 WORKERS: tuple[Worker, ...] = ("sql_writer", "weight_applier", "data_processor")
 
+
+def worker_needs(weighted: bool) -> dict[Worker, bool]:
+    """The workers a plan runs: every one, the weight applier only for a weighted estimate."""
+    return {worker: weighted or worker != "weight_applier" for worker in WORKERS}
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

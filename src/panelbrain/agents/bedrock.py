@@ -37,7 +37,7 @@ from panelbrain.agents.providers import (
 from panelbrain.aws import clients
 from panelbrain.data.dictionary import Dataset, Table
 from panelbrain.errors import QueryExecutionError, QueryTimeoutError, SqlGuardError
-from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Reading, Usage, Worker
+from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Reading, Usage, worker_needs
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -650,8 +650,6 @@ def checked_plan(draft: PlanDraft, query: QueryInput, spec: Dataset, usage: Usag
         f.model_copy(update={"values": kept}) for f in draft.filters if (kept := known(f.column, f.values))
     ]
     intent = draft.intent if draft.intent != "share" or values else "distribution"
-    needs: dict[Worker, bool] = dict.fromkeys(WORKERS, True)
-    needs["weight_applier"] = draft.weighted and spec.weighting is not None
     return Plan(
         query_id=query.query_id,
         question=query.question,
@@ -662,7 +660,7 @@ def checked_plan(draft: PlanDraft, query: QueryInput, spec: Dataset, usage: Usag
         breakdown=breakdown,
         filters=filters,
         weighted=draft.weighted and spec.weighting is not None,
-        needs=needs,
+        needs=worker_needs(draft.weighted and spec.weighting is not None),
         confidence=round(max(min(confidence, 1.0), 0.0), 4),
         reasons=reasons,
         provider="bedrock",

@@ -31,15 +31,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from panelbrain.agents.offline import (
-    FURTHER_UNPLACED_COST,
+    BREAKDOWN_PHRASES,
+    EXCLUDING_PHRASES,
+    FILTER_MARKERS,
+    MEAN_WORDS,
+    SHARE_WORDS,
     UNPLACED_COST,
     OfflinePlanner,
     PlanningError,
     _Mention,
     _Token,
+    phrase_at,
     tokens,
+    unplaced_cost,
 )
-from panelbrain.models import WORKERS, Filter, Plan, QueryInput, Reading, Worker
+from panelbrain.models import Filter, Plan, QueryInput, Reading, worker_needs
 
 Op = Literal[
     "cue",
@@ -58,7 +64,8 @@ Op = Literal[
     "share",
     "sep",
 ]
-# Longest first where one phrase starts another.
+# Longest first where one phrase starts another. The question reader's phrases for a breakdown,
+# a filter, an exclusion, a mean and a share mean the same here.
 _WORDS: dict[tuple[str, ...], Op] = {
     ("what", "about"): "cue",
     ("how", "about"): "cue",
@@ -80,15 +87,7 @@ _WORDS: dict[tuple[str, ...], Op] = {
     ("switch", "to"): "cue",
     ("change", "to"): "cue",
     ("break", "it", "down", "by"): "by",
-    ("broken", "down", "by"): "by",
-    ("split", "by"): "by",
-    ("for", "each"): "by",
-    ("for", "every"): "by",
-    ("in", "each"): "by",
-    ("in", "every"): "by",
-    ("by",): "by",
-    ("per",): "by",
-    ("across",): "by",
+    **dict.fromkeys(BREAKDOWN_PHRASES, "by"),
     ("overall",): "overall",
     ("in", "total"): "overall",
     ("altogether",): "overall",
@@ -116,20 +115,9 @@ _WORDS: dict[tuple[str, ...], Op] = {
     ("remove", "the", "filters"): "everyone",
     ("all", "canadians"): "everyone",
     ("not",): "not",
-    ("outside",): "not",
-    ("excluding",): "not",
-    ("except",): "not",
-    ("other", "than"): "not",
-    ("apart", "from"): "not",
-    ("besides",): "not",
+    **dict.fromkeys(EXCLUDING_PHRASES, "not"),
     ("non",): "not",
-    ("among",): "mark",
-    ("amongst",): "mark",
-    ("in",): "mark",
-    ("for",): "mark",
-    ("from",): "mark",
-    ("with",): "mark",
-    ("within",): "mark",
+    **dict.fromkeys(FILTER_MARKERS, "mark"),
     ("only",): "mark",
     ("just",): "mark",
     ("also",): "add",
@@ -145,15 +133,12 @@ _WORDS: dict[tuple[str, ...], Op] = {
     ("weighted",): "weighted",
     ("with", "weights"): "weighted",
     ("with", "weighting"): "weighted",
-    ("average",): "mean",
-    ("mean",): "mean",
+    **dict.fromkeys(MEAN_WORDS, "mean"),
     ("distribution",): "dist",
     ("full", "distribution"): "dist",
     ("every", "answer"): "dist",
     ("all", "answers"): "dist",
-    ("share",): "share",
-    ("percentage",): "share",
-    ("proportion",): "share",
+    **dict.fromkeys(SHARE_WORDS, "share"),
     ("or",): "sep",
     (",",): "sep",
     ("&",): "sep",
@@ -235,16 +220,10 @@ class FollowUpReader:
         answer = not self.planner._demographic(plan.measure)
         return plan if intent_word or (answer and bool(plan.filters or plan.breakdown)) else None
 
-    def _op_at(self, words: list[_Token], i: int) -> Op | None:
-        key = self._key_at(words, i)
-        return _WORDS[key] if key is not None else None
-
     @staticmethod
-    def _key_at(words: list[_Token], i: int) -> tuple[str, ...] | None:
-        for key in _KEYS:
-            if i + len(key) <= len(words) and all(words[i + j].lower == k for j, k in enumerate(key)):
-                return key
-        return None
+    def _op_at(words: list[_Token], i: int) -> Op | None:
+        key = phrase_at(words, i, _KEYS)
+        return _WORDS[key] if key is not None else None
 
     # -- refining ---------------------------------------------------------------------------
 
@@ -286,7 +265,7 @@ class FollowUpReader:
                 self._column(state, mention, pending, intent_word)
                 pending, negate, add = None, False, False
                 continue
-            key = self._key_at(words, i)
+            key = phrase_at(words, i, _KEYS)
             if key is not None:
                 op = _WORDS[key]
                 i += len(key)
@@ -420,14 +399,12 @@ class FollowUpReader:
             raise PlanningError(f"{query.question!r}: {state.measure} is categorical and has no mean")
         confidence -= UNPLACED_COST * state.doubts
         if unplaced:
-            confidence -= UNPLACED_COST + FURTHER_UNPLACED_COST * (len(unplaced) - 1)
+            confidence -= unplaced_cost(len(unplaced))
             shown = ", ".join(repr(w) for w in dict.fromkeys(unplaced))
             reasons.append(
                 f"could not place {shown}: not a dictionary term, a follow-up word or known filler"
             )
         weighted = state.weighted and spec.weighting is not None
-        needs: dict[Worker, bool] = dict.fromkeys(WORKERS, True)
-        needs["weight_applier"] = weighted
         return Plan(
             query_id=query.query_id,
             question=query.question,
@@ -438,7 +415,7 @@ class FollowUpReader:
             breakdown=state.breakdown,
             filters=list(state.filters.values()),
             weighted=weighted,
-            needs=needs,
+            needs=worker_needs(weighted),
             confidence=round(max(confidence, 0.0), 4),
             reasons=reasons,
             provider="offline",

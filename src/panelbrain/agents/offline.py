@@ -30,7 +30,7 @@ from typing import Literal
 
 from panelbrain.data.dictionary import Column, Dataset
 from panelbrain.errors import BadInputError
-from panelbrain.models import WORKERS, Filter, Intent, Plan, QueryInput, Worker
+from panelbrain.models import Filter, Intent, Plan, QueryInput, worker_needs
 
 PROVIDER = "offline"
 # Value codes this short, or these common words, only match when written exactly as coded
@@ -73,39 +73,51 @@ _ROW_NOUNS = frozenset(
 Kind = Literal[
     "by", "mark", "lives", "exclude", "not", "rel", "and", "or", "mean", "dist", "share", "unweighted"
 ]
+# Phrase groups the follow-up reader (:mod:`panelbrain.agents.followup`) reads the same way.
+BREAKDOWN_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("broken", "down", "by"),
+    ("split", "by"),
+    ("for", "each"),
+    ("for", "every"),
+    ("in", "each"),
+    ("in", "every"),
+    ("by",),
+    ("per",),
+    ("across",),
+)
+FILTER_MARKERS: tuple[tuple[str, ...], ...] = (
+    ("among",),
+    ("amongst",),
+    ("in",),
+    ("from",),
+    ("with",),
+    ("within",),
+    ("for",),
+)
+EXCLUDING_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("other", "than"),
+    ("apart", "from"),
+    ("except",),
+    ("excluding",),
+    ("outside",),
+    ("besides",),
+)
+MEAN_WORDS: tuple[tuple[str, ...], ...] = (("average",), ("mean",))
+SHARE_WORDS: tuple[tuple[str, ...], ...] = (("share",), ("percentage",), ("proportion",))
 # Structure words, longest first where one starts another ("per cent" before "per").
 _STRUCTURE: dict[tuple[str, ...], Kind] = {
-    ("broken", "down", "by"): "by",
-    ("split", "by"): "by",
-    ("for", "each"): "by",
-    ("for", "every"): "by",
-    ("in", "each"): "by",
-    ("in", "every"): "by",
+    **dict.fromkeys(BREAKDOWN_PHRASES, "by"),
     ("per", "cent"): "share",
-    ("by",): "by",
-    ("per",): "by",
-    ("across",): "by",
     # "... *live in* rural areas": the verb's complement is an answer, not a filter (unless in a
     # relative clause: "people who live in Quebec").
     ("live", "in"): "lives",
     ("lives", "in"): "lives",
-    ("among",): "mark",
-    ("amongst",): "mark",
-    ("in",): "mark",
-    ("from",): "mark",
-    ("with",): "mark",
-    ("within",): "mark",
-    ("for",): "mark",
-    ("other", "than"): "exclude",
+    **dict.fromkeys(FILTER_MARKERS, "mark"),
+    **dict.fromkeys(EXCLUDING_PHRASES, "exclude"),
     ("but", "not"): "exclude",
-    ("apart", "from"): "exclude",
     ("except", "for"): "exclude",
-    ("except",): "exclude",
-    ("excluding",): "exclude",
     ("outside", "of"): "exclude",
-    ("outside",): "exclude",
     ("without",): "exclude",
-    ("besides",): "exclude",
     ("do", "not"): "not",
     ("does", "not"): "not",
     ("not",): "not",
@@ -124,16 +136,13 @@ _STRUCTURE: dict[tuple[str, ...], Kind] = {
     (",",): "and",
     ("or",): "or",
     ("nor",): "or",
-    ("average",): "mean",
-    ("mean",): "mean",
+    **dict.fromkeys(MEAN_WORDS, "mean"),
     ("distribution",): "dist",
     ("breakdown",): "dist",
     ("distributed",): "dist",
-    ("share",): "share",
+    **dict.fromkeys(SHARE_WORDS, "share"),
     ("shares",): "share",
-    ("percentage",): "share",
     ("percent",): "share",
-    ("proportion",): "share",
     ("fraction",): "share",
     ("%",): "share",
     ("how", "many"): "share",
@@ -205,6 +214,23 @@ def tokens(text: str) -> list[_Token]:
             word = word[4:]
         found.append(_Token(word, word.lower()))
     return found
+
+
+def phrase_at(words: list[_Token], i: int, phrases: list[tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The first of ``phrases`` (sorted longest first) that ``words`` spell from position ``i``."""
+    return next(
+        (
+            phrase
+            for phrase in phrases
+            if i + len(phrase) <= len(words) and all(words[i + j].lower == w for j, w in enumerate(phrase))
+        ),
+        None,
+    )
+
+
+def unplaced_cost(count: int) -> float:
+    """What ``count`` (at least 1) words the reader could not place take off its confidence."""
+    return UNPLACED_COST + FURTHER_UNPLACED_COST * (count - 1)
 
 
 @dataclass
@@ -332,7 +358,7 @@ class OfflinePlanner:
                 )
                 pending, negate, gap = None, False, []
                 continue
-            key = next((k for k in _STRUCTURE_KEYS if self._starts_with(words, i, k)), None)
+            key = phrase_at(words, i, _STRUCTURE_KEYS)
             if key is not None:
                 kind = _STRUCTURE[key]
                 reading.kinds.add(kind)
@@ -383,10 +409,6 @@ class OfflinePlanner:
 
     def _known(self, word: str) -> bool:
         return word in self._filler or (len(word) > 3 and word.endswith("s") and word[:-1] in self._filler)
-
-    @staticmethod
-    def _starts_with(words: list[_Token], i: int, key: tuple[str, ...]) -> bool:
-        return i + len(key) <= len(words) and all(words[i + j].lower == k for j, k in enumerate(key))
 
     def _place(
         self,
@@ -583,7 +605,7 @@ class OfflinePlanner:
                 used.add(m.column)
 
         if reading.unplaced:
-            confidence -= UNPLACED_COST + FURTHER_UNPLACED_COST * (len(reading.unplaced) - 1)
+            confidence -= unplaced_cost(len(reading.unplaced))
             shown = ", ".join(repr(w) for w in dict.fromkeys(reading.unplaced))
             reasons.append(
                 f"could not place {shown}: not a dictionary term or a known filler word, "
@@ -592,8 +614,6 @@ class OfflinePlanner:
         elif confidence == 1.0:
             reasons.insert(0, "every word is accounted for: dictionary terms, structure or known filler")
 
-        needs: dict[Worker, bool] = dict.fromkeys(WORKERS, True)
-        needs["weight_applier"] = weighted and self.spec.weighting is not None
         if weighted and self.spec.weighting is None:
             reasons.append(f"{self.spec.name} defines no weighting targets: estimates are unweighted")
             weighted = False
@@ -607,7 +627,7 @@ class OfflinePlanner:
             breakdown=breakdown,
             filters=[Filter(column=c, values=v, negate=n) for (c, n), v in filters.items()],
             weighted=weighted,
-            needs=needs,
+            needs=worker_needs(weighted and self.spec.weighting is not None),
             confidence=round(max(confidence, 0.0), 4),
             reasons=reasons,
             provider=PROVIDER,
