@@ -24,24 +24,13 @@ class PublishServerError(PanelbrainError):
 
 
 def stack_bucket(cloudformation: Any, stack: str) -> str:
-    """The physical name of ``stack``'s datasets bucket (ListStackResources: DescribeStackResources
-    stops at 100 resources, and this stack has more once SAM has transformed it
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html)."""
-    from botocore.exceptions import ClientError
+    """The physical name of ``stack``'s datasets bucket, found as ``panelbrain ops`` finds the
+    stack's resources."""
+    from panelbrain.ops.operate import physical_ids
 
-    from panelbrain.ops.operate import StackNotFoundError
-
-    try:
-        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
-            for summary in page["StackResourceSummaries"]:
-                if summary["LogicalResourceId"] == DATASETS_BUCKET and summary.get("PhysicalResourceId"):
-                    return str(summary["PhysicalResourceId"])
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ValidationError":
-            raise StackNotFoundError(
-                f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}"
-            ) from None
-        raise
+    bucket = physical_ids(cloudformation, stack).get(DATASETS_BUCKET)
+    if bucket:
+        return bucket
     raise BadInputError(
         f"stack {stack} has no {DATASETS_BUCKET}: deploy this version of template.yaml first (sam deploy)"
     )

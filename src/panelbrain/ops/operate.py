@@ -492,10 +492,10 @@ def cost_today(target: Target, *, limit: int = 10_000) -> dict[str, Any]:
 # -- targets -----------------------------------------------------------------------------------
 
 
-def stack_resources(cloudformation: Any, stack: str) -> Resources:
-    """The physical ids of the stack's resources the commands need. ListStackResources, not
-    DescribeStackResources: the latter returns only the first 100 resources, and this stack has
-    more once SAM has transformed it
+def physical_ids(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The physical id of each of the stack's resources, by logical id ("" while not created).
+    ListStackResources, not DescribeStackResources: the latter returns only the first 100
+    resources, and this stack has more once SAM has transformed it
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html)."""
     from botocore.exceptions import ClientError
 
@@ -510,6 +510,12 @@ def stack_resources(cloudformation: Any, stack: str) -> Resources:
                 f"--stack {stack}: {exc.response['Error'].get('Message', 'not found')}"
             ) from None
         raise
+    return physical
+
+
+def stack_resources(cloudformation: Any, stack: str) -> Resources:
+    """The physical ids of the stack's resources the commands need."""
+    physical = physical_ids(cloudformation, stack)
     # Two regions (docs/multi-region.md): the primary's query store is QueriesGlobalTable, and a
     # secondary stack declares none (it uses the global table's replica): its functions'
     # QUERIES_TABLE names it, which stack_target reads.
