@@ -4,9 +4,37 @@ the one builder, :mod:`panelbrain.aws.clients`."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoTable:
+    """What a DynamoDB adapter starts from: its table (named, or the one the template's
+    environment variable ``table_env`` names), its client (given, or the builder's on first
+    use) and its clock (tests move it instead of sleeping)."""
+
+    table_env: ClassVar[str]
+
+    def __init__(
+        self,
+        table_name: str | None = None,
+        client: DynamoDBClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table_name = table_name or os.environ[self.table_env]
+        self._client = client
+        self.clock = clock
+
+    @property
+    def client(self) -> DynamoDBClient:
+        from panelbrain.aws import clients
+
+        return clients.client("dynamodb") if self._client is None else self._client
 
 
 def conditional_write(write: Callable[[], object]) -> bool:

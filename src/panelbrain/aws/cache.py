@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import clients
+from panelbrain.aws import DynamoTable
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
     from panelbrain.data.dictionary import Dataset
 
 TTL_SECONDS = {"real_time": 3_600, "historical": 86_400}
@@ -74,24 +70,15 @@ class ResultCache(ABC):
     def put(self, key: str, result: dict[str, Any], ttl_s: int) -> None: ...
 
 
-class DynamoResultCache(ResultCache):
+class DynamoResultCache(ResultCache, DynamoTable):
     """DynamoDB implementation; table from ``RESULT_CACHE_TABLE`` and the client from the
     builder unless given; TTL attribute ``expires_at``."""
 
-    def __init__(
-        self, table_name: str | None = None, client: DynamoDBClient | None = None, clock: Any = time.time
-    ) -> None:
-        self.table_name = table_name or os.environ["RESULT_CACHE_TABLE"]
-        self._client = client
-        self._clock = clock
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return clients.client("dynamodb") if self._client is None else self._client
+    table_env = "RESULT_CACHE_TABLE"
 
     def get(self, key: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table_name, Key={"cache_key": {"S": key}}).get("Item")
-        if item is None or float(item["expires_at"]["N"]) <= self._clock():
+        if item is None or float(item["expires_at"]["N"]) <= self.clock():
             return None
         result: dict[str, Any] = json.loads(item["result"]["S"])
         return result
@@ -102,6 +89,6 @@ class DynamoResultCache(ResultCache):
             Item={
                 "cache_key": {"S": key},
                 "result": {"S": json.dumps(result)},
-                "expires_at": {"N": str(int(self._clock() + ttl_s))},
+                "expires_at": {"N": str(int(self.clock() + ttl_s))},
             },
         )

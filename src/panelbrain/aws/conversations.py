@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -29,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from panelbrain.aws import clients
+from panelbrain.aws import DynamoTable
 from panelbrain.errors import BadInputError
 from panelbrain.models import ReadAs, Reading
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 DEFAULT_TTL_HOURS = 24.0
 
@@ -91,23 +90,11 @@ class ConversationStore(ABC):
         """The reading the pipeline's planner resolved for a turn (kept only while the turn is)."""
 
 
-class DynamoConversationStore(ConversationStore):
+class DynamoConversationStore(ConversationStore, DynamoTable):
     """DynamoDB implementation; table from ``CONVERSATIONS_TABLE``, client from the builder
     unless given."""
 
-    def __init__(
-        self,
-        table_name: str | None = None,
-        client: DynamoDBClient | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.table_name = table_name or os.environ["CONVERSATIONS_TABLE"]
-        self._client = client
-        self.clock = clock
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return clients.client("dynamodb") if self._client is None else self._client
+    table_env = "CONVERSATIONS_TABLE"
 
     def last_turns(self, conversation_id: str, count: int) -> list[Turn] | None:
         # Strongly consistent: the next turn's number comes from the last one.

@@ -7,17 +7,16 @@ never overwrite a terminal state: the first terminal write wins, later ones are 
 from __future__ import annotations
 
 import json
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from panelbrain.aws import batch_get, clients, conditional_write
+from panelbrain.aws import DynamoTable, batch_get, conditional_write
 from panelbrain.models import TerminalRecord
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 TERMINAL = ("answered", "rejected", "failed")
 
@@ -69,24 +68,11 @@ def _event(status: str, **detail: Any) -> dict[str, Any]:
     return {"L": [{"S": json.dumps({"status": status, "at": time.time(), **detail})}]}
 
 
-class DynamoQueryStore(QueryStore):
+class DynamoQueryStore(QueryStore, DynamoTable):
     """DynamoDB implementation; table name from ``QUERIES_TABLE`` and the client from the
-    builder unless given."""
+    builder unless given. Leases and deadlines compare against its clock."""
 
-    def __init__(
-        self,
-        table_name: str | None = None,
-        client: DynamoDBClient | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.table_name = table_name or os.environ["QUERIES_TABLE"]
-        self._client = client
-        # Leases and deadlines compare against this clock (tests move it instead of sleeping).
-        self.clock = clock
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return clients.client("dynamodb") if self._client is None else self._client
+    table_env = "QUERIES_TABLE"
 
     def put_record(self, record: TerminalRecord) -> bool:
         values: dict[str, Any] = {
