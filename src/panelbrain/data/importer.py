@@ -507,11 +507,8 @@ def read_targets(path: Path, renamed: dict[str, str], draft: _Draft) -> list[Wei
 
 
 def _content_version(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256-{digest.hexdigest()[:16]}"
+        return f"sha256-{hashlib.file_digest(handle, 'sha256').hexdigest()[:16]}"
 
 
 class _Flow(dict[str, Any]):
