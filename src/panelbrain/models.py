@@ -58,9 +58,8 @@ class Filter(_Model):
     negate: bool = False
 
 
-class Reading(_Model):
-    """A plan reduced to what was asked (no question text, no table): what a conversation keeps
-    per turn and what a follow-up is refined from."""
+class _Asked(_Model):
+    """What a question asks for: the fields a plan and its reading share."""
 
     intent: Intent
     measure: str
@@ -68,6 +67,11 @@ class Reading(_Model):
     breakdown: str | None = None
     filters: list[Filter] = []
     weighted: bool = True
+
+
+class Reading(_Asked):
+    """A plan reduced to what was asked (no question text, no table): what a conversation keeps
+    per turn and what a follow-up is refined from."""
 
     @classmethod
     def of(cls, plan: BaseModel | dict[str, Any]) -> Reading:
@@ -143,18 +147,12 @@ class QueryMessage(_Model):
     conversation: Conversation | None = None
 
 
-class Plan(_Model):
+class Plan(_Asked):
     """BrainPlan's output: what to compute, and which workers compute it."""
 
     query_id: str
     question: str
     dataset: str
-    intent: Intent
-    measure: str
-    values: list[str] = []
-    breakdown: str | None = None
-    filters: list[Filter] = []
-    weighted: bool = True
     needs: dict[Worker, bool]
     confidence: float = Field(ge=0.0, le=1.0)
     reasons: list[str] = []
