@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from panelbrain.local.template import Template
+from tests.agents import AGENTS
 
 ROOT = Path(__file__).parent.parent.parent
 TEMPLATE = Template.load(ROOT / "template.yaml", {"Reviewers": "reviewer@example.com"})
@@ -87,21 +88,7 @@ def test_the_datasets_bucket_is_versioned_private_encrypted_and_tls_only() -> No
 
 def test_the_readers_are_the_pipeline_and_api_functions() -> None:
     # The scan is only as good as what it finds: these call load_dictionary or load_dataset.
-    assert (
-        sorted(
-            [
-                "ApiFunction",
-                "BrainPlanFunction",
-                "SqlWriterFunction",
-                "WeightApplierFunction",
-                "DataProcessorFunction",
-                "BrainSynthesiseFunction",
-                "FormatterFunction",
-                "PersistFunction",
-            ]
-        )
-        == READERS
-    )
+    assert sorted(["ApiFunction", *AGENTS, "PersistFunction"]) == READERS
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
