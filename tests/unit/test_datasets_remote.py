@@ -16,6 +16,7 @@ from panelbrain.aws import clients
 from panelbrain.data import remote
 from panelbrain.data.dictionary import dataset_dir, dataset_names, load_dictionary
 from panelbrain.errors import DatasetNotFoundError
+from tests.cloudformation_stubs import listing
 
 BUCKET = "datasets-bucket"
 
@@ -99,41 +100,19 @@ def test_the_content_hash_changes_with_any_published_file_and_only_then(tmp_path
     assert remote.content_hash({f: remote._sha256(copy / f) for f in remote.published_files(copy)}) != before
 
 
-def _cloudformation(resources: list[tuple[str, str]]) -> Any:
-    import boto3
-    from botocore.stub import Stubber
-
-    client = boto3.client("cloudformation", region_name="us-east-1")
-    stubber = Stubber(client)
-    summaries = [
-        {
-            "LogicalResourceId": logical,
-            "PhysicalResourceId": physical,
-            "ResourceType": "AWS::S3::Bucket",
-            "LastUpdatedTimestamp": "2026-12-01T00:00:00Z",
-            "ResourceStatus": "CREATE_COMPLETE",
-        }
-        for logical, physical in resources
-    ]
-    stubber.add_response("list_stack_resources", {"StackResourceSummaries": summaries}, {"StackName": "pb"})
-    stubber.activate()
-    return client
-
-
 def test_publish_with_a_stack_finds_its_datasets_bucket_through_cloudformation() -> None:
     from panelbrain.cli.publish import stack_bucket
     from panelbrain.errors import BadInputError
 
     # GIVEN a stack listing its payload and datasets buckets
     found = stack_bucket(
-        _cloudformation([("PayloadBucket", "pb-payloadbucket-1"), ("DatasetsBucket", "pb-datasetsbucket-2")]),
-        "pb",
+        listing("pb", {"PayloadBucket": "pb-payloadbucket-1", "DatasetsBucket": "pb-datasetsbucket-2"}), "pb"
     )
     # THEN publish targets the datasets bucket's physical name
     assert found == "pb-datasetsbucket-2"
     # AND a stack of an older template (no datasets bucket) is named as such
     with pytest.raises(BadInputError, match="stack pb has no DatasetsBucket: deploy this version"):
-        stack_bucket(_cloudformation([("PayloadBucket", "pb-payloadbucket-1")]), "pb")
+        stack_bucket(listing("pb", {"PayloadBucket": "pb-payloadbucket-1"}), "pb")
 
 
 def test_publishing_a_folder_under_another_name_than_its_dictionary_is_refused(s3: Any) -> None:

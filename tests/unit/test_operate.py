@@ -21,6 +21,7 @@ from panelbrain.aws.store import DynamoQueryStore
 from panelbrain.errors import BadInputError
 from panelbrain.models import TerminalRecord
 from panelbrain.ops import operate
+from tests.cloudformation_stubs import listing
 
 ROOT = Path(__file__).parent.parent.parent
 REGION = "us-east-1"
@@ -112,38 +113,15 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str,
 
 
 def _list_resources_stub(stack_name: str = "panelbrain-prod", without: tuple[str, ...] = ()) -> Any:
-    """A CloudFormation client answering ListStackResources in two pages, the way a stack of
-    more than 100 resources is answered."""
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
-    stubber = Stubber(cloudformation)
-    summaries = [
-        {
-            "LogicalResourceId": logical,
-            "PhysicalResourceId": physical,
-            "ResourceType": "AWS::Test",
-            "LastUpdatedTimestamp": "2026-12-01T00:00:00Z",
-            "ResourceStatus": "CREATE_COMPLETE",
-        }
-        for logical, physical in {
-            **PHYSICAL,
-            "QueryQueue": f"https://sqs.{REGION}.amazonaws.com/123456789012/{PHYSICAL['QueryQueue']}",
-            "QueryDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/123456789012/"
-            f"{PHYSICAL['QueryDeadLetterQueue']}",
-        }.items()
-        if logical not in without
-    ]
-    stubber.add_response(
-        "list_stack_resources",
-        {"StackResourceSummaries": summaries[:4], "NextToken": "page-2"},
-        {"StackName": stack_name},
-    )
-    stubber.add_response(
-        "list_stack_resources",
-        {"StackResourceSummaries": summaries[4:]},
-        {"StackName": stack_name, "NextToken": "page-2"},
-    )
-    stubber.activate()
-    return cloudformation
+    """ListStackResources of the stack in two pages, the way a stack of more than 100 resources
+    is answered."""
+    physical = {
+        **PHYSICAL,
+        "QueryQueue": f"https://sqs.{REGION}.amazonaws.com/123456789012/{PHYSICAL['QueryQueue']}",
+        "QueryDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/123456789012/{PHYSICAL['QueryDeadLetterQueue']}",
+    }
+    kept = {logical: physical_id for logical, physical_id in physical.items() if logical not in without}
+    return listing(stack_name, kept, page_size=4, region=REGION)
 
 
 def _target(stack: dict[str, Any]) -> operate.Target:
