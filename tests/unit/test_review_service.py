@@ -58,10 +58,9 @@ class World:
         self.clock.now += seconds
 
 
-@pytest.fixture
-def world() -> World:
-    store, sfn, clock = MemoryReviewStore(), FakeStepFunctions(), Clock()
-    service = ReviewService(
+def _service(store: MemoryReviewStore, sfn: FakeStepFunctions, clock: Clock) -> ReviewService:
+    """The review service over the fakes, Alice and Bob on its allow-list."""
+    return ReviewService(
         store=store,
         callbacks=sfn,
         notifier=RecordingNotifier(),
@@ -71,6 +70,12 @@ def world() -> World:
         ),
         clock=clock,
     )
+
+
+@pytest.fixture
+def world() -> World:
+    store, sfn, clock = MemoryReviewStore(), FakeStepFunctions(), Clock()
+    service = _service(store, sfn, clock)
     sfn.wait(TOKEN)
     review = service.open(
         query_id="q-1",
@@ -432,15 +437,8 @@ def test_a_follow_up_in_review_shows_the_reviewer_the_conversation_so_far() -> N
     from panelbrain.review.render import email_body, slack_message
 
     # GIVEN a follow-up ("what about Quebec?") whose plan names its turn and the readings before it
-    store, sfn = MemoryReviewStore(), FakeStepFunctions()
-    service = ReviewService(
-        store=store,
-        callbacks=sfn,
-        notifier=RecordingNotifier(),
-        signing_key=lambda: b"k" * 32,
-        settings=ReviewSettings(allow_list=frozenset({"alice@example.com"}), base_url="http://x"),
-        clock=Clock(),
-    )
+    sfn = FakeStepFunctions()
+    service = _service(MemoryReviewStore(), sfn, Clock())
     history = [
         {"intent": "share", "measure": "abortion", "values": ["Yes"]},
         {"intent": "share", "measure": "abortion", "values": ["Yes"], "breakdown": "province"},
