@@ -35,12 +35,6 @@ FOLLOW_UPS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def fresh_tables(engine: LocalEngine) -> Iterator[None]:
     engine.clear_table("ResultCacheTable")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,6 @@ from panelbrain.local.engine import LocalEngine
 from panelbrain.models import TerminalRecord
 
 EVENTS = Path(__file__).parent.parent.parent / "events"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -28,12 +28,6 @@ RETRY_ALL = [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2, "IntervalSeconds"
 CAUGHT = {"Type": "Pass", "Result": "caught", "End": True}
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
-
-
 @pytest.fixture
 def handler(engine: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[dict[str, Any]]]:
     """Replace FUNCTION's handler with one returning ``result`` (or calling it); the list it

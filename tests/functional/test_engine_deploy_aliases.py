@@ -6,7 +6,6 @@ version from the start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +19,6 @@ from tests.agents import AGENTS
 CONFIDENT = "What share support a ban on abortion by province?"  # answered by the formatter
 AMBIGUOUS = "What share of people in QC strongly support a ban"  # goes to review
 PIPELINE, REVIEW = "QueryPipelineStateMachine", "HumanReviewStateMachine"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 class FakeCodeDeploy:

@@ -4,7 +4,6 @@ each is invoked here, in a running local engine, through the handler the templat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,6 @@ from panelbrain.local.engine import LambdaContext, LocalEngine
 
 EVENTS = Path(__file__).parent.parent.parent / "events"
 CASES = sorted(EVENTS.glob("*/*.json"))
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 def function_for(engine: LocalEngine, folder: str) -> str:

@@ -34,12 +34,6 @@ def event(name: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def empty_cache_and_queue(engine: LocalEngine) -> Iterator[None]:
     engine.clear_table("ResultCacheTable")

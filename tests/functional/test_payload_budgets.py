@@ -9,7 +9,6 @@ limits: 262,144 bytes a state, 400 KB an item (see panelbrain.aws.budgets for th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -39,12 +38,6 @@ from panelbrain.models import Plan, Synthesis, WorkerResult
 # The longest question QueryInput accepts, in characters of four UTF-8 bytes each.
 LONGEST_QUESTION = "\U0001d53c" * 2_000
 SETTINGS = {"answer": 0.8, "review": 0.5, "min_weighted_base": 0, "min_efficiency": 0, "sample_rate": 0}
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ decisions when there are more than it lists.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,12 +21,6 @@ from panelbrain.review.models import Decision, Review
 from panelbrain.review.service import Notifier, ReviewService, ReviewSettings
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,6 @@ the conditional writes ReviewService.decide and the sweeper rely on, as DynamoDB
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from panelbrain.aws.reviews import DynamoReviewStore
@@ -14,12 +12,6 @@ from panelbrain.review.ports import Claim
 from tests.unit.review_fakes import a_review
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalEngine]:
-    with LocalEngine.running() as running:
-        yield running
 
 
 @pytest.fixture
