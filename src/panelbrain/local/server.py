@@ -410,47 +410,37 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     "only localhost, 127.0.0.1 or [::1]",
                 )
 
-        def _local_review(self, query_id: str) -> None:
-            # curl sends no Origin; a browser page does, and no page of this server calls this
-            # route. (The reviewer page's own forms send "null": their Referrer-Policy is
+        def _check_json_from_this_machine(self, posted: str, sent: str) -> None:
+            """Refuse a POST from a web page (403) or in anything but JSON (415): ``posted`` and
+            ``sent`` name what was posted in the two refusals."""
+            # curl sends no Origin; a browser page does, and no page of this server calls these
+            # routes. (The reviewer page's own forms send "null": their Referrer-Policy is
             # no-referrer. They post to /reviews/{id}, signed, and are not checked here.)
             origin = self.headers.get("Origin")
             if origin is not None and not _local_host(origin.partition("://")[2]):
-                raise _Refused(403, f"a decision posted from a web page ({origin[:100]!r}) is refused")
+                raise _Refused(403, f"{posted} posted from a web page ({origin[:100]!r}) is refused")
             media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if media != "application/json":
                 # A browser sends a cross-site form or text/plain without asking first; JSON
                 # needs a preflight (OPTIONS), which this server refuses.
                 raise _Refused(
-                    415, f"send the decision as JSON with Content-Type: application/json, not {media!r}"
+                    415, f"send the {sent} as JSON with Content-Type: application/json, not {media!r}"
                 )
+
+        def _local_review(self, query_id: str) -> None:
+            self._check_json_from_this_machine("a decision", "decision")
             session = bearer_or_cookie(dict(self.headers.items()))
             status, document = server.review(query_id, self._body(), session)
             self._send(status, json.dumps(document))
 
         def _ops(self, command: str) -> None:
-            # Operations change state (redrive, replay, pause): refused from a web page, and
-            # JSON only, so a cross-site form cannot send one without a preflight (refused).
-            origin = self.headers.get("Origin")
-            if origin is not None and not _local_host(origin.partition("://")[2]):
-                raise _Refused(403, f"an operation posted from a web page ({origin[:100]!r}) is refused")
-            media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if media != "application/json":
-                raise _Refused(
-                    415, f"send the arguments as JSON with Content-Type: application/json, not {media!r}"
-                )
+            # Operations change state (redrive, replay, pause).
+            self._check_json_from_this_machine("an operation", "arguments")
             self._send(200, json.dumps(server.ops(command, self._body()), default=str))
 
         def _publish(self, name: str) -> None:
-            # Changes what every later answer reads: refused from a web page, JSON only.
-            origin = self.headers.get("Origin")
-            if origin is not None and not _local_host(origin.partition("://")[2]):
-                raise _Refused(403, f"a publish posted from a web page ({origin[:100]!r}) is refused")
-            media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if media != "application/json":
-                raise _Refused(
-                    415, f"send the request as JSON with Content-Type: application/json, not {media!r}"
-                )
+            # Changes what every later answer reads.
+            self._check_json_from_this_machine("a publish", "request")
             self._body()
             self._send(200, json.dumps(server.publish_dataset(name)))
 
