@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import typer
@@ -35,6 +37,24 @@ DatasetOption = Annotated[
 def emit_json(document: Any) -> None:
     """Write ``document`` as the one JSON document of ``--json`` on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
+
+
+@contextmanager
+def stack_errors(stack: str, preposition: str = "on") -> Iterator[None]:
+    """AWS's refusals ("AWS refused OPERATION on stack NAME: CODE: MESSAGE") and an unreachable
+    AWS as errors that name the stack, never a botocore traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise PanelbrainError(
+            f"AWS refused {exc.operation_name} {preposition} stack {stack}: "
+            f"{error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise PanelbrainError(f"cannot reach AWS for stack {stack}: {exc}") from None
 
 
 def post_to_serve(

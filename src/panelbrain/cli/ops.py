@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from panelbrain.cli.common import LOCAL_URL, post_to_serve
+from panelbrain.cli.common import LOCAL_URL, post_to_serve, stack_errors
 from panelbrain.errors import BadInputError, PanelbrainError
 
 ops_app = typer.Typer(
@@ -81,19 +81,10 @@ def _run(
 ) -> dict[str, Any]:
     if not stack:
         return _local(url, command, arguments)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from panelbrain.ops import operate
 
-    try:
+    with stack_errors(stack):
         return operate.run(operate.stack_target(stack, region, profile), command, arguments)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise PanelbrainError(
-            f"AWS refused {exc.operation_name} on stack {stack}: {error.get('Code')}: {error.get('Message')}"
-        ) from None
-    except BotoCoreError as exc:
-        raise PanelbrainError(f"cannot reach AWS for stack {stack}: {exc}") from None
 
 
 def _emit(document: dict[str, Any]) -> None:

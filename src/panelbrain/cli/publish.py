@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from panelbrain.cli.common import LOCAL_URL, JsonOption, emit_json, out, post_to_serve
+from panelbrain.cli.common import LOCAL_URL, JsonOption, emit_json, out, post_to_serve, stack_errors
 from panelbrain.errors import BadInputError, PanelbrainError
 
 DATASETS_BUCKET = "DatasetsBucket"  # the bucket's logical id in template.yaml
@@ -37,7 +37,7 @@ def stack_bucket(cloudformation: Any, stack: str) -> str:
 
 
 def _to_stack(name: str, stack: str, region: str | None, profile: str | None) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+    from botocore.exceptions import NoRegionError
 
     from panelbrain.aws import clients
     from panelbrain.data import remote
@@ -47,20 +47,14 @@ def _to_stack(name: str, stack: str, region: str | None, profile: str | None) ->
         raise BadInputError(
             f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}"
         )
-    try:
-        bucket = stack_bucket(clients.client("cloudformation", region=region, profile=profile), stack)
-        return remote.publish(
-            clients.client("s3", region=region, profile=profile), bucket, name, dataset_dir(name)
-        )
-    except NoRegionError:
-        raise BadInputError("no AWS region for --stack: pass --region or set AWS_REGION") from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise PanelbrainError(
-            f"AWS refused {exc.operation_name} for stack {stack}: {error.get('Code')}: {error.get('Message')}"
-        ) from None
-    except BotoCoreError as exc:
-        raise PanelbrainError(f"cannot reach AWS for stack {stack}: {exc}") from None
+    with stack_errors(stack, "for"):
+        try:
+            bucket = stack_bucket(clients.client("cloudformation", region=region, profile=profile), stack)
+            return remote.publish(
+                clients.client("s3", region=region, profile=profile), bucket, name, dataset_dir(name)
+            )
+        except NoRegionError:  # a BotoCoreError: named here, before stack_errors sees it
+            raise BadInputError("no AWS region for --stack: pass --region or set AWS_REGION") from None
 
 
 def _to_local(name: str, url: str, timeout_s: float = 300.0) -> dict[str, Any]:
