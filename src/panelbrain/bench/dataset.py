@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -242,7 +243,7 @@ def _add_step(sav: str, targets: str, env: dict[str, str], verbose: bool) -> dic
     def progress(stage: str, done: int, total: int | None) -> None:
         if verbose and (stage != "reading" or done % 500_000 == 0 or done == total):
             of = f" {done:,} of {total:,} rows" if total else ""
-            print(f"  add: {stage}{of}", flush=True)
+            print(f"  add: {stage}{of}", file=sys.stderr, flush=True)
 
     baseline = _reset_peak()
     started = time.perf_counter()
@@ -305,7 +306,7 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
         plans = {key: _plan(key, fields) for key, fields in questions(0).items()}
         first = next(iter(plans))
         if verbose:
-            print(f"  {worker}: cold ({first})...", flush=True)
+            print(f"  {worker}: cold ({first})...", file=sys.stderr, flush=True)
         baseline = _reset_peak()
         started = time.perf_counter()
         remote.materialise(NAME)  # the fetch from S3 into /tmp, timed on its own
@@ -327,7 +328,7 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
         rows: dict[str, Any] = {}
         for key, plan in plans.items():
             if verbose:
-                print(f"  {worker}: warm ({key}, best of {repeat})...", flush=True)
+                print(f"  {worker}: warm ({key}, best of {repeat})...", file=sys.stderr, flush=True)
             seconds, answer = _best(lambda plan=plan: agent.run(plan), repeat)
             warm[key] = seconds
             if worker == "sql_writer":
@@ -404,9 +405,12 @@ def _counts(rows: list[list[Any]]) -> dict[tuple[str, ...], int]:
 
 
 def run_dataset_benchmark(
-    *, rows: int, columns: int, repeat: int, seed: int, template: Path, say: Say = _quiet
+    *, rows: int, columns: int, repeat: int, seed: int, template: Path, say: Say | None = None
 ) -> dict[str, Any]:
-    """Generate, add, publish and query one panel; return seconds, peak memory and ratios."""
+    """Generate, add, publish and query one panel; return seconds, peak memory and ratios.
+    ``say`` receives progress lines (the child processes write theirs to stderr when it is set)."""
+    verbose = say is not None
+    say = say or _quiet
     if not Path("/proc/self/clear_refs").exists():
         from panelbrain.errors import BadInputError
 
@@ -422,7 +426,7 @@ def run_dataset_benchmark(
         write_targets(targets)
         env = {"PANELBRAIN_DATASETS": str(root / "datasets"), "XDG_DATA_HOME": str(root / "xdg")}
         say("add (a fresh process)...")
-        added = _in_child(_add_step, str(sav), str(targets), env, say is not _quiet)
+        added = _in_child(_add_step, str(sav), str(targets), env, verbose)
         say(f"  {added['seconds']:.1f} s, peak {added['peak_mib']:,.0f} MiB")
         functions: dict[str, Any] = {}
         for worker in WORKERS:
@@ -433,7 +437,7 @@ def run_dataset_benchmark(
                 "PANELBRAIN_CACHE_DIR": str(root / f"tmp-{worker}"),  # the container's own /tmp
                 "DATASETS_REFRESH_S": "3600",
             }
-            functions[worker] = _in_child(_function_step, worker, worker_env, repeat, say is not _quiet)
+            functions[worker] = _in_child(_function_step, worker, worker_env, repeat, verbose)
             cold = functions[worker]["cold"]
             say(f"  cold {cold['seconds']:.2f} s, peak {cold['peak_mib']:,.0f} MiB")
         say("peer: plain DuckDB over the same Parquet file (a fresh process)...")

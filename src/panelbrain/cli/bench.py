@@ -62,7 +62,7 @@ def bench_dataset(
         repeat=repeat,
         seed=seed,
         template=find_template(),
-        say=(lambda _: None) if as_json else err.print,
+        say=None if as_json else err.print,
     )
     if as_json:
         emit_json(result)
