@@ -52,7 +52,8 @@ def bench_dataset(
         raise BadInputError(f"--rows must be at least {MIN_ROWS}, got {rows}")
     if columns < MIN_COLUMNS:
         raise BadInputError(
-            f"--columns must be at least {MIN_COLUMNS} (id, weight, 4 demographics, 2 questions), got {columns}"
+            f"--columns must be at least {MIN_COLUMNS} (id, weight, 4 demographics, 2 questions), "
+            f"got {columns}"
         )
     if repeat < 1:
         raise BadInputError("--repeat must be at least 1")

@@ -587,6 +587,7 @@ def bench_dataset_view(result: dict[str, Any]) -> None:
         )
     out.print(
         f"peer ({peer['name']}): cold {' '.join(f'{s:.3f}' for s in peer['cold_seconds'].values())} s, "
-        f"warm {' '.join(f'{s:.3f}' for s in peer['warm_seconds'].values())} s, peak {peer['peak_mib']:,.0f} MiB; "
+        f"warm {' '.join(f'{s:.3f}' for s in peer['warm_seconds'].values())} s, "
+        f"peak {peer['peak_mib']:,.0f} MiB; "
         f"largest count difference from the SQL writer: {max(peer['max_count_diff_vs_sql_writer'].values())}"
     )

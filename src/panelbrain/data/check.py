@@ -52,13 +52,33 @@ def code_text(value: Any) -> str:
     return str(value)
 
 
-def codes_as_text(series: pd.Series) -> pd.Series:
-    """A column's values as dictionary codes (object dtype, None where missing); blank strings
-    count as missing, as in SPSS string variables. Each distinct value is converted once."""
+def coded(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """A column as positions into its distinct codes: ``(positions, texts)``, position -1 where
+    the value is missing, and a text None for a blank string (missing, as in SPSS string
+    variables). Each distinct value is converted once, and no per-row text is made: on a wide
+    panel the per-row object arrays cost more time and memory than the data itself."""
     positions, uniques = pd.factorize(series, use_na_sentinel=True)
     texts = [None if isinstance(u, str) and not u.strip() else code_text(u) for u in uniques]
+    return positions, texts
+
+
+def codes_as_text(series: pd.Series) -> pd.Series:
+    """A column's values as dictionary codes (object dtype, None where missing); blank strings
+    count as missing, as in SPSS string variables."""
+    positions, texts = coded(series)
     table = np.array([*texts, None], dtype=object)  # position -1 (missing) reads the last entry
     return pd.Series(table[positions], index=series.index, dtype=object)
+
+
+def code_counts(series: pd.Series) -> dict[str, int]:
+    """How many rows hold each code (missing and blank left out), most frequent first."""
+    positions, texts = coded(series)
+    per_unique = np.bincount(positions[positions >= 0], minlength=len(texts))
+    counts: dict[str, int] = {}
+    for text, n in zip(texts, per_unique.tolist(), strict=True):
+        if text is not None and n:
+            counts[text] = counts.get(text, 0) + n  # 1 and 1.0 in one column are one code
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _listed(column: str, kind: str, items: list[Problem]) -> list[Problem]:
@@ -87,10 +107,9 @@ def _check_categorical(column: Column, series: pd.Series) -> list[Problem]:
             Problem(column.name, f"value {code!r} is listed both as a value and as missing", code)
         )
     known = set(listed) | missing_codes
-    counts = codes_as_text(series).value_counts()
     unlabelled = [
-        Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(int(n))})", str(code))
-        for code, n in counts.items()
+        Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(n)})", code)
+        for code, n in code_counts(series).items()
         if code not in known
     ]
     return problems + _listed(column.name, "values without a label", unlabelled)
