@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ DEMOGRAPHICS: dict[str, tuple[str, list[str], list[float], list[float]]] = {
         [0.05, 0.32, 0.20, 0.28, 0.15],
     ),
 }
-LIKERT = {
+LIKERT: dict[int | float, str] = {
     1: "Strongly disagree",
     2: "Disagree",
     3: "Neither",
@@ -71,7 +72,7 @@ LIKERT = {
     5: "Strongly agree",
     9: "Don't know",
 }
-YES_NO = {1: "Yes", 2: "No", 9: "Don't know"}
+YES_NO: dict[int | float, str] = {1: "Yes", 2: "No", 9: "Don't know"}
 DONT_KNOW = 9
 NUMERIC_EVERY = 10  # one question in ten is a 0-10 score (scale), the rest coded answers
 
@@ -93,15 +94,15 @@ def write_panel_file(path: Path, *, rows: int, columns: int, seed: int, say: Say
 
     rng = np.random.default_rng(seed)
     data: dict[str, Any] = {"respondent_id": np.arange(1, rows + 1, dtype=np.int64)}
-    labels = {"respondent_id": "Respondent ID", "weight": "Design weight"}
-    value_labels: dict[str, dict[int, str]] = {}
+    labels: dict[str, str | None] = {"respondent_id": "Respondent ID", "weight": "Design weight"}
+    value_labels: dict[str, dict[int | float, str]] = {}
     measures = {"respondent_id": "scale", "weight": "scale"}
-    missing: dict[str, list[int]] = {}
+    missing: dict[str, list[Any]] = {}
     data["weight"] = rng.uniform(0.5, 2.0, rows).round(4)
     for column, (label, categories, _, sample) in DEMOGRAPHICS.items():
         data[column] = rng.choice(len(categories), size=rows, p=sample).astype(np.int8) + 1
         labels[column] = label
-        value_labels[column] = {i + 1: c for i, c in enumerate(categories)}
+        value_labels[column] = {float(i + 1): c for i, c in enumerate(categories)}
         measures[column] = "nominal"
     questions = columns - 2 - len(DEMOGRAPHICS)
     # Answers lean with age, so weighted and unweighted shares differ as on a real panel.
@@ -115,7 +116,7 @@ def write_panel_file(path: Path, *, rows: int, columns: int, seed: int, say: Say
             labels[name] = f"Question {i}: score from 0 to 10"
             measures[name] = "scale"
             continue
-        codes = YES_NO if i % 7 == 0 else LIKERT
+        codes: dict[int | float, str] = YES_NO if i % 7 == 0 else LIKERT
         answers = len(codes) - 1
         drawn = np.clip(np.floor(rng.random(rows) * answers + lean * (i % 3)), 0, answers - 1).astype(np.int8)
         drawn += 1
@@ -329,7 +330,7 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
         for key, plan in plans.items():
             if verbose:
                 print(f"  {worker}: warm ({key}, best of {repeat})...", file=sys.stderr, flush=True)
-            seconds, answer = _best(lambda plan=plan: agent.run(plan), repeat)
+            seconds, answer = _best(partial(agent.run, plan), repeat)
             warm[key] = seconds
             if worker == "sql_writer":
                 rows[key] = answer.output["rows"]
@@ -343,6 +344,10 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
             "function_peak_mib": init_mib + peak - baseline,
             "rows": rows,
         }
+
+
+def _fetch(con: Any, sql: str) -> list[Any]:
+    return list(con.execute(sql).fetchall())
 
 
 def _peer_step(parquet: str, repeat: int) -> dict[str, Any]:
@@ -362,7 +367,7 @@ def _peer_step(parquet: str, repeat: int) -> dict[str, Any]:
         cold[key] = time.perf_counter() - begun
         if key == next(iter(plans)):
             cold[key] = time.perf_counter() - started  # the first one pays for the connection
-        warm[key], rows[key] = _best(lambda sql=sql: con.execute(sql).fetchall(), repeat)
+        warm[key], rows[key] = _best(partial(_fetch, con, sql), repeat)
     return {
         "cold_seconds": cold,
         "warm_seconds": warm,

@@ -37,7 +37,7 @@ class LoadedDataset:
         return self.spec.main_table
 
 
-def _categorical(series: pd.Series, column: Column, dataset: str) -> pd.Categorical:
+def _categorical(series: pd.Series, column: Column, dataset: str) -> pd.Categorical[str]:
     """A coded column as the dictionary's categories, mapped once per distinct code (not per
     row: 300 coded columns of 1,000,000 rows as per-row text took most of a cold start)."""
     categories = [v.value for v in column.values]
@@ -52,7 +52,7 @@ def _categorical(series: pd.Series, column: Column, dataset: str) -> pd.Categori
         if text not in index:
             raise DictionaryError(f"{dataset}: value {text!r} of {column.name!r} is not in the dictionary")
         lookup[i] = index[text]
-    return pd.Categorical.from_codes(lookup[positions], categories=categories)
+    return pd.Categorical.from_codes(lookup[positions], categories=pd.Index(categories))
 
 
 def _typed(frame: pd.DataFrame, table: Table, dataset: str) -> pd.DataFrame:
