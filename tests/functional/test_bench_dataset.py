@@ -59,3 +59,6 @@ def test_a_tiny_panel_is_added_published_and_answered_by_each_data_function() ->
         assert set(figures["warm_ratio_vs_peer"]) == set(document["questions"])
     # AND the peer (DuckDB over the same Parquet) counted exactly what the SQL writer counted
     assert document["peer"]["max_count_diff_vs_sql_writer"] == dict.fromkeys(document["questions"], 0)
+    # AND what a columnar scan of each question reads is a part of the file, never more
+    scanned = document["parquet_columns"]["scanned_bytes_per_question"]
+    assert 0 < max(scanned.values()) < document["parquet_columns"]["total_compressed_bytes"]

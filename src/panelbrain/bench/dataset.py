@@ -95,14 +95,14 @@ def write_panel_file(path: Path, *, rows: int, columns: int, seed: int, say: Say
     rng = np.random.default_rng(seed)
     data: dict[str, Any] = {"respondent_id": np.arange(1, rows + 1, dtype=np.int64)}
     labels: dict[str, str | None] = {"respondent_id": "Respondent ID", "weight": "Design weight"}
-    value_labels: dict[str, dict[int | float, str]] = {}
+    value_labels: dict[str, Any] = {}  # pyreadstat wants int codes for int columns
     measures = {"respondent_id": "scale", "weight": "scale"}
     missing: dict[str, list[Any]] = {}
     data["weight"] = rng.uniform(0.5, 2.0, rows).round(4)
     for column, (label, categories, _, sample) in DEMOGRAPHICS.items():
         data[column] = rng.choice(len(categories), size=rows, p=sample).astype(np.int8) + 1
         labels[column] = label
-        value_labels[column] = {float(i + 1): c for i, c in enumerate(categories)}
+        value_labels[column] = {i + 1: c for i, c in enumerate(categories)}
         measures[column] = "nominal"
     questions = columns - 2 - len(DEMOGRAPHICS)
     # Answers lean with age, so weighted and unweighted shares differ as on a real panel.
@@ -377,6 +377,30 @@ def _peer_step(parquet: str, repeat: int) -> dict[str, Any]:
     }
 
 
+def column_bytes(parquet: Path) -> dict[str, int]:
+    """Each column's compressed bytes in the Parquet file (all row groups): what a columnar
+    engine reads from S3 for that column (Athena bills the bytes it scans)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata(?) GROUP BY 1",
+            [str(parquet)],
+        ).fetchall()
+    return {str(name): int(size) for name, size in rows}
+
+
+def scanned_bytes(fields: dict[str, Any], sizes: dict[str, int], weight: str = "weight") -> int:
+    """The bytes a columnar scan of one question reads: its measure, breakdown, filter columns,
+    and the weight when it is weighted (the raking variables too: the weights are raked on them)."""
+    columns = {fields["measure"], *(f["column"] for f in fields.get("filters", []))}
+    if fields.get("breakdown"):
+        columns.add(fields["breakdown"])
+    if fields.get("weighted"):
+        columns |= {weight, *DEMOGRAPHICS}
+    return sum(sizes[c] for c in columns)
+
+
 def _in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     # spawn, not fork: a fresh interpreter, as a new Lambda container starts with nothing loaded.
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
@@ -447,6 +471,7 @@ def run_dataset_benchmark(
             say(f"  cold {cold['seconds']:.2f} s, peak {cold['peak_mib']:,.0f} MiB")
         say("peer: plain DuckDB over the same Parquet file (a fresh process)...")
         peer = _in_child(_peer_step, added["parquet"], repeat)
+        sizes = column_bytes(Path(added["parquet"]))
     publish = functions["sql_writer"]["publish"]
     ours = functions["sql_writer"]
     agreement = {
@@ -496,6 +521,13 @@ def run_dataset_benchmark(
             "max_count_diff_vs_sql_writer": agreement,
         },
         "questions": questions(columns),
+        "parquet_columns": {
+            "total_compressed_bytes": sum(sizes.values()),
+            "largest_column_bytes": max(sizes.values()),
+            "scanned_bytes_per_question": {
+                key: scanned_bytes(fields, sizes) for key, fields in questions(columns).items()
+            },
+        },
         "note": (
             "each step in a fresh process; a function's peak = its resident memory after init "
             "(imports) + the high-water mark above the step's baseline (the emulator's memory "
