@@ -239,6 +239,45 @@ def target_problems(table: Table, variable: WeightingVariable, frame: pd.DataFra
     return problems
 
 
+def column_problems(column: Column, series: pd.Series) -> list[Problem]:
+    """One column's problems on its own: its values against its type, and its role's rules."""
+    if column.type == "categorical":
+        problems = _check_categorical(column, series)
+    else:
+        problems = _check_number(column, series)
+    if column.role == "design_weight":
+        problems += weight_problems(column.name, series)
+    elif column.role == "id":
+        problems += id_problems(column.name, series)
+    return problems
+
+
+def weighting_columns(spec: Dataset) -> list[str]:
+    """The columns the weighting checks read together (variables, their sources, base weight)."""
+    weighting = spec.weighting
+    if weighting is None:
+        return []
+    names = [weighting.base_weight] if weighting.base_weight else []
+    for variable in weighting.variables:
+        names += [variable.column] + ([variable.targets_from_column] if variable.targets_from_column else [])
+    return list(dict.fromkeys(names))
+
+
+def weighting_problems(spec: Dataset, frame: pd.DataFrame, absent: list[str]) -> list[Problem]:
+    """The problems across columns: the base weight, and each target against the data."""
+    table, weighting = spec.main_table, spec.weighting
+    if weighting is None:
+        return []
+    problems = []
+    base = weighting.base_weight
+    if base and base not in absent and table.column(base).role != "design_weight":
+        problems += weight_problems(base, frame[base])
+    for variable in weighting.variables:
+        if variable.column not in absent and variable.targets_from_column not in absent:
+            problems += target_problems(table, variable, frame)
+    return problems
+
+
 def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
     """Every disagreement between ``spec``'s main table and ``frame`` (its data as stored).
 
@@ -255,24 +294,6 @@ def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
     absent = [c.name for c in table.columns if c.name not in frame.columns]
     problems = [Problem(name, "is in the dictionary but not in the data") for name in absent]
     for column in table.columns:
-        if column.name in absent:
-            continue
-        series = frame[column.name]
-        if column.type == "categorical":
-            problems += _check_categorical(column, series)
-        else:
-            problems += _check_number(column, series)
-        if column.role == "design_weight":
-            problems += weight_problems(column.name, series)
-        elif column.role == "id":
-            problems += id_problems(column.name, series)
-    weighting = spec.weighting
-    if weighting is None:
-        return problems
-    base = weighting.base_weight
-    if base and base not in absent and table.column(base).role != "design_weight":
-        problems += weight_problems(base, frame[base])
-    for variable in weighting.variables:
-        if variable.column not in absent and variable.targets_from_column not in absent:
-            problems += target_problems(table, variable, frame)
-    return problems
+        if column.name not in absent:
+            problems += column_problems(column, frame[column.name])
+    return problems + weighting_problems(spec, frame, absent)
