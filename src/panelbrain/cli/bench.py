@@ -33,6 +33,44 @@ def bench_rake(
     bench_rake_view(result, rows=rows, repeat=repeat)
 
 
+@bench_app.command("dataset")
+def bench_dataset(
+    rows: Annotated[int, typer.Option(help="Respondents in the generated panel.")] = 1_000_000,
+    columns: Annotated[
+        int, typer.Option(help="Columns in the generated panel (id, weight, 4 demographics, questions).")
+    ] = 300,
+    repeat: Annotated[int, typer.Option(help="Warm answers timed per question (the best is reported).")] = 3,
+    seed: Annotated[int, typer.Option(help="Panel seed.")] = 2026,
+    as_json: JsonOption = False,
+) -> None:
+    """A labelled SPSS panel added, published and queried by the data functions, cold and warm."""
+    from panelbrain.bench.dataset import MIN_COLUMNS, MIN_ROWS, run_dataset_benchmark
+    from panelbrain.cli.present import bench_dataset_view
+    from panelbrain.local.engine import find_template
+
+    if rows < MIN_ROWS:
+        raise BadInputError(f"--rows must be at least {MIN_ROWS}, got {rows}")
+    if columns < MIN_COLUMNS:
+        raise BadInputError(
+            f"--columns must be at least {MIN_COLUMNS} (id, weight, 4 demographics, 2 questions), "
+            f"got {columns}"
+        )
+    if repeat < 1:
+        raise BadInputError("--repeat must be at least 1")
+    result = run_dataset_benchmark(
+        rows=rows,
+        columns=columns,
+        repeat=repeat,
+        seed=seed,
+        template=find_template(),
+        say=None if as_json else err.print,
+    )
+    if as_json:
+        emit_json(result)
+        return
+    bench_dataset_view(result)
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     latency: Annotated[

@@ -542,3 +542,52 @@ def invocation_view(result: InvokeResult) -> None:
             f"[dim]REPORT {result.function}:{ran.qualifier} Duration: {ran.seconds * 1000:.2f} ms "
             f"({ran.served_by.replace('_', ' ')}{cold})[/]"
         )
+
+
+def bench_dataset_view(result: dict[str, Any]) -> None:
+    """Add, publish, and each data function cold and warm, with peak memory against MemorySize."""
+    panel, added, published, peer = result["panel_file"], result["add"], result["publish"], result["peer"]
+    out.print(
+        f"Panel: {result['rows']:,} x {result['columns']:,} SPSS file, {panel['bytes'] / 2**20:,.0f} MiB "
+        f"(written in {panel['seconds']:.1f} s); stored Parquet {added['parquet_bytes'] / 2**20:,.1f} MiB"
+    )
+    out.print(
+        f"add: {added['seconds']:.1f} s, peak {added['peak_mib']:,.0f} MiB; "
+        f"publish: {published['seconds']:.2f} s, peak {published['peak_mib']:,.0f} MiB"
+    )
+    grid = Table(title=f"Data functions (warm: best of {result['repeat']})", caption=result["note"])
+    for head in (
+        "function",
+        "cold s",
+        "warm s",
+        "peak MiB",
+        "MemorySize",
+        "fits",
+        "vs peer cold",
+        "vs peer warm",
+    ):
+        grid.add_column(head, justify="left" if head == "function" else "right")
+    for worker, f in result["functions"].items():
+        grid.add_row(
+            worker,
+            f"{f['cold']['seconds']:.2f}",
+            " ".join(f"{s:.3f}" for s in f["warm_seconds"].values()),
+            f"{f['peak_mib']:,.0f}",
+            f"{f['memory_size_mb']} MB",
+            "yes" if f["fits"] else "[red]no[/]",
+            f"{f['cold_ratio_vs_peer']:.0f}x",
+            " ".join(f"{r:.1f}x" for r in f["warm_ratio_vs_peer"].values()),
+        )
+    out.print(grid)
+    for worker, f in result["functions"].items():
+        cold = f["cold"]
+        out.print(
+            f"{worker} cold: fetch {cold['fetch_seconds']:.2f} s, load and check "
+            f"{cold['load_and_check_seconds']:.2f} s, first answer {cold['first_answer_seconds']:.2f} s"
+        )
+    out.print(
+        f"peer ({peer['name']}): cold {' '.join(f'{s:.3f}' for s in peer['cold_seconds'].values())} s, "
+        f"warm {' '.join(f'{s:.3f}' for s in peer['warm_seconds'].values())} s, "
+        f"peak {peer['peak_mib']:,.0f} MiB; "
+        f"largest count difference from the SQL writer: {max(peer['max_count_diff_vs_sql_writer'].values())}"
+    )

@@ -52,13 +52,33 @@ def code_text(value: Any) -> str:
     return str(value)
 
 
-def codes_as_text(series: pd.Series) -> pd.Series:
-    """A column's values as dictionary codes (object dtype, None where missing); blank strings
-    count as missing, as in SPSS string variables. Each distinct value is converted once."""
+def coded(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """A column as positions into its distinct codes: ``(positions, texts)``, position -1 where
+    the value is missing, and a text None for a blank string (missing, as in SPSS string
+    variables). Each distinct value is converted once, and no per-row text is made: on a wide
+    panel the per-row object arrays cost more time and memory than the data itself."""
     positions, uniques = pd.factorize(series, use_na_sentinel=True)
     texts = [None if isinstance(u, str) and not u.strip() else code_text(u) for u in uniques]
+    return positions, texts
+
+
+def codes_as_text(series: pd.Series) -> pd.Series:
+    """A column's values as dictionary codes (object dtype, None where missing); blank strings
+    count as missing, as in SPSS string variables."""
+    positions, texts = coded(series)
     table = np.array([*texts, None], dtype=object)  # position -1 (missing) reads the last entry
     return pd.Series(table[positions], index=series.index, dtype=object)
+
+
+def code_counts(series: pd.Series) -> dict[str, int]:
+    """How many rows hold each code (missing and blank left out), most frequent first."""
+    positions, texts = coded(series)
+    per_unique = np.bincount(positions[positions >= 0], minlength=len(texts))
+    counts: dict[str, int] = {}
+    for text, n in zip(texts, per_unique.tolist(), strict=True):
+        if text is not None and n:
+            counts[text] = counts.get(text, 0) + n  # 1 and 1.0 in one column are one code
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _listed(column: str, kind: str, items: list[Problem]) -> list[Problem]:
@@ -87,10 +107,9 @@ def _check_categorical(column: Column, series: pd.Series) -> list[Problem]:
             Problem(column.name, f"value {code!r} is listed both as a value and as missing", code)
         )
     known = set(listed) | missing_codes
-    counts = codes_as_text(series).value_counts()
     unlabelled = [
-        Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(int(n))})", str(code))
-        for code, n in counts.items()
+        Problem(column.name, f"value {code!r} has no label in the dictionary ({_rows(n)})", code)
+        for code, n in code_counts(series).items()
         if code not in known
     ]
     return problems + _listed(column.name, "values without a label", unlabelled)
@@ -220,6 +239,45 @@ def target_problems(table: Table, variable: WeightingVariable, frame: pd.DataFra
     return problems
 
 
+def column_problems(column: Column, series: pd.Series) -> list[Problem]:
+    """One column's problems on its own: its values against its type, and its role's rules."""
+    if column.type == "categorical":
+        problems = _check_categorical(column, series)
+    else:
+        problems = _check_number(column, series)
+    if column.role == "design_weight":
+        problems += weight_problems(column.name, series)
+    elif column.role == "id":
+        problems += id_problems(column.name, series)
+    return problems
+
+
+def weighting_columns(spec: Dataset) -> list[str]:
+    """The columns the weighting checks read together (variables, their sources, base weight)."""
+    weighting = spec.weighting
+    if weighting is None:
+        return []
+    names = [weighting.base_weight] if weighting.base_weight else []
+    for variable in weighting.variables:
+        names += [variable.column] + ([variable.targets_from_column] if variable.targets_from_column else [])
+    return list(dict.fromkeys(names))
+
+
+def weighting_problems(spec: Dataset, frame: pd.DataFrame, absent: list[str]) -> list[Problem]:
+    """The problems across columns: the base weight, and each target against the data."""
+    table, weighting = spec.main_table, spec.weighting
+    if weighting is None:
+        return []
+    problems = []
+    base = weighting.base_weight
+    if base and base not in absent and table.column(base).role != "design_weight":
+        problems += weight_problems(base, frame[base])
+    for variable in weighting.variables:
+        if variable.column not in absent and variable.targets_from_column not in absent:
+            problems += target_problems(table, variable, frame)
+    return problems
+
+
 def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
     """Every disagreement between ``spec``'s main table and ``frame`` (its data as stored).
 
@@ -236,24 +294,6 @@ def check_dataset(spec: Dataset, frame: pd.DataFrame) -> list[Problem]:
     absent = [c.name for c in table.columns if c.name not in frame.columns]
     problems = [Problem(name, "is in the dictionary but not in the data") for name in absent]
     for column in table.columns:
-        if column.name in absent:
-            continue
-        series = frame[column.name]
-        if column.type == "categorical":
-            problems += _check_categorical(column, series)
-        else:
-            problems += _check_number(column, series)
-        if column.role == "design_weight":
-            problems += weight_problems(column.name, series)
-        elif column.role == "id":
-            problems += id_problems(column.name, series)
-    weighting = spec.weighting
-    if weighting is None:
-        return problems
-    base = weighting.base_weight
-    if base and base not in absent and table.column(base).role != "design_weight":
-        problems += weight_problems(base, frame[base])
-    for variable in weighting.variables:
-        if variable.column not in absent and variable.targets_from_column not in absent:
-            problems += target_problems(table, variable, frame)
-    return problems
+        if column.name not in absent:
+            problems += column_problems(column, frame[column.name])
+    return problems + weighting_problems(spec, frame, absent)
