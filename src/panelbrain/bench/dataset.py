@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -77,6 +76,13 @@ DONT_KNOW = 9
 NUMERIC_EVERY = 10  # one question in ten is a 0-10 score (scale), the rest coded answers
 
 Say = Callable[[str], None]
+
+
+def _progress(text: str) -> None:
+    """Progress for the person running the bench (each step runs in a process of its own)."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, markup=False).print(text)
 
 
 def _quiet(_: str) -> None:
@@ -244,7 +250,7 @@ def _add_step(sav: str, targets: str, env: dict[str, str], verbose: bool) -> dic
     def progress(stage: str, done: int, total: int | None) -> None:
         if verbose and (stage != "reading" or done % 500_000 == 0 or done == total):
             of = f" {done:,} of {total:,} rows" if total else ""
-            print(f"  add: {stage}{of}", file=sys.stderr, flush=True)
+            _progress(f"  add: {stage}{of}")
 
     baseline = _reset_peak()
     started = time.perf_counter()
@@ -307,7 +313,7 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
         plans = {key: _plan(key, fields) for key, fields in questions(0).items()}
         first = next(iter(plans))
         if verbose:
-            print(f"  {worker}: cold ({first})...", file=sys.stderr, flush=True)
+            _progress(f"  {worker}: cold ({first})...")
         baseline = _reset_peak()
         started = time.perf_counter()
         remote.materialise(NAME)  # the fetch from S3 into /tmp, timed on its own
@@ -329,7 +335,7 @@ def _function_step(worker: str, env: dict[str, str], repeat: int, verbose: bool)
         rows: dict[str, Any] = {}
         for key, plan in plans.items():
             if verbose:
-                print(f"  {worker}: warm ({key}, best of {repeat})...", file=sys.stderr, flush=True)
+                _progress(f"  {worker}: warm ({key}, best of {repeat})...")
             seconds, answer = _best(partial(agent.run, plan), repeat)
             warm[key] = seconds
             if worker == "sql_writer":
