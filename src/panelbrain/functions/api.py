@@ -87,10 +87,16 @@ def _cache_metric(name: str, turn: str) -> None:
         metric.add_dimension(name="turn", value=turn)
 
 
-@functools.cache
 def _planner(dataset: str) -> OfflinePlanner:
-    # The dictionary's phrases, sorted once per container: planning a question is then a walk.
-    return OfflinePlanner(load_dictionary(dataset))
+    # Per published version (a republish may change the dictionary's words): a container kept
+    # warm across a republish reads questions with the new dictionary.
+    return _planner_at(dataset, load_dictionary(dataset).data_version)
+
+
+@functools.cache
+def _planner_at(dataset: str, version: str) -> OfflinePlanner:
+    # The dictionary's phrases, sorted once per version: planning a question is then a walk.
+    return OfflinePlanner(load_dictionary(dataset, version))
 
 
 def _offline_reading(query: QueryInput) -> Plan | None:
