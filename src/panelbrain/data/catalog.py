@@ -180,7 +180,8 @@ def load_dataset(
         return LoadedDataset(spec, frame, f"{name}-{spec.data_version}-{rows}-{seed}")
     if table.file is None:
         raise DictionaryError(f"{name}: table {table.name!r} names no file")
-    path = dataset_folder(name, spec.data_version) / table.file
+    folder = dataset_folder(name, spec.data_version)
+    path = folder / table.file
     typed: pd.DataFrame | None
     if path.suffix.lower() == ".parquet":
         problems, typed = _load_parquet(spec, path)
@@ -198,9 +199,7 @@ def load_dataset(
         )
     # The dictionary decides how the rows read (missing codes, values), so a cached copy of the
     # typed rows is keyed by the dictionary's text as well as the data's version.
-    digest = hashlib.sha256(
-        (dataset_folder(name, spec.data_version) / DICTIONARY_FILE).read_bytes()
-    ).hexdigest()[:12]
+    digest = hashlib.sha256((folder / DICTIONARY_FILE).read_bytes()).hexdigest()[:12]
     return LoadedDataset(spec, typed, f"{name}-{spec.data_version}-{digest}")
 
 
