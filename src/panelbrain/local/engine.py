@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from panelbrain.errors import BadInputError
 from panelbrain.local import aws_rules
 from panelbrain.local.lambda_rules import (
     DEFAULT_MEMORY_MB,
@@ -391,24 +392,23 @@ class LocalEngine:
         (their DATASETS_BUCKET), as `panelbrain datasets publish` does for a deployed stack: the
         functions read every dataset from S3 here as they do deployed (ADR 0025)."""
         from panelbrain.data import remote
-        from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+        from panelbrain.data.dictionary import local_dataset_names
 
         remote.forget()  # a new emulator: what an earlier engine published is not here
-        bucket = os.environ.get(remote.BUCKET_ENV)
-        if not bucket:
+        if remote.bucket() is None:
             return
         for name in local_dataset_names():
-            self.published_datasets[name] = remote.publish(
-                self.clients["s3"], bucket, name, dataset_dir(name)
-            )
+            self.publish_dataset(name)
 
     def publish_dataset(self, name: str) -> dict[str, Any]:
-        """Publish one local dataset to the functions' bucket: one added, or edited, after the
-        engine started (what `panelbrain datasets publish NAME` asks of a running serve)."""
+        """Publish one local dataset to the functions' bucket (at start, and for one added or
+        edited after: what `panelbrain datasets publish NAME` asks of a running serve)."""
         from panelbrain.data import remote
         from panelbrain.data.dictionary import dataset_dir
 
-        bucket = self.template.resolve({"Ref": "DatasetsBucket"})
+        bucket = remote.bucket()
+        if bucket is None:
+            raise BadInputError(f"the template gives no function {remote.BUCKET_ENV}: nowhere to publish")
         self.published_datasets[name] = result = remote.publish(
             self.clients["s3"], bucket, name, dataset_dir(name)
         )

@@ -257,18 +257,14 @@ class LocalServer:
     def publish_dataset(self, name: str) -> dict[str, Any]:
         """Publish the dataset ``name`` from local files to this engine's datasets bucket (the
         functions' DATASETS_BUCKET), as ``datasets publish --stack`` does to a deployed one."""
-        from panelbrain.data import remote
-        from panelbrain.data.dictionary import dataset_dir, local_dataset_names
+        from panelbrain.data.dictionary import local_dataset_names
 
-        bucket = remote.bucket()
-        if bucket is None:
-            raise BadInputError(f"the template gives no function {remote.BUCKET_ENV}: nowhere to publish")
         if name not in local_dataset_names():
             raise BadInputError(
                 f"no dataset {name!r} in local files; there are {', '.join(local_dataset_names())}"
             )
         with self._round:  # between two of the poller's rounds, as an intake switch
-            return remote.publish(self.engine.clients["s3"], bucket, name, dataset_dir(name))
+            return self.engine.publish_dataset(name)
 
     def reviewers(self) -> list[str]:
         """The allow-list ``serve --reviewers`` gave, in the order given."""
